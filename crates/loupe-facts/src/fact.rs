@@ -1,0 +1,392 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Who made a request, as the audit log names them, and what kind of component that is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub user: String,
+    /// `kubelet`, `scheduler`, `controller`, `node`, `user` or `apiserver`.
+    pub component: String,
+}
+
+impl Actor {
+    pub fn from_user(user: &str, user_agent: &str) -> Actor {
+        let component = if user.starts_with("system:node:") {
+            "kubelet"
+        } else if user == "system:kube-scheduler" || user_agent.starts_with("kube-scheduler/") {
+            "scheduler"
+        } else if user.starts_with("system:serviceaccount:kube-system:")
+            || user == "system:kube-controller-manager"
+            || user_agent.starts_with("kube-controller-manager/")
+        {
+            "controller"
+        } else if user == "system:apiserver" {
+            "apiserver"
+        } else {
+            "user"
+        };
+        Actor {
+            user: user.to_string(),
+            component: component.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// An init container (`spec.initContainers`).
+    pub init: bool,
+    /// An init container with `restartPolicy: Always`.
+    pub sidecar: bool,
+    /// `startup`, `readiness`, `liveness`: the probes it declares.
+    pub probes: Vec<String>,
+    pub post_start: bool,
+    pub pre_stop: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+}
+
+/// One thing that happened to a pod. The public vocabulary (see `docs/facts.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Fact {
+    PodCreated {
+        namespace: String,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        generate_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<Owner>,
+        scheduler: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        priority: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        priority_class: Option<String>,
+        containers: Vec<ContainerSpec>,
+        volumes: Vec<VolumeSpec>,
+        readiness_gates: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        active_deadline_seconds: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        termination_grace_seconds: Option<i64>,
+        by: Actor,
+    },
+    CreateRejected {
+        code: u16,
+        reason: String,
+        message: String,
+        /// The admission webhook named in the message, if one denied or failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        webhook: Option<String>,
+        by: Actor,
+    },
+    Bound {
+        node: String,
+        by: Actor,
+    },
+    BindingFailed {
+        code: u16,
+        message: String,
+    },
+    Nominated {
+        node: String,
+    },
+    Condition {
+        condition: String,
+        status: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    ContainerWaiting {
+        container: String,
+        init: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    ContainerRunning {
+        container: String,
+        init: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        started_at: Option<String>,
+    },
+    ContainerTerminated {
+        container: String,
+        init: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        exit_code: i32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    ContainerReady {
+        container: String,
+        init: bool,
+        ready: bool,
+    },
+    ContainerRestarted {
+        container: String,
+        init: bool,
+        restart_count: i32,
+        /// How the previous run ended (`lastState.terminated.reason`), e.g. `OOMKilled`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_reason: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_exit_code: Option<i32>,
+    },
+    Phase {
+        phase: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    PodIp {
+        ip: String,
+    },
+    HostIp {
+        ip: String,
+    },
+    FinalizerAdded {
+        finalizer: String,
+    },
+    FinalizerRemoved {
+        finalizer: String,
+    },
+    LabelsChanged {
+        set: BTreeMap<String, String>,
+        removed: Vec<String>,
+    },
+    AnnotationsChanged {
+        set: Vec<String>,
+        removed: Vec<String>,
+    },
+    SpecChanged {
+        by: Actor,
+    },
+    /// A container's image changed: the start of an in-place upgrade.
+    ImageChanged {
+        container: String,
+        from: String,
+        to: String,
+        by: Actor,
+    },
+    DeletionRequested {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        grace_seconds: Option<i64>,
+        finalizers: Vec<String>,
+        by: Actor,
+    },
+    DeleteFailed {
+        code: u16,
+        message: String,
+        by: Actor,
+    },
+    EvictionRequested {
+        by: Actor,
+    },
+    EvictionRefused {
+        code: u16,
+        message: String,
+        by: Actor,
+    },
+    Gone {
+        by: Actor,
+    },
+    Event {
+        /// `v1` (core) or `events.k8s.io/v1`.
+        api: String,
+        reason: String,
+        message: String,
+        #[serde(rename = "event_type")]
+        kind: String,
+        component: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field_path: Option<String>,
+        count: i32,
+        /// A repeat of an earlier event (a `patch`, or a series update).
+        repeat: bool,
+    },
+}
+
+impl Fact {
+    /// The fact's type name, as in its JSON `type` field.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Fact::PodCreated { .. } => "pod_created",
+            Fact::CreateRejected { .. } => "create_rejected",
+            Fact::Bound { .. } => "bound",
+            Fact::BindingFailed { .. } => "binding_failed",
+            Fact::Nominated { .. } => "nominated",
+            Fact::Condition { .. } => "condition",
+            Fact::ContainerWaiting { .. } => "container_waiting",
+            Fact::ContainerRunning { .. } => "container_running",
+            Fact::ContainerTerminated { .. } => "container_terminated",
+            Fact::ContainerReady { .. } => "container_ready",
+            Fact::ContainerRestarted { .. } => "container_restarted",
+            Fact::Phase { .. } => "phase",
+            Fact::PodIp { .. } => "pod_ip",
+            Fact::HostIp { .. } => "host_ip",
+            Fact::FinalizerAdded { .. } => "finalizer_added",
+            Fact::FinalizerRemoved { .. } => "finalizer_removed",
+            Fact::LabelsChanged { .. } => "labels_changed",
+            Fact::AnnotationsChanged { .. } => "annotations_changed",
+            Fact::SpecChanged { .. } => "spec_changed",
+            Fact::ImageChanged { .. } => "image_changed",
+            Fact::DeletionRequested { .. } => "deletion_requested",
+            Fact::DeleteFailed { .. } => "delete_failed",
+            Fact::EvictionRequested { .. } => "eviction_requested",
+            Fact::EvictionRefused { .. } => "eviction_refused",
+            Fact::Gone { .. } => "gone",
+            Fact::Event { .. } => "event",
+        }
+    }
+
+    /// One line for humans, as `loupe timeline` prints it.
+    pub fn summary(&self) -> String {
+        match self {
+            Fact::PodCreated {
+                namespace,
+                name,
+                owner,
+                containers,
+                by,
+                ..
+            } => {
+                let owner = owner
+                    .as_ref()
+                    .map(|o| format!(" by {}/{}", o.kind, o.name))
+                    .unwrap_or_else(|| format!(" by {}", by.user));
+                format!("{namespace}/{name} created{owner}, {} container(s)", containers.len())
+            }
+            Fact::CreateRejected { code, message, .. } => format!("create rejected ({code}): {message}"),
+            Fact::Bound { node, .. } => format!("bound to {node}"),
+            Fact::BindingFailed { code, message } => format!("binding failed ({code}): {message}"),
+            Fact::Nominated { node } => format!("nominated to {node}"),
+            Fact::Condition {
+                condition,
+                status,
+                reason,
+                message,
+            } => with_detail(format!("{condition}={status}"), reason, message),
+            Fact::ContainerWaiting {
+                container,
+                reason,
+                message,
+                ..
+            } => with_detail(format!("{container} waiting"), reason, message),
+            Fact::ContainerRunning { container, .. } => format!("{container} running"),
+            Fact::ContainerTerminated {
+                container,
+                reason,
+                exit_code,
+                ..
+            } => format!(
+                "{container} terminated: {} (exit {exit_code})",
+                reason.as_deref().unwrap_or("-")
+            ),
+            Fact::ContainerReady { container, ready, .. } => format!("{container} ready={ready}"),
+            Fact::ContainerRestarted {
+                container,
+                restart_count,
+                last_reason,
+                ..
+            } => format!(
+                "{container} restarted ({restart_count}){}",
+                last_reason.as_deref().map(|r| format!(" after {r}")).unwrap_or_default()
+            ),
+            Fact::Phase {
+                phase,
+                reason,
+                message,
+            } => with_detail(format!("phase {phase}"), reason, message),
+            Fact::PodIp { ip } => format!("pod IP {ip}"),
+            Fact::HostIp { ip } => format!("host IP {ip} (kubelet picked it up)"),
+            Fact::FinalizerAdded { finalizer } => format!("finalizer {finalizer} added"),
+            Fact::FinalizerRemoved { finalizer } => format!("finalizer {finalizer} removed"),
+            Fact::LabelsChanged { set, removed } => {
+                let set: Vec<_> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("labels set [{}] removed [{}]", set.join(" "), removed.join(" "))
+            }
+            Fact::AnnotationsChanged { set, removed } => {
+                format!("annotations set [{}] removed [{}]", set.join(" "), removed.join(" "))
+            }
+            Fact::SpecChanged { by } => format!("spec changed by {}", by.user),
+            Fact::ImageChanged {
+                container, from, to, ..
+            } => format!("{container} image {from} -> {to}"),
+            Fact::DeletionRequested {
+                grace_seconds, by, ..
+            } => format!(
+                "deletion requested by {} (grace {})",
+                by.user,
+                grace_seconds.map_or("default".into(), |g| format!("{g}s"))
+            ),
+            Fact::DeleteFailed { code, message, .. } => format!("delete failed ({code}): {message}"),
+            Fact::EvictionRequested { by } => format!("eviction requested by {}", by.user),
+            Fact::EvictionRefused { code, message, .. } => {
+                format!("eviction refused ({code}): {message}")
+            }
+            Fact::Gone { by } => format!("gone (removed by {})", by.user),
+            Fact::Event {
+                reason,
+                message,
+                component,
+                count,
+                ..
+            } => {
+                let count = if *count > 1 { format!(" x{count}") } else { String::new() };
+                format!("[{component}] {reason}{count}: {message}")
+            }
+        }
+    }
+}
+
+fn with_detail(head: String, reason: &Option<String>, message: &Option<String>) -> String {
+    match (reason, message) {
+        (Some(r), Some(m)) => format!("{head} ({r}: {m})"),
+        (Some(r), None) => format!("{head} ({r})"),
+        (None, Some(m)) => format!("{head} ({m})"),
+        (None, None) => head,
+    }
+}
+
+/// A fact with its place on the pod's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FactRecord {
+    /// Audit time (`stageTimestamp`) of the request that revealed it, µs since the epoch.
+    pub ts: i64,
+    pub audit_id: String,
+    /// Order among the facts of one audit event.
+    pub seq: u32,
+    /// Arrived after the watermark had passed its time.
+    pub late: bool,
+    #[serde(flatten)]
+    pub fact: Fact,
+}
