@@ -1,0 +1,588 @@
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+
+use loupe_audit::{decode, AuditEvent};
+use loupe_facts::{observe, EventObs, FactRecord, ObservedBody, Observation, PodState, Subject};
+use serde::{Deserialize, Serialize};
+
+use crate::dedup::Dedup;
+use crate::stats::Stats;
+
+/// How the processor trades latency for order.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cluster: String,
+    /// How far behind the newest event time an event may arrive and still be put in order.
+    pub lateness_us: i64,
+    /// How long (event time) an `auditID` is remembered for deduplication.
+    pub dedup_horizon_us: i64,
+    pub dedup_capacity: usize,
+}
+
+impl Config {
+    pub fn new(cluster: &str) -> Config {
+        Config {
+            cluster: cluster.to_string(),
+            lateness_us: 60_000_000,
+            dedup_horizon_us: 15 * 60_000_000,
+            dedup_capacity: 2_000_000,
+        }
+    }
+}
+
+/// An input record that could not be read. Its text is kept for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Malformed {
+    pub source: String,
+    pub line: u64,
+    pub error: String,
+}
+
+/// An analysed audit event to keep verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    pub audit_id: String,
+    pub stage: &'static str,
+    pub ts: i64,
+    pub json: String,
+}
+
+/// A pod body in the raw store: the object after a request (`full`) or a patch to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRef {
+    pub uid: String,
+    pub ts: i64,
+    pub audit_id: String,
+    pub full: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub name: String,
+    pub ready: Option<String>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub unschedulable: Option<bool>,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PvcRecord {
+    pub namespace: String,
+    pub name: String,
+    pub phase: Option<String>,
+    pub storage_class: Option<String>,
+    pub volume: Option<String>,
+    pub last_ts: i64,
+    pub deleted: bool,
+}
+
+/// What the processor produced since the last [`Processor::take_output`].
+#[derive(Debug, Default)]
+pub struct Output {
+    pub raw: Vec<RawEvent>,
+    pub facts: Vec<(String, FactRecord)>,
+    pub versions: Vec<VersionRef>,
+    pub pods: Vec<PodState>,
+    pub nodes: Vec<NodeRecord>,
+    pub pvcs: Vec<PvcRecord>,
+    pub malformed: Vec<Malformed>,
+    pub stats: Stats,
+    /// The audit clock after this output: everything at or before it has been applied.
+    pub watermark: i64,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty() && self.facts.is_empty() && self.pods.is_empty() && self.malformed.is_empty()
+    }
+}
+
+/// What a restart needs to continue exactly where the last commit stopped.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub watermark: i64,
+    pub max_seen: i64,
+    pub pods: Vec<PodState>,
+    pub nodes: Vec<NodeRecord>,
+    /// `(auditID, stage, ts)` of recently stored events, for deduplication.
+    pub recent: Vec<(String, String, i64)>,
+    /// Stored events newer than the watermark: they were waiting and must wait again.
+    pub pending: Vec<String>,
+}
+
+struct Pending {
+    obs: Observation,
+    pod_body: bool,
+}
+
+/// Most Event templates kept per pod, to resolve Request-level repeat patches.
+const EVENT_TEMPLATES_PER_POD: usize = 32;
+/// Gone pods whose UIDs are remembered, so stragglers are not taken for new pods.
+const CLOSED_CAPACITY: usize = 1_000_000;
+
+/// The ingest pipeline without I/O. See the crate documentation.
+pub struct Processor {
+    config: Config,
+    dedup: Dedup,
+    /// Newest event time seen.
+    max_seen: i64,
+    /// Everything at or before this time has been applied.
+    watermark: i64,
+    pending: BinaryHeap<Reverse<(i64, String, u64)>>,
+    pending_items: HashMap<u64, Pending>,
+    next_seq: u64,
+    pods: HashMap<String, PodState>,
+    by_name: HashMap<(String, String), String>,
+    /// (namespace, event name) → (pod uid, template), for repeats that carry no object.
+    events: HashMap<(String, String), (String, EventObs)>,
+    pod_events: HashMap<String, VecDeque<(String, String)>>,
+    closed: HashSet<String>,
+    closed_order: VecDeque<String>,
+    gone_queue: BTreeSet<(i64, String)>,
+    nodes: HashMap<String, NodeRecord>,
+    pvcs: HashMap<(String, String), PvcRecord>,
+    dirty_pods: BTreeSet<String>,
+    dirty_nodes: BTreeSet<String>,
+    dirty_pvcs: BTreeSet<(String, String)>,
+    out: Output,
+}
+
+impl Processor {
+    pub fn new(config: Config) -> Processor {
+        Processor {
+            dedup: Dedup::new(config.dedup_horizon_us, config.dedup_capacity),
+            config,
+            max_seen: i64::MIN,
+            watermark: i64::MIN,
+            pending: BinaryHeap::new(),
+            pending_items: HashMap::new(),
+            next_seq: 0,
+            pods: HashMap::new(),
+            by_name: HashMap::new(),
+            events: HashMap::new(),
+            pod_events: HashMap::new(),
+            closed: HashSet::new(),
+            closed_order: VecDeque::new(),
+            gone_queue: BTreeSet::new(),
+            nodes: HashMap::new(),
+            pvcs: HashMap::new(),
+            dirty_pods: BTreeSet::new(),
+            dirty_nodes: BTreeSet::new(),
+            dirty_pvcs: BTreeSet::new(),
+            out: Output::default(),
+        }
+    }
+
+    /// A processor that continues from a committed checkpoint.
+    pub fn recover(config: Config, recovery: Recovery) -> Processor {
+        let mut p = Processor::new(config);
+        p.watermark = recovery.watermark;
+        p.max_seen = recovery.max_seen.max(recovery.watermark);
+        for (id, stage, ts) in &recovery.recent {
+            p.dedup.insert(Dedup::key(id, stage), *ts);
+        }
+        for state in recovery.pods {
+            if !state.namespace.is_empty() && !state.name.is_empty() {
+                p.by_name
+                    .insert((state.namespace.clone(), state.name.clone()), state.uid.clone());
+            }
+            p.pods.insert(state.uid.clone(), state);
+        }
+        for node in recovery.nodes {
+            p.nodes.insert(node.name.clone(), node);
+        }
+        for line in &recovery.pending {
+            // Already stored and deduplicated: only the waiting is redone.
+            if let Ok(event) = decode(line) {
+                if let Ok(Some(obs)) = observe(&event) {
+                    let pod_body = has_pod_body(&obs);
+                    p.enqueue(obs, pod_body);
+                }
+            }
+        }
+        p
+    }
+
+    pub fn cluster(&self) -> &str {
+        &self.config.cluster
+    }
+
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    pub fn in_flight_pods(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Feeds one record (a log line or a webhook item). `source`/`line` locate it in reports.
+    pub fn push(&mut self, json: &str, source: &str, line: u64) {
+        self.out.stats.records += 1;
+        let event = match decode(json) {
+            Ok(e) => e,
+            Err(e) => return self.malformed(source, line, e.to_string()),
+        };
+        if !event.stage.is_final() {
+            self.out.stats.non_final += 1;
+            return;
+        }
+        let Some(ts) = event.time() else {
+            return self.malformed(source, line, "no timestamp".into());
+        };
+        // Noise is only counted, so only analysed events need remembering.
+        if !event.target().is_relevant() {
+            self.out.stats.skipped += 1;
+            return;
+        }
+        if !self.dedup.insert(Dedup::key(&event.audit_id, event.stage.as_str()), ts) {
+            self.out.stats.duplicates += 1;
+            return;
+        }
+        self.keep_raw(&event, ts, json);
+        let obs = match observe(&event) {
+            Ok(Some(obs)) => obs,
+            Ok(None) => {
+                self.out.stats.skipped += 1;
+                return;
+            }
+            Err(e) => {
+                let what = format!("audit event {}: unreadable body: {e}", event.audit_id);
+                return self.malformed(source, line, what);
+            }
+        };
+        self.out.stats.analysed += 1;
+        let pod_body = has_pod_body(&obs);
+        if ts <= self.watermark {
+            self.out.stats.late += 1;
+            self.apply(obs, pod_body, true);
+        } else {
+            self.enqueue(obs, pod_body);
+        }
+        if ts > self.max_seen {
+            self.max_seen = ts;
+            self.advance(ts.saturating_sub(self.config.lateness_us));
+        }
+    }
+
+    /// Applies everything that is waiting: the end of a replay, or an idle live stream.
+    pub fn flush(&mut self) {
+        self.advance(self.max_seen);
+    }
+
+    /// Moves the watermark (never backwards) and applies what it passes, in event order.
+    pub fn advance(&mut self, to: i64) {
+        if to <= self.watermark {
+            return;
+        }
+        self.watermark = to;
+        while let Some(Reverse((ts, _, seq))) = self.pending.peek() {
+            if *ts > to {
+                break;
+            }
+            let seq = *seq;
+            self.pending.pop();
+            if let Some(p) = self.pending_items.remove(&seq) {
+                self.apply(p.obs, p.pod_body, false);
+            }
+        }
+        self.dedup.expire(self.max_seen);
+        self.close_gone_pods();
+    }
+
+    /// Drains what was produced, with the states of the pods it touched.
+    pub fn take_output(&mut self) -> Output {
+        let mut out = std::mem::take(&mut self.out);
+        for uid in std::mem::take(&mut self.dirty_pods) {
+            if let Some(state) = self.pods.get(&uid) {
+                out.pods.push(state.clone());
+            }
+        }
+        for name in std::mem::take(&mut self.dirty_nodes) {
+            if let Some(node) = self.nodes.get(&name) {
+                out.nodes.push(node.clone());
+            }
+        }
+        for key in std::mem::take(&mut self.dirty_pvcs) {
+            if let Some(pvc) = self.pvcs.get(&key) {
+                out.pvcs.push(pvc.clone());
+            }
+        }
+        out.watermark = self.watermark;
+        out
+    }
+
+    /// The newest event time seen: persisted with the watermark.
+    pub fn max_seen(&self) -> i64 {
+        self.max_seen
+    }
+
+    fn malformed(&mut self, source: &str, line: u64, error: String) {
+        self.out.stats.malformed += 1;
+        self.out.malformed.push(Malformed {
+            source: source.to_string(),
+            line,
+            error,
+        });
+    }
+
+    fn keep_raw(&mut self, event: &AuditEvent<'_>, ts: i64, json: &str) {
+        self.out.raw.push(RawEvent {
+            audit_id: event.audit_id.to_string(),
+            stage: event.stage.as_str(),
+            ts,
+            json: json.to_string(),
+        });
+    }
+
+    fn enqueue(&mut self, obs: Observation, pod_body: bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.push(Reverse((obs.ts, obs.audit_id.clone(), seq)));
+        self.pending_items.insert(seq, Pending { obs, pod_body });
+    }
+
+    fn apply(&mut self, mut obs: Observation, pod_body: bool, late: bool) {
+        match obs.subject.clone() {
+            Subject::Node { name } => return self.apply_node(&name, &obs),
+            Subject::Pvc { namespace, name } => return self.apply_pvc(namespace, name, &obs),
+            Subject::Unrelated => {
+                if !self.resolve_repeat(&mut obs) {
+                    self.out.stats.unrelated += 1;
+                    return;
+                }
+            }
+            _ => {}
+        }
+        let Some(uid) = self.resolve_pod(&obs) else {
+            self.out.stats.unlinked += 1;
+            return;
+        };
+        if let ObservedBody::Event(e) = &obs.body {
+            self.remember_event(&uid, e);
+        }
+        let straggler = self.closed.contains(&uid) && !self.pods.contains_key(&uid);
+        let mut scratch;
+        let state = if straggler {
+            // The pod was closed long ago: judge this event on its own.
+            scratch = PodState::new(&uid, "", "");
+            &mut scratch
+        } else {
+            let (namespace, name) = subject_name(&obs.subject);
+            self.pods
+                .entry(uid.clone())
+                .or_insert_with(|| PodState::new(&uid, &namespace, &name))
+        };
+        if state.name.is_empty() {
+            let (namespace, name) = subject_name(&obs.subject);
+            state.namespace = namespace;
+            state.name = name;
+        }
+        let was_gone = state.gone.is_some();
+        let facts = state.apply(&obs);
+        let gone_at = state.gone.filter(|_| !was_gone);
+        let late = late || straggler;
+        if !state.name.is_empty() && !straggler {
+            self.by_name
+                .insert((state.namespace.clone(), state.name.clone()), uid.clone());
+        }
+        if let Some(at) = gone_at {
+            self.gone_queue.insert((at, uid.clone()));
+        }
+        if pod_body {
+            let full = match &obs.body {
+                ObservedBody::PodCreated { snapshot, .. } | ObservedBody::PodWrite(snapshot) => {
+                    snapshot.full
+                }
+                ObservedBody::DeleteRequested { snapshot, .. } => {
+                    snapshot.as_ref().is_some_and(|s| s.full)
+                }
+                _ => false,
+            };
+            self.out.versions.push(VersionRef {
+                uid: uid.clone(),
+                ts: obs.ts,
+                audit_id: obs.audit_id.clone(),
+                full,
+            });
+        }
+        self.out.stats.facts += facts.len() as u64;
+        for (seq, fact) in facts.into_iter().enumerate() {
+            self.out.facts.push((
+                uid.clone(),
+                FactRecord {
+                    ts: obs.ts,
+                    audit_id: obs.audit_id.clone(),
+                    seq: seq as u32,
+                    late,
+                    fact,
+                },
+            ));
+        }
+        if !straggler {
+            self.dirty_pods.insert(uid);
+        }
+    }
+
+    fn resolve_pod(&self, obs: &Observation) -> Option<String> {
+        match &obs.subject {
+            Subject::Pod {
+                uid: Some(uid), ..
+            } => Some(uid.clone()),
+            Subject::Pod {
+                uid: None,
+                namespace,
+                name: Some(name),
+            } => self.by_name.get(&(namespace.clone(), name.clone())).cloned(),
+            Subject::RejectedCreate { namespace, name } => {
+                Some(format!("rejected:{}/{}", namespace, name))
+            }
+            _ => None,
+        }
+    }
+
+    /// Completes a Request-level Event repeat (a patch with only `count`) from its first copy.
+    fn resolve_repeat(&mut self, obs: &mut Observation) -> bool {
+        let ObservedBody::Event(e) = &mut obs.body else {
+            return false;
+        };
+        if e.involved.is_some() {
+            return false;
+        }
+        let Some((uid, template)) = self.events.get(&(e.namespace.clone(), e.name.clone())) else {
+            return false;
+        };
+        e.involved = template.involved.clone();
+        e.reason = e.reason.take().or_else(|| template.reason.clone());
+        e.message = e.message.take().or_else(|| template.message.clone());
+        e.kind = e.kind.take().or_else(|| template.kind.clone());
+        e.component = e.component.take().or_else(|| template.component.clone());
+        e.host = e.host.take().or_else(|| template.host.clone());
+        e.repeat = true;
+        let namespace = e.namespace.clone();
+        obs.subject = Subject::Pod {
+            uid: Some(uid.clone()),
+            namespace,
+            name: None,
+        };
+        true
+    }
+
+    fn remember_event(&mut self, uid: &str, e: &EventObs) {
+        if e.involved.is_none() || e.name.is_empty() {
+            return;
+        }
+        let key = (e.namespace.clone(), e.name.clone());
+        let list = self.pod_events.entry(uid.to_string()).or_default();
+        if !list.contains(&key) {
+            list.push_back(key.clone());
+            if list.len() > EVENT_TEMPLATES_PER_POD {
+                if let Some(old) = list.pop_front() {
+                    self.events.remove(&old);
+                }
+            }
+        }
+        self.events.insert(key, (uid.to_string(), e.clone()));
+    }
+
+    /// Gone pods leave memory once late events for them can no longer be put in order.
+    fn close_gone_pods(&mut self) {
+        let limit = self.watermark.saturating_sub(self.config.lateness_us);
+        while let Some((at, uid)) = self.gone_queue.first().cloned() {
+            if at > limit {
+                break;
+            }
+            self.gone_queue.pop_first();
+            if let Some(state) = self.pods.remove(&uid) {
+                let key = (state.namespace, state.name);
+                if self.by_name.get(&key) == Some(&uid) {
+                    self.by_name.remove(&key);
+                }
+            }
+            for key in self.pod_events.remove(&uid).into_iter().flatten() {
+                self.events.remove(&key);
+            }
+            self.closed.insert(uid.clone());
+            self.closed_order.push_back(uid);
+            if self.closed_order.len() > CLOSED_CAPACITY {
+                if let Some(old) = self.closed_order.pop_front() {
+                    self.closed.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn apply_node(&mut self, name: &str, obs: &Observation) {
+        if name.is_empty() {
+            self.out.stats.unlinked += 1;
+            return;
+        }
+        let node = self.nodes.entry(name.to_string()).or_insert_with(|| NodeRecord {
+            name: name.to_string(),
+            first_ts: obs.ts,
+            ..NodeRecord::default()
+        });
+        node.last_ts = node.last_ts.max(obs.ts);
+        if let ObservedBody::Node(n) = &obs.body {
+            if let Some((status, reason, message)) = &n.ready {
+                node.ready = Some(status.clone());
+                node.reason = reason.clone();
+                node.message = message.clone();
+            }
+            if n.unschedulable.is_some() {
+                node.unschedulable = n.unschedulable;
+            }
+            node.deleted = n.deleted;
+        }
+        self.dirty_nodes.insert(name.to_string());
+    }
+
+    fn apply_pvc(&mut self, namespace: String, name: String, obs: &Observation) {
+        let ObservedBody::Pvc(p) = &obs.body else { return };
+        let key = (namespace.clone(), name.clone());
+        let pvc = self.pvcs.entry(key.clone()).or_insert_with(|| PvcRecord {
+            namespace,
+            name,
+            ..PvcRecord::default()
+        });
+        pvc.last_ts = pvc.last_ts.max(obs.ts);
+        pvc.phase = p.phase.clone().or(pvc.phase.take());
+        pvc.storage_class = p.storage_class.clone().or(pvc.storage_class.take());
+        pvc.volume = p.volume.clone().or(pvc.volume.take());
+        pvc.deleted = p.deleted;
+        self.dirty_pvcs.insert(key);
+    }
+
+    /// The pods currently followed, in UID order (for tests and inspection).
+    pub fn pods(&self) -> BTreeMap<&str, &PodState> {
+        self.pods.iter().map(|(k, v)| (k.as_str(), v)).collect()
+    }
+}
+
+fn has_pod_body(obs: &Observation) -> bool {
+    matches!(
+        &obs.body,
+        ObservedBody::PodCreated { .. }
+            | ObservedBody::PodWrite(_)
+            | ObservedBody::DeleteRequested {
+                snapshot: Some(_),
+                ..
+            }
+    )
+}
+
+fn subject_name(subject: &Subject) -> (String, String) {
+    match subject {
+        Subject::Pod {
+            namespace, name, ..
+        } => (namespace.clone(), name.clone().unwrap_or_default()),
+        Subject::RejectedCreate { namespace, name } => (namespace.clone(), name.clone()),
+        _ => (String::new(), String::new()),
+    }
+}
