@@ -113,6 +113,17 @@ pub struct Recovery {
     pub pending: Vec<String>,
 }
 
+impl Recovery {
+    /// A cluster the store has never seen: no clock yet.
+    pub fn default_for_new() -> Recovery {
+        Recovery {
+            watermark: i64::MIN,
+            max_seen: i64::MIN,
+            ..Recovery::default()
+        }
+    }
+}
+
 struct Pending {
     obs: Observation,
     pod_body: bool,

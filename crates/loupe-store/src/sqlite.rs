@@ -1,0 +1,658 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use loupe_facts::{Fact, FactRecord, PodState};
+use loupe_timeline::{NodeRecord, Output, PvcRecord, Recovery, Stats};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::chunk;
+use crate::query::{PodFilter, PodRow, StoredVersion};
+use crate::{
+    Checkpoint, ClusterStatus, MalformedRow, Result, Retention, RetentionReport, Store, StoreReader,
+};
+
+const SCHEMA_VERSION: i64 = 1;
+/// Malformed records kept per commit; the rest are counted only.
+const MALFORMED_KEPT_PER_COMMIT: usize = 1000;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clusters(
+  cluster TEXT PRIMARY KEY, watermark INTEGER NOT NULL, max_seen INTEGER NOT NULL,
+  stats TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints(
+  cluster TEXT NOT NULL, source TEXT NOT NULL, position TEXT NOT NULL,
+  PRIMARY KEY(cluster, source));
+CREATE TABLE IF NOT EXISTS chunks(
+  id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,
+  events INTEGER NOT NULL, raw_bytes INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_by_time ON chunks(cluster, max_ts);
+CREATE TABLE IF NOT EXISTS raw_index(
+  audit_id TEXT NOT NULL, stage TEXT NOT NULL, cluster TEXT NOT NULL, chunk INTEGER NOT NULL,
+  PRIMARY KEY(audit_id, stage, cluster)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS facts(
+  cluster TEXT NOT NULL, uid TEXT NOT NULL, ts INTEGER NOT NULL, audit_id TEXT NOT NULL,
+  seq INTEGER NOT NULL, late INTEGER NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY(cluster, uid, ts, audit_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions(
+  cluster TEXT NOT NULL, uid TEXT NOT NULL, ts INTEGER NOT NULL, audit_id TEXT NOT NULL,
+  full INTEGER NOT NULL, PRIMARY KEY(cluster, uid, ts, audit_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pods(
+  cluster TEXT NOT NULL, uid TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  node TEXT, phase TEXT, owner_kind TEXT, owner_name TEXT, created INTEGER,
+  deletion_requested INTEGER, gone INTEGER, first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY(cluster, uid));
+CREATE INDEX IF NOT EXISTS pods_by_name ON pods(name, namespace);
+CREATE INDEX IF NOT EXISTS pods_by_time ON pods(last_seen);
+CREATE TABLE IF NOT EXISTS nodes(
+  cluster TEXT NOT NULL, name TEXT NOT NULL, record TEXT NOT NULL, last_seen INTEGER NOT NULL,
+  PRIMARY KEY(cluster, name));
+CREATE TABLE IF NOT EXISTS pvcs(
+  cluster TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, record TEXT NOT NULL,
+  last_seen INTEGER NOT NULL, PRIMARY KEY(cluster, namespace, name));
+CREATE TABLE IF NOT EXISTS malformed(
+  id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, source TEXT NOT NULL, line INTEGER NOT NULL,
+  error TEXT NOT NULL);
+"#;
+
+/// The embedded store: one SQLite database (WAL) in the data directory.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("loupe.db");
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // auto_vacuum must be chosen before the first table exists.
+        conn.execute_batch(
+            "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+             PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)",
+            params![SCHEMA_VERSION.to_string()],
+        )?;
+        Ok(SqliteStore { conn, path })
+    }
+
+    /// A second handle on the same database, for readers beside the writer.
+    pub fn reopen(&self) -> Result<SqliteStore> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        SqliteStore::open(dir)
+    }
+
+    /// Bytes the database occupies (pages in use).
+    pub fn size_bytes(&self) -> Result<u64> {
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        Ok(((pages - free).max(0) * page_size) as u64)
+    }
+
+    fn load_chunk(&self, id: i64) -> Result<Vec<u8>> {
+        let (data, raw_len): (Vec<u8>, i64) = self.conn.query_row(
+            "SELECT data, raw_bytes FROM chunks WHERE id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        chunk::decompress(id, &data, raw_len as usize)
+    }
+
+    fn delete_chunks(&self, ids: &[i64], report: &mut RetentionReport) -> Result<()> {
+        let mut del_index = self
+            .conn
+            .prepare_cached("DELETE FROM raw_index WHERE audit_id = ?1 AND stage = ?2 AND cluster = ?3")?;
+        for &id in ids {
+            let cluster: String =
+                self.conn
+                    .query_row("SELECT cluster FROM chunks WHERE id = ?1", params![id], |r| r.get(0))?;
+            let buf = self.load_chunk(id)?;
+            for e in chunk::entries(id, &buf)? {
+                report.raw_events += del_index.execute(params![e.audit_id, e.stage, cluster])? as u64;
+            }
+            self.conn.execute("DELETE FROM chunks WHERE id = ?1", params![id])?;
+            report.chunks += 1;
+        }
+        Ok(())
+    }
+
+    fn delete_pods_before(&self, cutoff_by_cluster: &[(String, i64)], report: &mut RetentionReport) -> Result<()> {
+        for (cluster, cutoff) in cutoff_by_cluster {
+            let uids: Vec<String> = {
+                let mut st = self
+                    .conn
+                    .prepare("SELECT uid FROM pods WHERE cluster = ?1 AND last_seen < ?2")?;
+                let rows = st.query_map(params![cluster, cutoff], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for uid in uids {
+                self.conn
+                    .execute("DELETE FROM facts WHERE cluster = ?1 AND uid = ?2", params![cluster, uid])?;
+                self.conn.execute(
+                    "DELETE FROM versions WHERE cluster = ?1 AND uid = ?2",
+                    params![cluster, uid],
+                )?;
+                self.conn
+                    .execute("DELETE FROM pods WHERE cluster = ?1 AND uid = ?2", params![cluster, uid])?;
+                report.pods += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn pod_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PodRow> {
+        Ok(PodRow {
+            cluster: r.get(0)?,
+            uid: r.get(1)?,
+            namespace: r.get(2)?,
+            name: r.get(3)?,
+            node: r.get(4)?,
+            phase: r.get(5)?,
+            owner_kind: r.get(6)?,
+            owner_name: r.get(7)?,
+            created: r.get(8)?,
+            deletion_requested: r.get(9)?,
+            gone: r.get(10)?,
+            first_seen: r.get(11)?,
+            last_seen: r.get(12)?,
+            facts: r.get::<_, i64>(13)? as u64,
+        })
+    }
+}
+
+const POD_COLUMNS: &str = "p.cluster, p.uid, p.namespace, p.name, p.node, p.phase, p.owner_kind, \
+    p.owner_name, p.created, p.deletion_requested, p.gone, p.first_seen, p.last_seen, \
+    (SELECT count(*) FROM facts f WHERE f.cluster = p.cluster AND f.uid = p.uid)";
+
+impl Store for SqliteStore {
+    fn commit(&mut self, cluster: &str, out: &Output, checkpoints: &[Checkpoint]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        if !out.raw.is_empty() {
+            let data = chunk::encode(&out.raw)?;
+            let raw_bytes: usize = out.raw.iter().map(|e| e.json.len() + e.audit_id.len() + 32).sum();
+            let min_ts = out.raw.iter().map(|e| e.ts).min().unwrap_or(0);
+            let max_ts = out.raw.iter().map(|e| e.ts).max().unwrap_or(0);
+            tx.execute(
+                "INSERT INTO chunks(cluster, min_ts, max_ts, events, raw_bytes, data) VALUES(?1,?2,?3,?4,?5,?6)",
+                params![cluster, min_ts, max_ts, out.raw.len() as i64, raw_bytes as i64, data],
+            )?;
+            let chunk_id = tx.last_insert_rowid();
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO raw_index(audit_id, stage, cluster, chunk) VALUES(?1,?2,?3,?4)",
+            )?;
+            for e in &out.raw {
+                st.execute(params![e.audit_id, e.stage, cluster, chunk_id])?;
+            }
+        }
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO facts(cluster, uid, ts, audit_id, seq, late, type, body) \
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+            )?;
+            for (uid, f) in &out.facts {
+                let body = serde_json::to_string(&f.fact)?;
+                st.execute(params![
+                    cluster,
+                    uid,
+                    f.ts,
+                    f.audit_id,
+                    f.seq,
+                    f.late as i64,
+                    f.fact.type_name(),
+                    body
+                ])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO versions(cluster, uid, ts, audit_id, full) VALUES(?1,?2,?3,?4,?5)",
+            )?;
+            for v in &out.versions {
+                st.execute(params![cluster, v.uid, v.ts, v.audit_id, v.full as i64])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT INTO pods(cluster, uid, namespace, name, node, phase, owner_kind, owner_name, \
+                 created, deletion_requested, gone, first_seen, last_seen, state) \
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) \
+                 ON CONFLICT(cluster, uid) DO UPDATE SET namespace=excluded.namespace, name=excluded.name, \
+                 node=excluded.node, phase=excluded.phase, owner_kind=excluded.owner_kind, \
+                 owner_name=excluded.owner_name, created=excluded.created, \
+                 deletion_requested=excluded.deletion_requested, gone=excluded.gone, \
+                 first_seen=min(first_seen, excluded.first_seen), last_seen=excluded.last_seen, \
+                 state=excluded.state",
+            )?;
+            for p in &out.pods {
+                let state = serde_json::to_string(p)?;
+                st.execute(params![
+                    cluster,
+                    p.uid,
+                    p.namespace,
+                    p.name,
+                    p.node,
+                    p.phase,
+                    p.owner.as_ref().map(|o| &o.kind),
+                    p.owner.as_ref().map(|o| &o.name),
+                    p.created,
+                    p.deletion_requested,
+                    p.gone,
+                    p.first_ts,
+                    p.last_ts,
+                    state
+                ])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO nodes(cluster, name, record, last_seen) VALUES(?1,?2,?3,?4)",
+            )?;
+            for n in &out.nodes {
+                st.execute(params![cluster, n.name, serde_json::to_string(n)?, n.last_ts])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO pvcs(cluster, namespace, name, record, last_seen) VALUES(?1,?2,?3,?4,?5)",
+            )?;
+            for p in &out.pvcs {
+                st.execute(params![cluster, p.namespace, p.name, serde_json::to_string(p)?, p.last_ts])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT INTO malformed(cluster, source, line, error) VALUES(?1,?2,?3,?4)",
+            )?;
+            for m in out.malformed.iter().take(MALFORMED_KEPT_PER_COMMIT) {
+                st.execute(params![cluster, m.source, m.line as i64, m.error])?;
+            }
+        }
+        let (old_stats, old_max): (Option<String>, Option<i64>) = tx
+            .query_row(
+                "SELECT stats, max_seen FROM clusters WHERE cluster = ?1",
+                params![cluster],
+                |r| Ok((Some(r.get(0)?), Some(r.get(1)?))),
+            )
+            .optional()?
+            .unwrap_or((None, None));
+        let mut stats: Stats = match old_stats {
+            Some(s) => serde_json::from_str(&s)?,
+            None => Stats::default(),
+        };
+        stats.add(&out.stats);
+        let max_seen = out
+            .raw
+            .iter()
+            .map(|e| e.ts)
+            .chain(old_max)
+            .max()
+            .unwrap_or(out.watermark)
+            .max(out.watermark);
+        tx.execute(
+            "INSERT INTO clusters(cluster, watermark, max_seen, stats) VALUES(?1,?2,?3,?4) \
+             ON CONFLICT(cluster) DO UPDATE SET watermark=max(watermark, excluded.watermark), \
+             max_seen=max(max_seen, excluded.max_seen), stats=excluded.stats",
+            params![cluster, out.watermark, max_seen, serde_json::to_string(&stats)?],
+        )?;
+        for c in checkpoints {
+            tx.execute(
+                "INSERT OR REPLACE INTO checkpoints(cluster, source, position) VALUES(?1,?2,?3)",
+                params![cluster, c.source, c.position],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn recovery(&self, cluster: &str, lateness_us: i64, dedup_horizon_us: i64) -> Result<Recovery> {
+        let Some((watermark, max_seen)) = self
+            .conn
+            .query_row(
+                "SELECT watermark, max_seen FROM clusters WHERE cluster = ?1",
+                params![cluster],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?
+        else {
+            return Ok(Recovery::default_for_new());
+        };
+        let mut recovery = Recovery {
+            watermark,
+            max_seen,
+            ..Recovery::default()
+        };
+        // Gone pods stay followed for one lateness window, as in the processor.
+        let keep_gone = watermark.saturating_sub(lateness_us);
+        let mut st = self
+            .conn
+            .prepare("SELECT state FROM pods WHERE cluster = ?1 AND (gone IS NULL OR gone > ?2)")?;
+        for state in st.query_map(params![cluster, keep_gone], |r| r.get::<_, String>(0))? {
+            recovery.pods.push(serde_json::from_str::<PodState>(&state?)?);
+        }
+        let mut st = self.conn.prepare("SELECT record FROM nodes WHERE cluster = ?1")?;
+        for record in st.query_map(params![cluster], |r| r.get::<_, String>(0))? {
+            recovery.nodes.push(serde_json::from_str::<NodeRecord>(&record?)?);
+        }
+        let since = max_seen.saturating_sub(dedup_horizon_us).min(watermark);
+        let ids: Vec<i64> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT id FROM chunks WHERE cluster = ?1 AND max_ts > ?2 ORDER BY id")?;
+            let rows = st.query_map(params![cluster, since], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for id in ids {
+            let buf = self.load_chunk(id)?;
+            for e in chunk::entries(id, &buf)? {
+                if e.ts > since {
+                    recovery.recent.push((e.audit_id.to_string(), e.stage.to_string(), e.ts));
+                }
+                if e.ts > watermark {
+                    recovery.pending.push(e.json.to_string());
+                }
+            }
+        }
+        Ok(recovery)
+    }
+
+    fn checkpoint(&self, cluster: &str, source: &str) -> Result<Option<Checkpoint>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT position FROM checkpoints WHERE cluster = ?1 AND source = ?2",
+                params![cluster, source],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|position| Checkpoint {
+                source: source.to_string(),
+                position,
+            }))
+    }
+
+    fn retain(&mut self, retention: Retention) -> Result<RetentionReport> {
+        let mut report = RetentionReport {
+            bytes_before: self.size_bytes()?,
+            ..RetentionReport::default()
+        };
+        self.conn.execute_batch("BEGIN")?;
+        let result = self.retain_in_tx(retention, &mut report);
+        match result {
+            Ok(()) => self.conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                self.conn.execute_batch("ROLLBACK")?;
+                return Err(e);
+            }
+        }
+        self.conn.execute_batch("PRAGMA incremental_vacuum")?;
+        report.bytes_after = self.size_bytes()?;
+        Ok(report)
+    }
+}
+
+impl SqliteStore {
+    fn retain_in_tx(&mut self, retention: Retention, report: &mut RetentionReport) -> Result<()> {
+        let clusters: Vec<(String, i64)> = {
+            let mut st = self.conn.prepare("SELECT cluster, max_seen FROM clusters")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if let Some(age) = retention.max_age_us {
+            let cutoffs: Vec<(String, i64)> =
+                clusters.iter().map(|(c, now)| (c.clone(), now.saturating_sub(age))).collect();
+            for (cluster, cutoff) in &cutoffs {
+                let ids = self.chunk_ids("cluster = ?1 AND max_ts < ?2", params![cluster, cutoff])?;
+                self.delete_chunks(&ids, report)?;
+            }
+            self.delete_pods_before(&cutoffs, report)?;
+        }
+        if let Some(limit) = retention.max_bytes {
+            // Drop the oldest tenth of the raw chunks, and the pods older than them, until
+            // the data fits.
+            while self.size_bytes()? > limit {
+                let total: i64 = self.conn.query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))?;
+                if total == 0 {
+                    break;
+                }
+                let n = (total / 10).max(1);
+                let oldest: Vec<(i64, String, i64)> = {
+                    let mut st = self
+                        .conn
+                        .prepare("SELECT id, cluster, max_ts FROM chunks ORDER BY max_ts, id LIMIT ?1")?;
+                    let rows = st.query_map(params![n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                let ids: Vec<i64> = oldest.iter().map(|c| c.0).collect();
+                let mut cutoffs: HashMap<String, i64> = HashMap::new();
+                for (_, cluster, max_ts) in &oldest {
+                    let e = cutoffs.entry(cluster.clone()).or_insert(*max_ts);
+                    *e = (*e).max(*max_ts);
+                }
+                self.delete_chunks(&ids, report)?;
+                let cutoffs: Vec<(String, i64)> = cutoffs.into_iter().collect();
+                self.delete_pods_before(&cutoffs, report)?;
+                self.conn.execute_batch("COMMIT; PRAGMA incremental_vacuum; BEGIN")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk_ids(&self, condition: &str, params: impl rusqlite::Params) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare(&format!("SELECT id FROM chunks WHERE {condition}"))?;
+        let rows = st.query_map(params, |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+impl StoreReader for SqliteStore {
+    fn clusters(&self) -> Result<Vec<ClusterStatus>> {
+        let mut st = self.conn.prepare(
+            "SELECT c.cluster, c.watermark, c.max_seen, c.stats, \
+             (SELECT count(*) FROM pods p WHERE p.cluster = c.cluster), \
+             (SELECT coalesce(sum(events), 0) FROM chunks k WHERE k.cluster = c.cluster) \
+             FROM clusters c ORDER BY c.cluster",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (cluster, watermark, max_seen, stats, pods, raw) = row?;
+            out.push(ClusterStatus {
+                cluster,
+                watermark,
+                max_seen,
+                stats: serde_json::from_str(&stats)?,
+                pods: pods as u64,
+                raw_events: raw as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    fn pods(&self, f: &PodFilter) -> Result<Vec<PodRow>> {
+        let mut sql = format!("SELECT {POD_COLUMNS} FROM pods p WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(c) = &f.cluster {
+            add("p.cluster =", c.clone().into());
+        }
+        if let Some(ns) = &f.namespace {
+            add("p.namespace =", ns.clone().into());
+        }
+        if let Some(n) = &f.node {
+            add("p.node =", n.clone().into());
+        }
+        if let Some(ph) = &f.phase {
+            add("p.phase =", ph.clone().into());
+        }
+        if let Some(s) = f.since {
+            add("p.last_seen >=", s.into());
+        }
+        if let Some(u) = f.until {
+            add("p.first_seen <=", u.into());
+        }
+        sql.push_str(" ORDER BY p.first_seen, p.uid");
+        if let Some(limit) = f.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(args), Self::pod_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn find_pods(&self, cluster: Option<&str>, query: &str) -> Result<Vec<PodRow>> {
+        let (ns, name) = match query.split_once('/') {
+            Some((ns, name)) => (Some(ns), name),
+            None => (None, query),
+        };
+        let sql = format!(
+            "SELECT {POD_COLUMNS} FROM pods p WHERE (?1 IS NULL OR p.cluster = ?1) AND \
+             (p.uid = ?4 OR (p.name = ?3 AND (?2 IS NULL OR p.namespace = ?2))) \
+             ORDER BY p.first_seen DESC, p.uid"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params![cluster, ns, name, query], Self::pod_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn timeline(&self, cluster: &str, uid: &str) -> Result<Vec<FactRecord>> {
+        let mut st = self.conn.prepare(
+            "SELECT ts, audit_id, seq, late, body FROM facts WHERE cluster = ?1 AND uid = ?2 \
+             ORDER BY ts, audit_id, seq",
+        )?;
+        let rows = st.query_map(params![cluster, uid], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ts, audit_id, seq, late, body) = row?;
+            out.push(FactRecord {
+                ts,
+                audit_id,
+                seq,
+                late: late != 0,
+                fact: serde_json::from_str::<Fact>(&body)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn raw(&self, audit_id: &str) -> Result<Vec<(String, String, String)>> {
+        let hits: Vec<(String, String, i64)> = {
+            let mut st = self.conn.prepare(
+                "SELECT cluster, stage, chunk FROM raw_index WHERE audit_id = ?1 ORDER BY cluster, stage",
+            )?;
+            let rows = st.query_map(params![audit_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut out = Vec::new();
+        for (cluster, stage, chunk_id) in hits {
+            let buf = self.load_chunk(chunk_id)?;
+            if let Some(e) = chunk::entries(chunk_id, &buf)?
+                .into_iter()
+                .find(|e| e.audit_id == audit_id && e.stage == stage)
+            {
+                out.push((cluster, stage, e.json.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn versions(&self, cluster: &str, uid: &str) -> Result<Vec<StoredVersion>> {
+        let refs: Vec<(i64, String, bool, i64)> = {
+            let mut st = self.conn.prepare(
+                "SELECT v.ts, v.audit_id, v.full, r.chunk FROM versions v JOIN raw_index r \
+                 ON r.audit_id = v.audit_id AND r.cluster = v.cluster AND r.stage IN ('ResponseComplete', 'Panic') \
+                 WHERE v.cluster = ?1 AND v.uid = ?2 ORDER BY v.ts, v.audit_id",
+            )?;
+            let rows = st.query_map(params![cluster, uid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0, r.get(3)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut chunks: HashMap<i64, Vec<u8>> = HashMap::new();
+        let mut out = Vec::new();
+        for (ts, audit_id, full, chunk_id) in refs {
+            if !chunks.contains_key(&chunk_id) {
+                chunks.insert(chunk_id, self.load_chunk(chunk_id)?);
+            }
+            let buf = &chunks[&chunk_id];
+            let Some(entry) = chunk::entries(chunk_id, buf)?.into_iter().find(|e| e.audit_id == audit_id)
+            else {
+                continue;
+            };
+            let Ok(event) = loupe_audit::decode(entry.json) else { continue };
+            let body = if full {
+                event.response_object.or(event.request_object)
+            } else {
+                event.request_object
+            };
+            if let Some(body) = body {
+                out.push(StoredVersion {
+                    ts,
+                    audit_id,
+                    full,
+                    verb: event.verb.to_string(),
+                    user: event.acting_user().to_string(),
+                    body: body.get().to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn nodes(&self, cluster: Option<&str>) -> Result<Vec<(String, NodeRecord)>> {
+        let mut st = self.conn.prepare(
+            "SELECT cluster, record FROM nodes WHERE (?1 IS NULL OR cluster = ?1) ORDER BY cluster, name",
+        )?;
+        let rows = st.query_map(params![cluster], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (c, record) = row?;
+            out.push((c, serde_json::from_str(&record)?));
+        }
+        Ok(out)
+    }
+
+    fn pvcs(&self, cluster: Option<&str>) -> Result<Vec<(String, PvcRecord)>> {
+        let mut st = self.conn.prepare(
+            "SELECT cluster, record FROM pvcs WHERE (?1 IS NULL OR cluster = ?1) ORDER BY cluster, namespace, name",
+        )?;
+        let rows = st.query_map(params![cluster], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (c, record) = row?;
+            out.push((c, serde_json::from_str(&record)?));
+        }
+        Ok(out)
+    }
+
+    fn malformed(&self, cluster: Option<&str>, limit: usize) -> Result<Vec<MalformedRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT cluster, source, line, error FROM malformed WHERE (?1 IS NULL OR cluster = ?1) \
+             ORDER BY id LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![cluster, limit as i64], |r| {
+            Ok(MalformedRow {
+                cluster: r.get(0)?,
+                source: r.get(1)?,
+                line: r.get::<_, i64>(2)? as u64,
+                error: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
