@@ -247,9 +247,11 @@ impl Processor {
         let Some(ts) = event.time() else {
             return self.malformed(source, line, "no timestamp".into());
         };
-        // Noise is only counted, so only analysed events need remembering.
+        // Noise is only counted, so only analysed events need remembering; its time
+        // still moves the audit clock (leases tick even when no pod changes).
         if !event.target().is_relevant() {
             self.out.stats.skipped += 1;
+            self.observe_time(ts);
             return;
         }
         if !self.dedup.insert(Dedup::key(&event.audit_id, event.stage.as_str()), ts) {
@@ -276,6 +278,10 @@ impl Processor {
         } else {
             self.enqueue(obs, pod_body);
         }
+        self.observe_time(ts);
+    }
+
+    fn observe_time(&mut self, ts: i64) {
         if ts > self.max_seen {
             self.max_seen = ts;
             self.advance(ts.saturating_sub(self.config.lateness_us));
@@ -332,6 +338,12 @@ impl Processor {
     /// The newest event time seen: persisted with the watermark.
     pub fn max_seen(&self) -> i64 {
         self.max_seen
+    }
+
+    /// Counts and reports a record a reader could not even hand over (bad UTF-8, a cut file).
+    pub fn report_malformed(&mut self, source: &str, line: u64, error: String) {
+        self.out.stats.records += 1;
+        self.malformed(source, line, error);
     }
 
     fn malformed(&mut self, source: &str, line: u64, error: String) {

@@ -1,0 +1,215 @@
+//! Audit log files: JSON lines as kube-apiserver writes them, plain or gzip (also
+//! concatenated gzip members), and directories of rotated files taken in time order.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+use crate::formats::{admission_review_to_audit, is_admission_review};
+
+/// One record of a file, or why a line could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Record { line: u64, json: String },
+    Error { line: u64, error: String },
+}
+
+/// Opens a file, decompressing it if it starts with the gzip magic.
+pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
+    let mut file = File::open(path)?;
+    let mut magic = [0u8; 2];
+    let n = read_fully(&mut file, &mut magic)?;
+    let file = File::open(path)?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(file))))
+    } else {
+        Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+    }
+}
+
+fn read_fully(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Reads every record of `reader`, calling `sink` for each record and each bad line.
+/// A read error (a truncated gzip stream) ends the file with an [`Item::Error`]; what was
+/// read before it is kept. Returns the number of lines read.
+pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item)) -> u64 {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut line = 0u64;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => return line,
+            Ok(_) => {}
+            Err(e) => {
+                sink(Item::Error {
+                    line: line + 1,
+                    error: format!("read failed (truncated or corrupt file?): {e}"),
+                });
+                return line;
+            }
+        }
+        line += 1;
+        let complete = buf.last() == Some(&b'\n');
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t.trim(),
+            Err(e) => {
+                sink(Item::Error {
+                    line,
+                    error: format!("not UTF-8: {e}"),
+                });
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        if !complete && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+            sink(Item::Error {
+                line,
+                error: "incomplete last line (no newline, not valid JSON): the file was cut mid-write".into(),
+            });
+            continue;
+        }
+        sink(adapt(line, text));
+    }
+}
+
+/// Turns a line into an audit-event record, adapting other known shapes.
+pub fn adapt(line: u64, text: &str) -> Item {
+    if is_admission_review(text) {
+        return match admission_review_to_audit(text) {
+            Ok(json) => Item::Record { line, json },
+            Err(error) => Item::Error { line, error },
+        };
+    }
+    Item::Record {
+        line,
+        json: text.to_string(),
+    }
+}
+
+/// Expands directories and orders the files so that events come oldest first: rotated
+/// backups before the active file, whatever their names.
+pub fn list_inputs(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            collect_dir(p, &mut found)?;
+            found.sort();
+            files.extend(order_by_first_event(found));
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such file or directory", p.display()),
+            ));
+        }
+    }
+    Ok(files)
+}
+
+fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_dir(&path, out)?;
+        } else if is_audit_file(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Licences, provenance notes and other text beside the logs are not audit input.
+fn is_audit_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let lower = name.to_ascii_lowercase();
+    !(lower.ends_with(".md") || lower.starts_with("license") || lower.starts_with("copying") || lower.starts_with('.'))
+}
+
+fn order_by_first_event(files: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut keyed: Vec<(i64, PathBuf)> = files
+        .into_iter()
+        .map(|f| (first_event_time(&f).unwrap_or(i64::MAX), f))
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, f)| f).collect()
+}
+
+fn first_event_time(path: &Path) -> Option<i64> {
+    let mut reader = open(path).ok()?;
+    let mut line = String::new();
+    for _ in 0..16 {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Ok(e) = loupe_audit::decode(line.trim()) {
+            return e.time();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn collect(bytes: &[u8]) -> Vec<Item> {
+        let mut items = Vec::new();
+        read_records(&mut BufReader::new(bytes), |i| items.push(i));
+        items
+    }
+
+    #[test]
+    fn reads_lines_and_locates_bad_ones() {
+        let items = collect(b"{\"a\":1}\n\n\xff\xfe\n{\"b\":2}\n{\"c\":");
+        assert_eq!(items.len(), 4);
+        assert_eq!(items[0], Item::Record { line: 1, json: "{\"a\":1}".into() });
+        assert!(matches!(&items[1], Item::Error { line: 3, error } if error.contains("UTF-8")));
+        assert_eq!(items[2], Item::Record { line: 4, json: "{\"b\":2}".into() });
+        assert!(matches!(&items[3], Item::Error { line: 5, error } if error.contains("incomplete last line")));
+    }
+
+    #[test]
+    fn keeps_a_complete_last_line_without_newline() {
+        let items = collect(b"{\"a\":1}\n{\"b\":2}");
+        assert_eq!(items.len(), 2);
+    }
+
+    #[test]
+    fn reads_gzip_and_reports_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for i in 0..2000 {
+            writeln!(gz, "{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 97)).unwrap();
+        }
+        let full = gz.finish().unwrap();
+        std::fs::write(&path, &full).unwrap();
+        let mut items = Vec::new();
+        read_records(&mut *open(&path).unwrap(), |i| items.push(i));
+        assert_eq!(items.len(), 2000);
+
+        std::fs::write(&path, &full[..full.len() / 2]).unwrap();
+        let mut items = Vec::new();
+        read_records(&mut *open(&path).unwrap(), |i| items.push(i));
+        let errors: Vec<_> = items.iter().filter(|i| matches!(i, Item::Error { .. })).collect();
+        assert!(!errors.is_empty(), "truncation must be reported");
+        assert!(items.len() > 100, "records before the cut are kept");
+    }
+}
