@@ -486,7 +486,10 @@ fn observe_create(
         let request: Option<Pod> = event.request().transpose().ok().flatten();
         let name = request
             .as_ref()
-            .and_then(|p| p.metadata.name.as_deref().or(p.metadata.generate_name.as_deref()))
+            .and_then(|p| {
+                let name = p.metadata.name.as_deref().filter(|n| !n.is_empty());
+                name.or(p.metadata.generate_name.as_deref())
+            })
             .map(str::to_string)
             .or(ref_name)
             .unwrap_or_default();

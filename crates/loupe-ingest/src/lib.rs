@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod pipeline;
 pub mod tail;
 pub mod webhook;
+pub mod writer;
 
 pub use pipeline::{Pipeline, PipelineConfig, Record};

@@ -1,0 +1,142 @@
+//! `loupe serve`: the audit webhook receiver and live log tailers, one writer behind them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use loupe_ingest::metrics::IngestMetrics;
+use loupe_ingest::webhook::{self, TlsFiles, WebhookConfig};
+use loupe_ingest::writer::{self, WriterConfig};
+use loupe_ingest::{tail, Pipeline, PipelineConfig};
+use loupe_store::{Retention, Store};
+
+use crate::{open, parse_duration_us, parse_size, Global};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address of the webhook receiver and /metrics.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Serve TLS with this certificate (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Require `Authorization: Bearer <token>` with the token in this file.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Tail this live audit log (repeatable); the cluster is --cluster.
+    #[arg(long)]
+    tail: Vec<PathBuf>,
+    /// No webhook receiver, only tailers.
+    #[arg(long)]
+    no_webhook: bool,
+    #[arg(long, default_value = "60s", value_parser = parse_duration_us)]
+    lateness: i64,
+    #[arg(long, default_value = "15m", value_parser = parse_duration_us)]
+    dedup_horizon: i64,
+    /// Keep this much audit time (e.g. 7d).
+    #[arg(long, value_parser = parse_duration_us)]
+    retain_age: Option<i64>,
+    /// Keep the store under this size (e.g. 20GB).
+    #[arg(long, value_parser = parse_size)]
+    retain_size: Option<u64>,
+    /// Largest webhook body accepted.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    max_body: u64,
+}
+
+pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
+    let cluster = crate::cluster_or_default(g);
+    let config = PipelineConfig {
+        lateness_us: args.lateness,
+        dedup_horizon_us: args.dedup_horizon,
+        retention: Retention {
+            max_age_us: args.retain_age,
+            max_bytes: args.retain_size,
+        },
+        ..PipelineConfig::default()
+    };
+    let store = open(g)?;
+    let checkpoints: Vec<_> = args
+        .tail
+        .iter()
+        .map(|p| store.checkpoint(&cluster, &tail::source_name(p)))
+        .collect::<Result<_, _>>()?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = IngestMetrics::register(&mut registry);
+    let registry = Arc::new(Mutex::new(registry));
+    let writer_config = WriterConfig {
+        idle_flush: Duration::from_micros(args.lateness.max(1_000_000) as u64),
+        ..WriterConfig::default()
+    };
+    let (writer, writer_thread) = writer::spawn(Pipeline::new(store, config), writer_config, metrics.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tailers = Vec::new();
+    for (path, saved) in args.tail.iter().zip(checkpoints) {
+        let tail_config = tail::TailConfig {
+            path: path.clone(),
+            cluster: cluster.clone(),
+            poll: Duration::from_millis(200),
+            batch_lines: 4096,
+        };
+        let (w, s) = (writer.clone(), stop.clone());
+        tracing::info!(path = %path.display(), resume = saved.is_some(), "tailing");
+        tailers.push(std::thread::spawn(move || {
+            if let Err(e) = tail::run(tail_config, saved, w, s) {
+                tracing::error!("tailer stopped: {e:#}");
+            }
+        }));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        if args.no_webhook {
+            shutdown.await;
+            return Ok(());
+        }
+        let token = match &args.token_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the token file {}", p.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let tls = args.tls_cert.clone().zip(args.tls_key.clone()).map(|(cert, key)| TlsFiles {
+            cert,
+            key,
+            client_ca: args.client_ca.clone(),
+        });
+        let wc = WebhookConfig {
+            listen: args.listen,
+            default_cluster: cluster.clone(),
+            token,
+            tls,
+            max_body_bytes: args.max_body as usize,
+        };
+        let router = webhook::router(writer.clone(), &wc, metrics.clone(), registry.clone());
+        tracing::info!(listen = %wc.listen, tls = wc.tls.is_some(), cluster = %cluster, "audit webhook receiver ready: POST /audit or /audit/{{cluster}}");
+        webhook::serve(router, &wc, shutdown).await
+    });
+    stop.store(true, Ordering::Relaxed);
+    for t in tailers {
+        let _ = t.join();
+    }
+    drop(writer);
+    let _ = writer_thread.join();
+    result
+}

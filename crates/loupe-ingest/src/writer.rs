@@ -1,0 +1,174 @@
+//! The writer thread: the only owner of the pipeline and the store's write connection.
+//! Sources send it batches; it commits them together (group commit) and answers each
+//! batch only once its records and checkpoint are durable.
+
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use loupe_store::Checkpoint;
+
+use crate::files::Item;
+use crate::metrics::IngestMetrics;
+use crate::pipeline::Pipeline;
+
+/// Called with the outcome of the commit that made a batch durable.
+pub type Ack = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+pub struct Batch {
+    pub cluster: String,
+    pub source: String,
+    pub items: Vec<Item>,
+    pub checkpoint: Option<Checkpoint>,
+    pub ack: Ack,
+}
+
+/// How the writer groups and flushes.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// With no input for this long, apply what waits for the watermark.
+    pub idle_flush: Duration,
+    pub retention_every: Duration,
+    /// Most records taken into one commit.
+    pub group_records: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            idle_flush: Duration::from_secs(10),
+            retention_every: Duration::from_secs(600),
+            group_records: 16_384,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct WriterHandle(SyncSender<Batch>);
+
+impl WriterHandle {
+    /// Sends a batch, blocking while the writer is busy (back-pressure).
+    pub fn send(&self, batch: Batch) -> Result<(), String> {
+        self.0.send(batch).map_err(|_| "the writer has stopped".to_string())
+    }
+
+    /// Sends a batch and waits until it is committed.
+    pub fn send_and_wait(&self, mut batch: Batch) -> Result<(), String> {
+        let (tx, rx) = sync_channel(1);
+        batch.ack = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        self.send(batch)?;
+        rx.recv().map_err(|_| "the writer has stopped".to_string())?
+    }
+}
+
+pub fn spawn(pipeline: Pipeline, config: WriterConfig, metrics: IngestMetrics) -> (WriterHandle, JoinHandle<()>) {
+    let (tx, rx) = sync_channel::<Batch>(64);
+    let handle = std::thread::Builder::new()
+        .name("loupe-writer".into())
+        .spawn(move || run(pipeline, rx, config, metrics))
+        .expect("spawning the writer thread");
+    (WriterHandle(tx), handle)
+}
+
+fn run(mut pipeline: Pipeline, rx: Receiver<Batch>, config: WriterConfig, metrics: IngestMetrics) {
+    let mut last_input = Instant::now();
+    let mut flushed = true;
+    let mut last_retention = Instant::now();
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout) => {
+                if !flushed && last_input.elapsed() >= config.idle_flush {
+                    if let Err(e) = pipeline.flush() {
+                        tracing::error!("flushing after idle: {e}");
+                    }
+                    flushed = true;
+                }
+                if last_retention.elapsed() >= config.retention_every {
+                    retain(&mut pipeline);
+                    last_retention = Instant::now();
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut group = vec![first];
+        let mut records: usize = group[0].items.len();
+        while records < config.group_records {
+            match rx.try_recv() {
+                Ok(b) => {
+                    records += b.items.len();
+                    group.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        let before = pipeline.totals().clone();
+        let result = apply(&mut pipeline, &group, &metrics);
+        for (cluster, stats) in pipeline.totals() {
+            let mut delta = stats.clone();
+            if let Some(b) = before.get(cluster) {
+                delta = subtract(&delta, b);
+            }
+            metrics.count(cluster, &delta);
+        }
+        metrics.in_flight_pods.set(pipeline.in_flight_pods() as i64);
+        let result = result.map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!("commit failed: {e}");
+        }
+        for batch in group {
+            (batch.ack)(result.clone());
+        }
+        last_input = Instant::now();
+        flushed = false;
+    }
+    if let Err(e) = pipeline.flush() {
+        tracing::error!("final flush: {e}");
+    }
+}
+
+fn apply(pipeline: &mut Pipeline, group: &[Batch], metrics: &IngestMetrics) -> loupe_store::Result<()> {
+    for batch in group {
+        for item in &batch.items {
+            pipeline.push_item(&batch.cluster, item, &batch.source)?;
+        }
+        if let Some(c) = &batch.checkpoint {
+            pipeline.checkpoint(&batch.cluster, c.clone());
+        }
+    }
+    let started = Instant::now();
+    pipeline.commit()?;
+    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn retain(pipeline: &mut Pipeline) {
+    match pipeline.retain() {
+        Ok(r) if r.chunks > 0 || r.pods > 0 => tracing::info!(
+            chunks = r.chunks,
+            pods = r.pods,
+            bytes_after = r.bytes_after,
+            "retention applied"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!("retention: {e}"),
+    }
+}
+
+fn subtract(a: &loupe_timeline::Stats, b: &loupe_timeline::Stats) -> loupe_timeline::Stats {
+    loupe_timeline::Stats {
+        records: a.records - b.records,
+        malformed: a.malformed - b.malformed,
+        non_final: a.non_final - b.non_final,
+        duplicates: a.duplicates - b.duplicates,
+        skipped: a.skipped - b.skipped,
+        analysed: a.analysed - b.analysed,
+        late: a.late - b.late,
+        unlinked: a.unlinked - b.unlinked,
+        unrelated: a.unrelated - b.unrelated,
+        facts: a.facts - b.facts,
+    }
+}
