@@ -12,6 +12,29 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 pub type Str<'a> = Cow<'a, str>;
+/// Integers as JSON numbers, or as strings (Cloud Logging renders int64 that way).
+fn int<'de, D: serde::Deserializer<'de>, T: std::str::FromStr + Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<'a, T> {
+        Num(T),
+        #[serde(borrow)]
+        Text(Cow<'a, str>),
+    }
+    match Option::<Either<T>>::deserialize(d)? {
+        None => Ok(None),
+        Some(Either::Num(n)) => Ok(Some(n)),
+        Some(Either::Text(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("not an integer: {s:?}"))),
+    }
+}
+
+fn int0<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    Ok(int(d)?.unwrap_or(0))
+}
+
 /// A label or annotation map; `None` values are deletions in a patch.
 pub type StrMap<'a> = BTreeMap<Str<'a>, Option<Str<'a>>>;
 
@@ -45,7 +68,7 @@ pub struct ObjectMeta<'a> {
     pub creation_timestamp: Option<Str<'a>>,
     #[serde(borrow, default)]
     pub deletion_timestamp: Option<Str<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int")]
     pub deletion_grace_period_seconds: Option<i64>,
     #[serde(borrow, default)]
     pub labels: Option<StrMap<'a>>,
@@ -216,9 +239,9 @@ pub struct StateRunning<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateTerminated<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int0")]
     pub exit_code: i32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int")]
     pub signal: Option<i32>,
     #[serde(borrow, default)]
     pub reason: Option<Str<'a>>,
@@ -253,7 +276,7 @@ pub struct ContainerStatus<'a> {
     pub ready: Option<bool>,
     #[serde(default)]
     pub started: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int")]
     pub restart_count: Option<i32>,
     #[serde(borrow, default)]
     pub image: Option<Str<'a>>,
@@ -368,7 +391,7 @@ pub struct EventSource<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventSeries<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int")]
     pub count: Option<i32>,
     #[serde(borrow, default)]
     pub last_observed_time: Option<Str<'a>>,
@@ -392,7 +415,7 @@ pub struct CoreEvent<'a> {
     pub source: Option<EventSource<'a>>,
     #[serde(borrow, default)]
     pub reporting_component: Option<Str<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int")]
     pub count: Option<i32>,
     #[serde(borrow, default)]
     pub first_timestamp: Option<Str<'a>>,
@@ -531,6 +554,14 @@ mod tests {
         assert_eq!(labels.get("a"), Some(&None));
         assert_eq!(labels.get("b").cloned().flatten().as_deref(), Some("2"));
         assert_eq!(pod.metadata.delete_finalizers.unwrap(), vec!["example.com/x"]);
+    }
+
+    #[test]
+    fn reads_integers_written_as_strings() {
+        let cs: ContainerStatus = serde_json::from_str(r#"{"name":"a","restartCount":"3","state":{"terminated":{"exitCode":"137"}}}"#).unwrap();
+        assert_eq!(cs.restart_count, Some(3));
+        assert_eq!(cs.state.unwrap().terminated.unwrap().exit_code, 137);
+        assert!(serde_json::from_str::<ContainerStatus>(r#"{"restartCount":"x"}"#).is_err());
     }
 
     #[test]

@@ -14,6 +14,8 @@ use crate::formats::{admission_review_to_audit, is_admission_review};
 pub enum Item {
     Record { line: u64, json: String },
     Error { line: u64, error: String },
+    /// A record of a shape Loupe reads but does not analyse: counted as skipped.
+    Skipped { line: u64 },
 }
 
 /// Opens a file, decompressing it if it starts with the gzip magic.
@@ -89,7 +91,8 @@ pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item)) -> u64
 pub fn adapt(line: u64, text: &str) -> Item {
     if is_admission_review(text) {
         return match admission_review_to_audit(text) {
-            Ok(json) => Item::Record { line, json },
+            Ok(Some(json)) => Item::Record { line, json },
+            Ok(None) => Item::Skipped { line },
             Err(error) => Item::Error { line, error },
         };
     }

@@ -94,6 +94,10 @@ impl Pipeline {
                 self.processor(cluster)?.report_malformed(source, *line, error.clone());
                 Ok(())
             }
+            Item::Skipped { .. } => {
+                self.processor(cluster)?.count_skipped();
+                Ok(())
+            }
         }
     }
 
@@ -163,6 +167,10 @@ impl Pipeline {
         let inputs = files::list_inputs(paths)?;
         for path in &inputs {
             let source = path.display().to_string();
+            if is_yaml(path) {
+                self.replay_yaml(cluster, path, &source)?;
+                continue;
+            }
             let mut reader = match files::open(path) {
                 Ok(r) => r,
                 Err(e) => {
@@ -196,4 +204,27 @@ impl Pipeline {
         self.flush()?;
         Ok(inputs)
     }
+
+    fn replay_yaml(&mut self, cluster: &str, path: &std::path::Path, source: &str) -> anyhow::Result<()> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                let item = Item::Error { line: 0, error: format!("cannot read: {e}") };
+                return Ok(self.push_item(cluster, &item, source)?);
+            }
+        };
+        for (i, doc) in crate::formats::yaml_documents(&text).into_iter().enumerate() {
+            let line = i as u64 + 1;
+            let item = match doc {
+                Ok(json) => Item::Record { line, json },
+                Err(error) => Item::Error { line, error: format!("document {line}: {error}") },
+            };
+            self.push_item(cluster, &item, source)?;
+        }
+        Ok(())
+    }
+}
+
+fn is_yaml(path: &std::path::Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }

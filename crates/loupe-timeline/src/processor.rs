@@ -340,6 +340,12 @@ impl Processor {
         self.max_seen
     }
 
+    /// Counts a record a reader recognised as outside what Loupe analyses.
+    pub fn count_skipped(&mut self) {
+        self.out.stats.records += 1;
+        self.out.stats.skipped += 1;
+    }
+
     /// Counts and reports a record a reader could not even hand over (bad UTF-8, a cut file).
     pub fn report_malformed(&mut self, source: &str, line: u64, error: String) {
         self.out.stats.records += 1;
