@@ -125,7 +125,14 @@ impl Pipeline {
             if out.is_empty() && checkpoints.is_empty() && out.stats == Stats::default() {
                 continue;
             }
-            self.store.commit(&cluster, &out, &checkpoints)?;
+            if let Err(e) = self.store.commit(&cluster, &out, &checkpoints) {
+                // The processors are ahead of the store now: forget them, so the next
+                // record recovers from what is committed and a resent batch is applied.
+                self.processors.clear();
+                self.checkpoints.clear();
+                self.uncommitted = 0;
+                return Err(e);
+            }
             self.totals.entry(cluster.clone()).or_default().add(&out.stats);
             for m in out.malformed {
                 if self.malformed.len() < MALFORMED_REPORTED {

@@ -402,3 +402,50 @@ mod tests {
         assert!(times.windows(2).any(|w| w[1] < w[0]), "event time must not be monotonic");
     }
 }
+
+/// One audit event as the apiserver writes it, for tests that script a pod's life by hand.
+/// `object_ref` is the `objectRef` object; the level follows from which bodies are given.
+#[allow(clippy::too_many_arguments)]
+pub fn audit_event(
+    audit_id: &str,
+    ts: i64,
+    verb: &str,
+    user: &str,
+    object_ref: Value,
+    code: u16,
+    request: Option<Value>,
+    response: Option<Value>,
+) -> String {
+    let level = match (&request, &response) {
+        (_, Some(_)) => "RequestResponse",
+        (Some(_), None) => "Request",
+        _ => "Metadata",
+    };
+    let agent = if user.starts_with("system:node:") { KUBELET_AGENT } else if user == "system:kube-scheduler" { SCHED_AGENT } else { "kubectl/v1.31.4 (linux/amd64) kubernetes/a78aa47" };
+    let mut e = json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level, "auditID": audit_id,
+        "stage": "ResponseComplete", "requestURI": request_uri(&object_ref), "verb": verb,
+        "user": {"username": user, "groups": ["system:authenticated"]}, "sourceIPs": ["10.0.0.1"],
+        "userAgent": agent, "objectRef": object_ref, "responseStatus": {"metadata": {}, "code": code},
+        "requestReceivedTimestamp": format_micros(ts - 1500), "stageTimestamp": format_micros(ts),
+    });
+    if code >= 300 {
+        e["responseStatus"]["status"] = json!("Failure");
+    }
+    if let Some(r) = request {
+        e["requestObject"] = r;
+    }
+    if let Some(r) = response {
+        e["responseObject"] = r;
+    }
+    e.to_string()
+}
+
+/// `objectRef` of a pod (with an optional subresource) in namespace `ns`.
+pub fn pod_ref(ns: &str, name: &str, subresource: Option<&str>) -> Value {
+    let mut r = json!({"resource": "pods", "namespace": ns, "name": name, "apiVersion": "v1"});
+    if let Some(s) = subresource {
+        r["subresource"] = json!(s);
+    }
+    r
+}
