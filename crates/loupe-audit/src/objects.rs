@@ -112,6 +112,14 @@ pub struct Container<'a> {
     pub readiness_probe: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub liveness_probe: Option<&'a RawValue>,
+    #[serde(default)]
+    pub security_context: Option<SecurityContext>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SecurityContext {
+    #[serde(default)]
+    pub privileged: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -51,6 +51,7 @@ pub struct ContainerSpec {
     pub probes: Vec<String>,
     pub post_start: bool,
     pub pre_stop: bool,
+    pub privileged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +87,8 @@ pub enum Fact {
         active_deadline_seconds: Option<i64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         termination_grace_seconds: Option<i64>,
+        /// The pod uses the node's network: no sandbox network (CNI) setup.
+        host_network: bool,
         by: Actor,
     },
     CreateRejected {

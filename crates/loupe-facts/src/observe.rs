@@ -71,7 +71,7 @@ pub struct PodSnapshot {
     pub deletion_grace: Option<i64>,
     pub node_name: Option<String>,
     pub images: Option<Vec<(String, String)>>,
-    /// A patch that touches `spec` (a full object always has one).
+    /// The request was a `patch` of the pod that changes its `spec`.
     pub touches_spec: bool,
     pub phase: Option<String>,
     pub reason: Option<String>,
@@ -345,7 +345,15 @@ fn pod_write(event: &AuditEvent<'_>, is_put: bool) -> Result<(PodSnapshot, PodMe
     }
     let full = from_response || is_put;
     let merge = !full && request_has_finalizer_order(event);
-    let snapshot = snapshot(&mut pod, full, merge);
+    let mut snapshot = snapshot(&mut pod, full, merge);
+    // A spec change is what the request asked for, not what the response shows (which
+    // always has a spec): a `patch` of the pod itself whose body has one.
+    snapshot.touches_spec = event.verb == "patch"
+        && event.target().resource == Resource::Pod
+        && event
+            .request::<Pod>()
+            .and_then(Result::ok)
+            .is_some_and(|r| r.spec.is_some());
     Ok((snapshot, meta))
 }
 
@@ -385,7 +393,6 @@ fn snapshot(pod: &mut Pod<'_>, full: bool, finalizers_merge: bool) -> PodSnapsho
         snap.annotations = Some(BTreeMap::new());
     }
     if let Some(spec) = &pod.spec {
-        snap.touches_spec = true;
         snap.node_name = spec.node_name.as_deref().map(str::to_string);
         snap.images = spec.containers.as_ref().map(|cs| {
             cs.iter()
@@ -568,6 +575,7 @@ fn created_fact(
                     .collect(),
                 post_start: c.lifecycle.as_ref().is_some_and(|l| l.post_start.is_some()),
                 pre_stop: c.lifecycle.as_ref().is_some_and(|l| l.pre_stop.is_some()),
+                privileged: c.security_context.as_ref().and_then(|s| s.privileged) == Some(true),
             });
         }
         volumes = spec
@@ -609,6 +617,7 @@ fn created_fact(
         readiness_gates: gates,
         active_deadline_seconds: spec.and_then(|s| s.active_deadline_seconds),
         termination_grace_seconds: spec.and_then(|s| s.termination_grace_period_seconds),
+        host_network: spec.and_then(|s| s.host_network) == Some(true),
         by: actor.clone(),
     }
 }

@@ -190,7 +190,7 @@ impl PodState {
         self.apply_annotations(s, initial, facts);
         self.apply_finalizers(s, facts);
         self.apply_images(s, by, initial, facts);
-        if s.touches_spec && !s.full && !initial {
+        if s.touches_spec && !initial {
             facts.push(Fact::SpecChanged { by: by.clone() });
         }
         if let Some(phase) = &s.phase {

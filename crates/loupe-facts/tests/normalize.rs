@@ -69,7 +69,7 @@ fn a_create_names_the_spec_owner_and_scheduler() {
     assert_eq!(by.component, "controller");
     assert_eq!(readiness_gates, &["example.com/lb-ready"]);
     let app = containers.iter().find(|c| c.name == "app").unwrap();
-    assert!(app.post_start && !app.init);
+    assert!(app.post_start && !app.init && !app.privileged);
     assert_eq!(app.probes, ["startup", "readiness"]);
     assert!(containers.iter().find(|c| c.name == "proxy").unwrap().sidecar);
     assert!(!containers.iter().find(|c| c.name == "init-db").unwrap().sidecar);
@@ -193,6 +193,19 @@ fn an_image_change_is_an_upgrade() {
         Some(json!({"spec": {"containers": [{"name": "app", "image": "web:2"}]}})), None)));
     assert_eq!(types(&facts), ["image_changed", "spec_changed"]);
     assert!(matches!(&facts[0], Fact::ImageChanged { from, to, .. } if from == "web:1" && to == "web:2"));
+}
+
+#[test]
+fn a_spec_patch_is_seen_when_the_response_is_the_whole_pod() {
+    let mut s = created_state();
+    let mut resp = pod(json!({"finalizers": ["example.com/protect"]}), spec(), json!({"phase": "Pending"}));
+    resp["spec"]["activeDeadlineSeconds"] = json!(600);
+    let facts = s.apply(&obs(&audit_event("p2", T0 + 9000, "patch", "deployer", pod_ref("shop", "web-1", None), 200,
+        Some(json!({"spec": {"activeDeadlineSeconds": 600}})), Some(resp))));
+    assert_eq!(types(&facts), ["spec_changed"]);
+    let status_only = s.apply(&obs(&audit_event("p3", T0 + 9100, "patch", KUBELET, pod_ref("shop", "web-1", Some("status")), 200,
+        Some(json!({"status": {"phase": "Running"}})), Some(pod(json!({"finalizers": ["example.com/protect"]}), spec(), json!({"phase": "Running"}))))));
+    assert_eq!(types(&status_only), ["phase"]);
 }
 
 #[test]

@@ -224,12 +224,25 @@ fn rustls_config(tls: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
     Ok(config)
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves on `config.listen` until `shutdown` resolves.
 pub async fn serve(
     router: Router,
     config: &WebhookConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
+    serve_on(listener, router, config, shutdown).await
+}
+
+/// Serves on an already bound listener (tests bind port 0 and read the port).
+pub async fn serve_on(
+    listener: std::net::TcpListener,
+    router: Router,
+    config: &WebhookConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
@@ -239,13 +252,13 @@ pub async fn serve(
     match &config.tls {
         Some(tls) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(tls)?));
-            axum_server::bind_rustls(config.listen, rustls)
+            axum_server::from_tcp_rustls(listener, rustls)
                 .handle(handle)
                 .serve(router.into_make_service())
                 .await?
         }
         None => {
-            axum_server::bind(config.listen)
+            axum_server::from_tcp(listener)
                 .handle(handle)
                 .serve(router.into_make_service())
                 .await?
