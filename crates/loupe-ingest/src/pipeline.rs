@@ -165,6 +165,11 @@ impl Pipeline {
         &self.malformed
     }
 
+    /// Malformed records pushed for `cluster` and not yet committed.
+    pub fn uncommitted_malformed(&self, cluster: &str) -> u64 {
+        self.processors.get(cluster).map_or(0, |p| p.stats().malformed)
+    }
+
     pub fn in_flight_pods(&self) -> usize {
         self.processors.values().map(Processor::in_flight_pods).sum()
     }

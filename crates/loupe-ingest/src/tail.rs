@@ -171,5 +171,6 @@ fn commit(config: &TailConfig, source: &str, items: Vec<Item>, at: Position, wri
             }),
             ack: Box::new(|_| {}),
         })
+        .map(|_| ())
         .map_err(anyhow::Error::msg)
 }

@@ -51,8 +51,8 @@ struct AppState {
 #[derive(Serialize)]
 struct Accepted {
     cluster: String,
-    accepted: usize,
-    malformed: usize,
+    accepted: u64,
+    malformed: u64,
 }
 
 #[derive(Serialize)]
@@ -147,8 +147,6 @@ async fn handle(state: &AppState, cluster: String, headers: &HeaderMap, body: By
             Some(error),
         ),
     };
-    let accepted = items.iter().filter(|i| matches!(i, Item::Record { .. })).count();
-    let malformed = items.len() - accepted;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let batch = Batch {
         cluster: cluster.clone(),
@@ -165,14 +163,14 @@ async fn handle(state: &AppState, cluster: String, headers: &HeaderMap, body: By
         return problem(StatusCode::SERVICE_UNAVAILABLE, "the store writer is not running".into());
     }
     match rx.await {
-        Ok(Ok(())) => match rejected {
+        Ok(Ok(report)) => match rejected {
             Some(error) => problem(StatusCode::BAD_REQUEST, error),
             None => (
                 StatusCode::OK,
                 Json(Accepted {
                     cluster,
-                    accepted,
-                    malformed,
+                    accepted: report.records - report.malformed,
+                    malformed: report.malformed,
                 }),
             )
                 .into_response(),

@@ -12,8 +12,15 @@ use crate::files::Item;
 use crate::metrics::IngestMetrics;
 use crate::pipeline::Pipeline;
 
+/// What became of one batch once it was committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub records: u64,
+    pub malformed: u64,
+}
+
 /// Called with the outcome of the commit that made a batch durable.
-pub type Ack = Box<dyn FnOnce(Result<(), String>) + Send>;
+pub type Ack = Box<dyn FnOnce(Result<BatchReport, String>) + Send>;
 
 pub struct Batch {
     pub cluster: String,
@@ -53,7 +60,7 @@ impl WriterHandle {
     }
 
     /// Sends a batch and waits until it is committed.
-    pub fn send_and_wait(&self, mut batch: Batch) -> Result<(), String> {
+    pub fn send_and_wait(&self, mut batch: Batch) -> Result<BatchReport, String> {
         let (tx, rx) = sync_channel(1);
         batch.ack = Box::new(move |r| {
             let _ = tx.send(r);
@@ -119,8 +126,8 @@ fn run(mut pipeline: Pipeline, rx: Receiver<Batch>, config: WriterConfig, metric
         if let Err(e) = &result {
             tracing::error!("commit failed: {e}");
         }
-        for batch in group {
-            (batch.ack)(result.clone());
+        for (i, batch) in group.into_iter().enumerate() {
+            (batch.ack)(result.as_ref().map(|r| r[i]).map_err(Clone::clone));
         }
         last_input = Instant::now();
         flushed = false;
@@ -130,19 +137,25 @@ fn run(mut pipeline: Pipeline, rx: Receiver<Batch>, config: WriterConfig, metric
     }
 }
 
-fn apply(pipeline: &mut Pipeline, group: &[Batch], metrics: &IngestMetrics) -> loupe_store::Result<()> {
+fn apply(pipeline: &mut Pipeline, group: &[Batch], metrics: &IngestMetrics) -> loupe_store::Result<Vec<BatchReport>> {
+    let mut reports = Vec::with_capacity(group.len());
     for batch in group {
+        let before = pipeline.uncommitted_malformed(&batch.cluster);
         for item in &batch.items {
             pipeline.push_item(&batch.cluster, item, &batch.source)?;
         }
         if let Some(c) = &batch.checkpoint {
             pipeline.checkpoint(&batch.cluster, c.clone());
         }
+        reports.push(BatchReport {
+            records: batch.items.len() as u64,
+            malformed: pipeline.uncommitted_malformed(&batch.cluster) - before,
+        });
     }
     let started = Instant::now();
     pipeline.commit()?;
     metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-    Ok(())
+    Ok(reports)
 }
 
 fn retain(pipeline: &mut Pipeline) {

@@ -335,6 +335,11 @@ impl Processor {
         out
     }
 
+    /// Counters of what was pushed since the last [`Processor::take_output`].
+    pub fn stats(&self) -> &Stats {
+        &self.out.stats
+    }
+
     /// The newest event time seen: persisted with the watermark.
     pub fn max_seen(&self) -> i64 {
         self.max_seen
