@@ -534,6 +534,10 @@ impl Processor {
             }
             self.gone_queue.pop_first();
             if let Some(state) = self.pods.remove(&uid) {
+                // Its last changes must still reach the store.
+                if self.dirty_pods.remove(&uid) {
+                    self.out.pods.push(state.clone());
+                }
                 let key = (state.namespace, state.name);
                 if self.by_name.get(&key) == Some(&uid) {
                     self.by_name.remove(&key);

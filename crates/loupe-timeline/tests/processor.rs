@@ -118,6 +118,8 @@ fn gone_pods_leave_memory_after_the_lateness() {
     p.push(&audit_event("l", T0 + 300 * S, "update", "system:node:n1",
         json!({"resource": "leases", "namespace": "kube-node-lease", "name": "n1", "apiGroup": "coordination.k8s.io"}), 200, None, None), "t", 3);
     assert_eq!(p.in_flight_pods(), 0, "the audit clock moved on");
+    let out = p.take_output();
+    assert!(out.pods.iter().any(|s| s.uid == UID && s.gone.is_some()), "its final state is still output");
 }
 
 fn run_sample(split: impl Fn(usize) -> bool) -> (Vec<(String, FactRecord)>, loupe_timeline::Stats) {
