@@ -56,12 +56,11 @@ impl Stage {
     }
 }
 
+/// The requesting user. Only the name is read: groups and extras are skipped unbuilt.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct UserInfo<'a> {
     #[serde(borrow, default)]
     pub username: Cow<'a, str>,
-    #[serde(borrow, default)]
-    pub groups: Vec<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -121,8 +120,6 @@ pub struct AuditEvent<'a> {
     pub user: UserInfo<'a>,
     #[serde(borrow, default)]
     pub impersonated_user: Option<UserInfo<'a>>,
-    #[serde(borrow, default, rename = "sourceIPs")]
-    pub source_ips: Vec<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub user_agent: Cow<'a, str>,
     #[serde(borrow, default)]
@@ -142,20 +139,26 @@ pub struct AuditEvent<'a> {
     timestamp: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     metadata: Option<OldMetadata<'a>>,
+    /// The audit clock of this event, computed once by [`decode`].
+    #[serde(skip)]
+    ts: Micros,
 }
 
 /// Decodes one audit event. Bodies are kept raw; see [`AuditEvent::request`].
 pub fn decode(input: &str) -> Result<AuditEvent<'_>, DecodeError> {
-    let event: AuditEvent<'_> = serde_json::from_str(input)?;
+    let mut event: AuditEvent<'_> = serde_json::from_str(input)?;
     if let Some(kind) = &event.kind {
         if kind != "Event" {
             return Err(DecodeError::WrongKind(kind.to_string()));
         }
     }
-    if event.time().is_none() {
-        return Err(DecodeError::NoTimestamp {
-            audit_id: event.audit_id.to_string(),
-        });
+    match event.parse_time() {
+        Some(ts) => event.ts = ts,
+        None => {
+            return Err(DecodeError::NoTimestamp {
+                audit_id: event.audit_id.to_string(),
+            })
+        }
     }
     Ok(event)
 }
@@ -181,6 +184,10 @@ pub fn decode_event_list(input: &str) -> Result<Vec<&RawValue>, DecodeError> {
 impl<'a> AuditEvent<'a> {
     /// The audit clock: when the apiserver reached this stage, in µs.
     pub fn time(&self) -> Option<Micros> {
+        Some(self.ts)
+    }
+
+    fn parse_time(&self) -> Option<Micros> {
         self.stage_timestamp
             .as_deref()
             .or(self.timestamp.as_deref())
@@ -193,7 +200,7 @@ impl<'a> AuditEvent<'a> {
         self.request_received_timestamp
             .as_deref()
             .and_then(parse_time_micros)
-            .or_else(|| self.time())
+            .or(Some(self.ts))
     }
 
     pub fn target(&self) -> Target {

@@ -529,13 +529,6 @@ pub struct Pvc<'a> {
     pub status: Option<PvcStatus<'a>>,
 }
 
-/// Only the `kind` of a body: tells a Pod from a `Status` without decoding either.
-#[derive(Debug, Default, Deserialize)]
-pub struct KindOnly<'a> {
-    #[serde(borrow, default)]
-    pub kind: Option<Str<'a>>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

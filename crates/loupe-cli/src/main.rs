@@ -15,6 +15,11 @@ use serde::Serialize;
 
 use output::{emit, offset, opt, table, time, Format};
 
+/// The ingest path allocates and frees many small strings in a wide FIFO window (events
+/// wait for the watermark); glibc trims and re-faults its heap under that pattern.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "loupe", version, about = "Kubernetes pod delivery observability from the audit log")]
 struct Cli {

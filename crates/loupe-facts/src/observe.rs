@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use loupe_audit::objects::{
     ApiEvent, Binding, ContainerState, ContainerStatus, CoreEvent, DeleteOptions, InvolvedObject,
-    KindOnly, Node, ObjectMeta, Pod, PodSpec, Pvc,
+    Node, ObjectMeta, Pod, PodSpec, Pvc,
 };
 use loupe_audit::{AuditEvent, Micros, Resource};
 use serde::{Deserialize, Serialize};
@@ -306,12 +306,21 @@ fn status_message(event: &AuditEvent<'_>) -> String {
 /// The body that best describes the pod after the request: the response if it is a Pod.
 fn best_pod_body<'a>(event: &AuditEvent<'a>) -> Result<(Option<Pod<'a>>, bool), ObserveError> {
     if let Some(raw) = event.response_object {
-        let kind: KindOnly = serde_json::from_str(raw.get())?;
-        if kind.kind.as_deref().is_none_or(|k| k == "Pod") {
-            return Ok((Some(serde_json::from_str(raw.get())?), true));
+        // The apiserver writes `kind` first: a `Status` (the answer to a binding, some
+        // deletes) is told from a Pod without a second pass over the body.
+        if !is_status(raw.get()) {
+            let pod: Pod = serde_json::from_str(raw.get())?;
+            if pod.kind.as_deref().is_none_or(|k| k == "Pod") {
+                return Ok((Some(pod), true));
+            }
         }
     }
     Ok((event.request().transpose()?, false))
+}
+
+fn is_status(body: &str) -> bool {
+    let head = &body.as_bytes()[..body.len().min(48)];
+    head.windows(8).any(|w| w == b"\"Status\"")
 }
 
 struct PodMeta {

@@ -1,6 +1,7 @@
 //! Audit log files: JSON lines as kube-apiserver writes them, plain or gzip (also
 //! concatenated gzip members), and directories of rotated files taken in time order.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -11,8 +12,9 @@ use crate::formats::{admission_review_to_audit, is_admission_review};
 
 /// One record of a file, or why a line could not be taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
-    Record { line: u64, json: String },
+pub enum Item<'a> {
+    /// Borrowed from the reader's buffer when possible: most lines are used as they are.
+    Record { line: u64, json: Cow<'a, str> },
     Error { line: u64, error: String },
     /// A record of a shape Loupe reads but does not analyse: counted as skipped.
     Skipped { line: u64 },
@@ -45,7 +47,7 @@ fn read_fully(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Reads every record of `reader`, calling `sink` for each record and each bad line.
 /// A read error (a truncated gzip stream) ends the file with an [`Item::Error`]; what was
 /// read before it is kept. Returns the number of lines read.
-pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item)) -> u64 {
+pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item<'_>)) -> u64 {
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut line = 0u64;
     loop {
@@ -88,17 +90,28 @@ pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item)) -> u64
 }
 
 /// Turns a line into an audit-event record, adapting other known shapes.
-pub fn adapt(line: u64, text: &str) -> Item {
+pub fn adapt(line: u64, text: &str) -> Item<'_> {
     if is_admission_review(text) {
         return match admission_review_to_audit(text) {
-            Ok(Some(json)) => Item::Record { line, json },
+            Ok(Some(json)) => Item::Record { line, json: Cow::Owned(json) },
             Ok(None) => Item::Skipped { line },
             Err(error) => Item::Error { line, error },
         };
     }
     Item::Record {
         line,
-        json: text.to_string(),
+        json: Cow::Borrowed(text),
+    }
+}
+
+impl Item<'_> {
+    /// An owned copy, to send to another thread.
+    pub fn into_owned(self) -> Item<'static> {
+        match self {
+            Item::Record { line, json } => Item::Record { line, json: Cow::Owned(json.into_owned()) },
+            Item::Error { line, error } => Item::Error { line, error },
+            Item::Skipped { line } => Item::Skipped { line },
+        }
     }
 }
 
@@ -172,9 +185,9 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn collect(bytes: &[u8]) -> Vec<Item> {
+    fn collect(bytes: &[u8]) -> Vec<Item<'static>> {
         let mut items = Vec::new();
-        read_records(&mut BufReader::new(bytes), |i| items.push(i));
+        read_records(&mut BufReader::new(bytes), |i| items.push(i.into_owned()));
         items
     }
 
@@ -205,12 +218,12 @@ mod tests {
         let full = gz.finish().unwrap();
         std::fs::write(&path, &full).unwrap();
         let mut items = Vec::new();
-        read_records(&mut *open(&path).unwrap(), |i| items.push(i));
+        read_records(&mut *open(&path).unwrap(), |i| items.push(i.into_owned()));
         assert_eq!(items.len(), 2000);
 
         std::fs::write(&path, &full[..full.len() / 2]).unwrap();
         let mut items = Vec::new();
-        read_records(&mut *open(&path).unwrap(), |i| items.push(i));
+        read_records(&mut *open(&path).unwrap(), |i| items.push(i.into_owned()));
         let errors: Vec<_> = items.iter().filter(|i| matches!(i, Item::Error { .. })).collect();
         assert!(!errors.is_empty(), "truncation must be reported");
         assert!(items.len() > 100, "records before the cut are kept");

@@ -87,7 +87,7 @@ impl Pipeline {
         Ok(())
     }
 
-    pub fn push_item(&mut self, cluster: &str, item: &Item, source: &str) -> loupe_store::Result<()> {
+    pub fn push_item(&mut self, cluster: &str, item: &Item<'_>, source: &str) -> loupe_store::Result<()> {
         match item {
             Item::Record { line, json } => self.push(cluster, json, source, *line),
             Item::Error { line, error } => {
@@ -134,10 +134,13 @@ impl Pipeline {
                 return Err(e);
             }
             self.totals.entry(cluster.clone()).or_default().add(&out.stats);
-            for m in out.malformed {
+            for m in &out.malformed {
                 if self.malformed.len() < MALFORMED_REPORTED {
-                    self.malformed.push((cluster.clone(), m));
+                    self.malformed.push((cluster.clone(), m.clone()));
                 }
+            }
+            if let Some(p) = self.processors.get_mut(&cluster) {
+                p.recycle(out);
             }
         }
         self.uncommitted = 0;
@@ -228,7 +231,7 @@ impl Pipeline {
         for (i, doc) in crate::formats::yaml_documents(&text).into_iter().enumerate() {
             let line = i as u64 + 1;
             let item = match doc {
-                Ok(json) => Item::Record { line, json },
+                Ok(json) => Item::Record { line, json: json.into() },
                 Err(error) => Item::Error { line, error: format!("document {line}: {error}") },
             };
             self.push_item(cluster, &item, source)?;

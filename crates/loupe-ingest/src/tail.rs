@@ -147,7 +147,7 @@ fn send_complete_lines(
         let line = pos.line;
         match std::str::from_utf8(raw) {
             Ok(t) if t.trim().is_empty() => {}
-            Ok(t) => items.push(adapt(line, t.trim())),
+            Ok(t) => items.push(adapt(line, t.trim()).into_owned()),
             Err(e) => items.push(Item::Error { line, error: format!("not UTF-8: {e}") }),
         }
         if items.len() >= config.batch_lines {
@@ -159,7 +159,7 @@ fn send_complete_lines(
     commit(config, source, items, *pos, writer)
 }
 
-fn commit(config: &TailConfig, source: &str, items: Vec<Item>, at: Position, writer: &WriterHandle) -> anyhow::Result<()> {
+fn commit(config: &TailConfig, source: &str, items: Vec<Item<'static>>, at: Position, writer: &WriterHandle) -> anyhow::Result<()> {
     writer
         .send_and_wait(Batch {
             cluster: config.cluster.clone(),

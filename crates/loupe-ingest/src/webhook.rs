@@ -181,14 +181,14 @@ async fn handle(state: &AppState, cluster: String, headers: &HeaderMap, body: By
 }
 
 /// Splits an `EventList` body into items; a bad item is reported, not fatal.
-fn split_body(body: &[u8]) -> Result<Vec<Item>, String> {
+fn split_body(body: &[u8]) -> Result<Vec<Item<'static>>, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
     let raw = loupe_audit::decode_event_list(text)
         .map_err(|e| format!("body is not an audit.k8s.io EventList: {e}"))?;
     Ok(raw
         .iter()
         .enumerate()
-        .map(|(i, r)| adapt(i as u64 + 1, r.get()))
+        .map(|(i, r)| adapt(i as u64 + 1, r.get()).into_owned())
         .collect())
 }
 

@@ -25,7 +25,7 @@ pub type Ack = Box<dyn FnOnce(Result<BatchReport, String>) + Send>;
 pub struct Batch {
     pub cluster: String,
     pub source: String,
-    pub items: Vec<Item>,
+    pub items: Vec<Item<'static>>,
     pub checkpoint: Option<Checkpoint>,
     pub ack: Ack,
 }

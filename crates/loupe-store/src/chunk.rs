@@ -2,27 +2,32 @@
 //! Layout of the uncompressed chunk, per event: `u16 id_len, id, u8 stage_len, stage,
 //! i64 ts, u32 json_len, json` (little endian).
 
-use loupe_timeline::RawEvent;
+use loupe_timeline::Output;
 
 use crate::{Result, StoreError};
 
 const LEVEL: i32 = 1;
 
-pub fn encode(events: &[RawEvent]) -> Result<Vec<u8>> {
-    let size: usize = events.iter().map(|e| e.json.len() + e.audit_id.len() + 32).sum();
-    let mut buf = Vec::with_capacity(size);
-    for e in events {
+/// Packs and compresses events; `scratch` and `compressor` are reused across calls so
+/// commits do not allocate (and fault in) a fresh multi-megabyte buffer each time.
+pub fn encode(out: &Output, scratch: &mut Vec<u8>, compressor: &mut zstd::bulk::Compressor<'static>) -> Result<Vec<u8>> {
+    scratch.clear();
+    for (e, json) in out.raw_events() {
         let id = e.audit_id.as_bytes();
         let id = &id[..id.len().min(u16::MAX as usize)];
-        buf.extend_from_slice(&(id.len() as u16).to_le_bytes());
-        buf.extend_from_slice(id);
-        buf.push(e.stage.len() as u8);
-        buf.extend_from_slice(e.stage.as_bytes());
-        buf.extend_from_slice(&e.ts.to_le_bytes());
-        buf.extend_from_slice(&(e.json.len() as u32).to_le_bytes());
-        buf.extend_from_slice(e.json.as_bytes());
+        scratch.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        scratch.extend_from_slice(id);
+        scratch.push(e.stage.len() as u8);
+        scratch.extend_from_slice(e.stage.as_bytes());
+        scratch.extend_from_slice(&e.ts.to_le_bytes());
+        scratch.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        scratch.extend_from_slice(json.as_bytes());
     }
-    Ok(zstd::bulk::compress(&buf, LEVEL)?)
+    Ok(compressor.compress(scratch)?)
+}
+
+pub fn compressor() -> Result<zstd::bulk::Compressor<'static>> {
+    Ok(zstd::bulk::Compressor::new(LEVEL)?)
 }
 
 /// One decoded entry of a chunk.
@@ -75,20 +80,18 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_garbage() {
-        let events: Vec<RawEvent> = (0..3)
-            .map(|i| RawEvent {
-                audit_id: format!("id-{i}"),
-                stage: "ResponseComplete",
-                ts: i,
-                json: format!("{{\"n\":{i}}}\n"),
-            })
-            .collect();
-        let packed = encode(&events).unwrap();
-        let raw_len: usize = 4096;
-        let buf = decompress(1, &packed, raw_len).unwrap();
+        let mut p = loupe_timeline::Processor::new(loupe_timeline::Config::new("t"));
+        for i in 0..3 {
+            p.push(&format!(r#"{{"level":"Request","auditID":"id-{i}","stage":"ResponseComplete","verb":"patch","objectRef":{{"resource":"pods","namespace":"n","name":"p"}},"requestObject":{{"status":{{"phase":"Running"}}}},"stageTimestamp":"2024-01-01T00:00:0{i}Z"}}"#), "t", i);
+        }
+        let out = p.take_output();
+        let mut scratch = Vec::new();
+        let packed = encode(&out, &mut scratch, &mut compressor().unwrap()).unwrap();
+        let buf = decompress(1, &packed, scratch.len()).unwrap();
         let got = entries(1, &buf).unwrap();
         assert_eq!(got.len(), 3);
-        assert_eq!((got[2].audit_id, got[2].ts, got[2].json), ("id-2", 2, "{\"n\":2}\n"));
+        assert_eq!((got[2].audit_id, got[2].ts), ("id-2", 1_704_067_202_000_000));
+        assert!(got[2].json.contains("\"id-2\""));
         assert!(entries(1, &buf[..buf.len() - 1]).is_err());
         assert!(decompress(1, b"nope", 10).is_err());
     }

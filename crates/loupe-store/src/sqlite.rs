@@ -11,7 +11,12 @@ use crate::{
     Checkpoint, ClusterStatus, MalformedRow, Result, Retention, RetentionReport, Store, StoreReader,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// `entries.body`: what the raw event holds of the pod.
+const BODY_NONE: i64 = 0;
+const BODY_FULL: i64 = 1;
+const BODY_PATCH: i64 = 2;
 /// Malformed records kept per commit; the rest are counted only.
 const MALFORMED_KEPT_PER_COMMIT: usize = 1000;
 
@@ -30,13 +35,10 @@ CREATE INDEX IF NOT EXISTS chunks_by_time ON chunks(cluster, max_ts);
 CREATE TABLE IF NOT EXISTS raw_index(
   audit_id TEXT NOT NULL, stage TEXT NOT NULL, cluster TEXT NOT NULL, chunk INTEGER NOT NULL,
   PRIMARY KEY(audit_id, stage, cluster)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS facts(
+CREATE TABLE IF NOT EXISTS entries(
   cluster TEXT NOT NULL, uid TEXT NOT NULL, ts INTEGER NOT NULL, audit_id TEXT NOT NULL,
-  seq INTEGER NOT NULL, late INTEGER NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL,
-  PRIMARY KEY(cluster, uid, ts, audit_id, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS versions(
-  cluster TEXT NOT NULL, uid TEXT NOT NULL, ts INTEGER NOT NULL, audit_id TEXT NOT NULL,
-  full INTEGER NOT NULL, PRIMARY KEY(cluster, uid, ts, audit_id)) WITHOUT ROWID;
+  late INTEGER NOT NULL, body INTEGER NOT NULL, n INTEGER NOT NULL, facts TEXT NOT NULL,
+  PRIMARY KEY(cluster, uid, ts, audit_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pods(
   cluster TEXT NOT NULL, uid TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
   node TEXT, phase TEXT, owner_kind TEXT, owner_name TEXT, created INTEGER,
@@ -59,6 +61,8 @@ CREATE TABLE IF NOT EXISTS malformed(
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    scratch: Vec<u8>,
+    compressor: zstd::bulk::Compressor<'static>,
 }
 
 impl SqliteStore {
@@ -78,7 +82,12 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)",
             params![SCHEMA_VERSION.to_string()],
         )?;
-        Ok(SqliteStore { conn, path })
+        Ok(SqliteStore {
+            conn,
+            path,
+            scratch: Vec::new(),
+            compressor: chunk::compressor()?,
+        })
     }
 
     /// A second handle on the same database, for readers beside the writer.
@@ -133,11 +142,7 @@ impl SqliteStore {
             };
             for uid in uids {
                 self.conn
-                    .execute("DELETE FROM facts WHERE cluster = ?1 AND uid = ?2", params![cluster, uid])?;
-                self.conn.execute(
-                    "DELETE FROM versions WHERE cluster = ?1 AND uid = ?2",
-                    params![cluster, uid],
-                )?;
+                    .execute("DELETE FROM entries WHERE cluster = ?1 AND uid = ?2", params![cluster, uid])?;
                 self.conn
                     .execute("DELETE FROM pods WHERE cluster = ?1 AND uid = ?2", params![cluster, uid])?;
                 report.pods += 1;
@@ -168,14 +173,18 @@ impl SqliteStore {
 
 const POD_COLUMNS: &str = "p.cluster, p.uid, p.namespace, p.name, p.node, p.phase, p.owner_kind, \
     p.owner_name, p.created, p.deletion_requested, p.gone, p.first_seen, p.last_seen, \
-    (SELECT count(*) FROM facts f WHERE f.cluster = p.cluster AND f.uid = p.uid)";
+    (SELECT coalesce(sum(e.n), 0) FROM entries e WHERE e.cluster = p.cluster AND e.uid = p.uid)";
 
 impl Store for SqliteStore {
     fn commit(&mut self, cluster: &str, out: &Output, checkpoints: &[Checkpoint]) -> Result<()> {
+        let data = if out.raw.is_empty() {
+            Vec::new()
+        } else {
+            chunk::encode(out, &mut self.scratch, &mut self.compressor)?
+        };
+        let raw_bytes = self.scratch.len();
         let tx = self.conn.transaction()?;
         if !out.raw.is_empty() {
-            let data = chunk::encode(&out.raw)?;
-            let raw_bytes: usize = out.raw.iter().map(|e| e.json.len() + e.audit_id.len() + 32).sum();
             let min_ts = out.raw.iter().map(|e| e.ts).min().unwrap_or(0);
             let max_ts = out.raw.iter().map(|e| e.ts).max().unwrap_or(0);
             tx.execute(
@@ -191,28 +200,13 @@ impl Store for SqliteStore {
             }
         }
         {
+            // One row per (pod, audit event): its facts and whether it holds a body.
             let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO facts(cluster, uid, ts, audit_id, seq, late, type, body) \
+                "INSERT OR IGNORE INTO entries(cluster, uid, ts, audit_id, late, body, n, facts) \
                  VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
             )?;
-            for (uid, f) in &out.facts {
-                let body = serde_json::to_string(&f.fact)?;
-                st.execute(params![
-                    cluster,
-                    uid,
-                    f.ts,
-                    f.audit_id,
-                    f.seq,
-                    f.late as i64,
-                    f.fact.type_name(),
-                    body
-                ])?;
-            }
-            let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO versions(cluster, uid, ts, audit_id, full) VALUES(?1,?2,?3,?4,?5)",
-            )?;
-            for v in &out.versions {
-                st.execute(params![cluster, v.uid, v.ts, v.audit_id, v.full as i64])?;
+            for e in entries(out) {
+                st.execute(params![cluster, e.uid, e.ts, e.audit_id, e.late as i64, e.body, e.facts.len() as i64, serde_json::to_string(&e.facts)?])?;
             }
             let mut st = tx.prepare_cached(
                 "INSERT INTO pods(cluster, uid, namespace, name, node, phase, owner_kind, owner_name, \
@@ -440,6 +434,37 @@ impl SqliteStore {
     }
 }
 
+/// One `entries` row in the making.
+struct EntryRow<'a> {
+    uid: &'a str,
+    ts: i64,
+    audit_id: &'a str,
+    late: bool,
+    body: i64,
+    facts: Vec<&'a Fact>,
+}
+
+/// Groups an output's facts and body references by (pod, audit event), in output order.
+fn entries(out: &Output) -> Vec<EntryRow<'_>> {
+    let mut rows: Vec<EntryRow<'_>> = Vec::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    for (uid, f) in &out.facts {
+        let i = *index.entry((uid.as_str(), f.audit_id.as_str())).or_insert_with(|| {
+            rows.push(EntryRow { uid, ts: f.ts, audit_id: &f.audit_id, late: f.late, body: BODY_NONE, facts: Vec::new() });
+            rows.len() - 1
+        });
+        rows[i].facts.push(&f.fact);
+    }
+    for v in &out.versions {
+        let i = *index.entry((v.uid.as_str(), v.audit_id.as_str())).or_insert_with(|| {
+            rows.push(EntryRow { uid: &v.uid, ts: v.ts, audit_id: &v.audit_id, late: false, body: BODY_NONE, facts: Vec::new() });
+            rows.len() - 1
+        });
+        rows[i].body = if v.full { BODY_FULL } else { BODY_PATCH };
+    }
+    rows
+}
+
 impl StoreReader for SqliteStore {
     fn clusters(&self) -> Result<Vec<ClusterStatus>> {
         let mut st = self.conn.prepare(
@@ -524,28 +549,24 @@ impl StoreReader for SqliteStore {
 
     fn timeline(&self, cluster: &str, uid: &str) -> Result<Vec<FactRecord>> {
         let mut st = self.conn.prepare(
-            "SELECT ts, audit_id, seq, late, body FROM facts WHERE cluster = ?1 AND uid = ?2 \
-             ORDER BY ts, audit_id, seq",
+            "SELECT ts, audit_id, late, facts FROM entries WHERE cluster = ?1 AND uid = ?2 AND n > 0 \
+             ORDER BY ts, audit_id",
         )?;
         let rows = st.query_map(params![cluster, uid], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u32>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-            ))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (ts, audit_id, seq, late, body) = row?;
-            out.push(FactRecord {
-                ts,
-                audit_id,
-                seq,
-                late: late != 0,
-                fact: serde_json::from_str::<Fact>(&body)?,
-            });
+            let (ts, audit_id, late, facts) = row?;
+            for (seq, fact) in serde_json::from_str::<Vec<Fact>>(&facts)?.into_iter().enumerate() {
+                out.push(FactRecord {
+                    ts,
+                    audit_id: audit_id.clone(),
+                    seq: seq as u32,
+                    late: late != 0,
+                    fact,
+                });
+            }
         }
         Ok(out)
     }
@@ -574,11 +595,11 @@ impl StoreReader for SqliteStore {
     fn versions(&self, cluster: &str, uid: &str) -> Result<Vec<StoredVersion>> {
         let refs: Vec<(i64, String, bool, i64)> = {
             let mut st = self.conn.prepare(
-                "SELECT v.ts, v.audit_id, v.full, r.chunk FROM versions v JOIN raw_index r \
+                "SELECT v.ts, v.audit_id, v.body = ?3, r.chunk FROM entries v JOIN raw_index r \
                  ON r.audit_id = v.audit_id AND r.cluster = v.cluster AND r.stage IN ('ResponseComplete', 'Panic') \
-                 WHERE v.cluster = ?1 AND v.uid = ?2 ORDER BY v.ts, v.audit_id",
+                 WHERE v.cluster = ?1 AND v.uid = ?2 AND v.body > 0 ORDER BY v.ts, v.audit_id",
             )?;
-            let rows = st.query_map(params![cluster, uid], |r| {
+            let rows = st.query_map(params![cluster, uid, BODY_FULL], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0, r.get(3)?))
             })?;
             rows.collect::<rusqlite::Result<_>>()?

@@ -38,13 +38,13 @@ pub struct Malformed {
     pub error: String,
 }
 
-/// An analysed audit event to keep verbatim.
+/// An analysed audit event to keep verbatim; its text is [`Output::raw_json`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEvent {
     pub audit_id: String,
     pub stage: &'static str,
     pub ts: i64,
-    pub json: String,
+    json: std::ops::Range<usize>,
 }
 
 /// A pod body in the raw store: the object after a request (`full`) or a patch to it.
@@ -83,6 +83,8 @@ pub struct PvcRecord {
 #[derive(Debug, Default)]
 pub struct Output {
     pub raw: Vec<RawEvent>,
+    /// The text of every raw event, back to back: one buffer, reused across outputs.
+    raw_text: String,
     pub facts: Vec<(String, FactRecord)>,
     pub versions: Vec<VersionRef>,
     pub pods: Vec<PodState>,
@@ -95,6 +97,30 @@ pub struct Output {
 }
 
 impl Output {
+    /// The verbatim text of a raw event of this output.
+    pub fn raw_json(&self, e: &RawEvent) -> &str {
+        &self.raw_text[e.json.clone()]
+    }
+
+    /// Raw events with their text.
+    pub fn raw_events(&self) -> impl Iterator<Item = (&RawEvent, &str)> {
+        self.raw.iter().map(|e| (e, self.raw_json(e)))
+    }
+
+    /// Empties the output but keeps its buffers' capacity.
+    fn clear(&mut self) {
+        self.raw.clear();
+        self.raw_text.clear();
+        self.facts.clear();
+        self.versions.clear();
+        self.pods.clear();
+        self.nodes.clear();
+        self.pvcs.clear();
+        self.malformed.clear();
+        self.stats = Stats::default();
+        self.watermark = 0;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty() && self.facts.is_empty() && self.pods.is_empty() && self.malformed.is_empty()
     }
@@ -159,6 +185,8 @@ pub struct Processor {
     dirty_nodes: BTreeSet<String>,
     dirty_pvcs: BTreeSet<(String, String)>,
     out: Output,
+    /// A drained output handed back by the caller, reused to avoid fresh allocations.
+    spare: Option<Output>,
 }
 
 impl Processor {
@@ -184,6 +212,7 @@ impl Processor {
             dirty_nodes: BTreeSet::new(),
             dirty_pvcs: BTreeSet::new(),
             out: Output::default(),
+            spare: None,
         }
     }
 
@@ -315,7 +344,8 @@ impl Processor {
 
     /// Drains what was produced, with the states of the pods it touched.
     pub fn take_output(&mut self) -> Output {
-        let mut out = std::mem::take(&mut self.out);
+        let fresh = self.spare.take().unwrap_or_default();
+        let mut out = std::mem::replace(&mut self.out, fresh);
         for uid in std::mem::take(&mut self.dirty_pods) {
             if let Some(state) = self.pods.get(&uid) {
                 out.pods.push(state.clone());
@@ -333,6 +363,12 @@ impl Processor {
         }
         out.watermark = self.watermark;
         out
+    }
+
+    /// Gives a drained output back so its buffers serve the next one.
+    pub fn recycle(&mut self, mut out: Output) {
+        out.clear();
+        self.spare = Some(out);
     }
 
     /// Counters of what was pushed since the last [`Processor::take_output`].
@@ -367,11 +403,13 @@ impl Processor {
     }
 
     fn keep_raw(&mut self, event: &AuditEvent<'_>, ts: i64, json: &str) {
+        let start = self.out.raw_text.len();
+        self.out.raw_text.push_str(json);
         self.out.raw.push(RawEvent {
             audit_id: event.audit_id.to_string(),
             stage: event.stage.as_str(),
             ts,
-            json: json.to_string(),
+            json: start..self.out.raw_text.len(),
         });
     }
 

@@ -1,0 +1,262 @@
+//! `loupe-bench`: measures the ingest path on a realistic audit mix and prints figures.
+//!
+//! - `ingest`: pod lifecycles with 1–20 KB RequestResponse bodies among 5× more noise,
+//!   replayed from a file through parse + normalize + timeline + store, on one thread.
+//! - `inflight`: pods created and left running, to show memory grows with in-flight pods.
+//!
+//! Each measurement runs in a child process so its peak RSS is its own. Run with
+//! `cargo run --release -p loupe-bench -- ingest` (or `inflight`).
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use loupe_ingest::{Pipeline, PipelineConfig};
+use loupe_sample::{generate, SampleConfig};
+use loupe_store::SqliteStore;
+
+/// As in the `loupe` binary: the allocator is part of what is measured.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |name: &str, default: usize| -> usize {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    match args.first().map(String::as_str) {
+        Some("ingest") => ingest(arg("--pods", 20_000)),
+        Some("inflight") => inflight(arg("--pods", 100_000)),
+        Some("parse") => parse_only(arg("--pods", 5_000)),
+        Some("phases") => phases(&args[1], args.get(2).map(String::as_str)),
+        Some("child") => child(&args[1], &args[2]),
+        // Writes the ingest mix to a file, for profiling `child` on its own.
+        Some("write") => write_sample(Path::new(&args[1]), &ingest_mix(arg("--pods", 20_000))).map(|_| ()),
+        _ => bail!("usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N]"),
+    }
+}
+
+struct Written {
+    events: u64,
+    bytes: u64,
+    pod_events: u64,
+    pod_bytes: u64,
+}
+
+fn write_sample(path: &Path, config: &SampleConfig) -> Result<Written> {
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut w = Written { events: 0, bytes: 0, pod_events: 0, pod_bytes: 0 };
+    let mut failed = None;
+    generate(config, |line| {
+        w.events += 1;
+        w.bytes += line.len() as u64 + 1;
+        if !line.contains("\"level\":\"Metadata\"") {
+            w.pod_events += 1;
+            w.pod_bytes += line.len() as u64;
+        }
+        if failed.is_none() {
+            failed = writeln!(out, "{line}").err();
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    out.flush()?;
+    Ok(w)
+}
+
+fn ingest(pods: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("audit.log");
+    let w = write_sample(&log, &ingest_mix(pods))?;
+    println!(
+        "input: {} events, {:.1} MB; {} analysed-resource events (avg {:.1} KB), {} noise",
+        w.events,
+        w.bytes as f64 / 1e6,
+        w.pod_events,
+        w.pod_bytes as f64 / w.pod_events.max(1) as f64 / 1e3,
+        w.events - w.pod_events
+    );
+    let report = run_child(&log, dir.path())?;
+    print_report(&report, w.events, w.bytes);
+    Ok(())
+}
+
+/// Pod lifecycles with 1–20 KB RequestResponse bodies among 5× more noise.
+fn ingest_mix(pods: usize) -> SampleConfig {
+    SampleConfig {
+        pods,
+        seed: 2026,
+        pods_per_second: 50.0,
+        noise_per_event: 5,
+        padding: 4..110,
+        ..SampleConfig::default()
+    }
+}
+
+fn inflight(pods: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("audit.log");
+    let config = SampleConfig {
+        pods,
+        seed: 7,
+        pods_per_second: 500.0,
+        noise_per_event: 1,
+        padding: 4..40,
+        delete: false,
+        ..SampleConfig::default()
+    };
+    let w = write_sample(&log, &config)?;
+    println!("input: {} pods that stay running, {} events, {:.1} MB", pods, w.events, w.bytes as f64 / 1e6);
+    let report = run_child(&log, dir.path())?;
+    print_report(&report, w.events, w.bytes);
+    Ok(())
+}
+
+/// Decode + observe only, in memory: the cost of reading audit JSON.
+fn parse_only(pods: usize) -> Result<()> {
+    let mut lines = Vec::new();
+    generate(&SampleConfig { pods, seed: 3, pods_per_second: 50.0, padding: 4..110, ..SampleConfig::default() }, |l| lines.push(l.to_string()));
+    let bytes: usize = lines.iter().map(String::len).sum();
+    let mut relevant = 0u64;
+    let started = Instant::now();
+    for _ in 0..3 {
+        for l in &lines {
+            let e = loupe_audit::decode(l)?;
+            if let Ok(Some(_)) = loupe_facts::observe(&e) {
+                relevant += 1;
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let n = lines.len() as f64 * 3.0;
+    println!(
+        "parse+observe: {:.0} events/s, {:.0} MB/s ({} relevant of {} per pass)",
+        n / secs,
+        bytes as f64 * 3.0 / secs / 1e6,
+        relevant / 3,
+        lines.len()
+    );
+    Ok(())
+}
+
+/// Where the time goes: each stage of the path timed on its own over the same file.
+fn phases(log: &str, only: Option<&str>) -> Result<()> {
+    let text = std::fs::read_to_string(log)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let n = lines.len() as f64;
+    let time = |label: &str, f: &mut dyn FnMut()| {
+        if only.is_some_and(|o| !label.starts_with(o)) {
+            return;
+        }
+        let t = Instant::now();
+        f();
+        let s = t.elapsed().as_secs_f64();
+        println!("{label:<34} {:>7.3} s  {:>9.0} events/s", s, n / s);
+    };
+    time("decode envelope", &mut || {
+        for l in &lines {
+            let _ = std::hint::black_box(loupe_audit::decode(l));
+        }
+    });
+    time("decode + observe", &mut || {
+        for l in &lines {
+            if let Ok(e) = loupe_audit::decode(l) {
+                let _ = std::hint::black_box(loupe_facts::observe(&e));
+            }
+        }
+    });
+    time("processor (no store)", &mut || {
+        let mut p = loupe_timeline::Processor::new(loupe_timeline::Config::new("x"));
+        for (i, l) in lines.iter().enumerate() {
+            p.push(l, "x", i as u64);
+            if i % 8192 == 0 {
+                let out = std::hint::black_box(p.take_output());
+                p.recycle(out);
+            }
+        }
+        p.flush();
+        std::hint::black_box(p.take_output());
+    });
+    Ok(())
+}
+
+struct ChildReport {
+    wall: f64,
+    cpu: f64,
+    peak_rss_kb: u64,
+    in_flight: usize,
+    db_bytes: u64,
+}
+
+fn run_child(log: &Path, dir: &Path) -> Result<ChildReport> {
+    let data = dir.join("data");
+    let out = Command::new(std::env::current_exe()?)
+        .args(["child", log.to_str().context("path")?, data.to_str().context("path")?])
+        .output()?;
+    if !out.status.success() {
+        bail!("child failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8(out.stdout)?;
+    let field = |k: &str| -> Result<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("child did not report {k}: {text}"))
+    };
+    Ok(ChildReport {
+        wall: field("wall")?,
+        cpu: field("cpu")?,
+        peak_rss_kb: field("peak_rss_kb")? as u64,
+        in_flight: field("in_flight")? as usize,
+        db_bytes: field("db_bytes")? as u64,
+    })
+}
+
+fn print_report(r: &ChildReport, events: u64, bytes: u64) {
+    println!("replay (parse + normalize + timeline + SQLite store, one thread):");
+    println!("  wall {:.2} s, CPU {:.2} s", r.wall, r.cpu);
+    println!("  {:.0} events/s wall, {:.0} events per CPU-second", events as f64 / r.wall, events as f64 / r.cpu);
+    println!("  {:.1} MB/s wall, {:.1} MB per CPU-second", bytes as f64 / r.wall / 1e6, bytes as f64 / r.cpu / 1e6);
+    println!("  peak RSS {:.1} MiB; {} pods in flight at the end", r.peak_rss_kb as f64 / 1024.0, r.in_flight);
+    println!("  store {:.1} MB ({:.1}x smaller than the input)", r.db_bytes as f64 / 1e6, bytes as f64 / r.db_bytes.max(1) as f64);
+}
+
+fn child(log: &str, data: &str) -> Result<()> {
+    let store = SqliteStore::open(Path::new(data))?;
+    let mut pipeline = Pipeline::new(store, PipelineConfig::default());
+    let cpu0 = cpu_seconds()?;
+    let started = Instant::now();
+    pipeline.replay("bench", &[log.into()])?;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()? - cpu0;
+    let stats = &pipeline.totals()["bench"];
+    if stats.malformed > 0 {
+        bail!("{} malformed records in the benchmark input", stats.malformed);
+    }
+    println!("wall={wall}\ncpu={cpu}\npeak_rss_kb={}\nin_flight={}", peak_rss_kb()?, pipeline.in_flight_pods());
+    println!("db_bytes={}", pipeline.store().size_bytes()?);
+    Ok(())
+}
+
+/// User + system CPU time of this process, from /proc (clock ticks of 1/100 s).
+fn cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after = stat.rsplit_once(')').context("stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = f.get(11).context("utime")?.parse()?;
+    let stime: f64 = f.get(12).context("stime")?.parse()?;
+    Ok((utime + stime) / 100.0)
+}
+
+fn peak_rss_kb() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
+    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+}
