@@ -226,17 +226,20 @@ impl<'a> AuditEvent<'a> {
 
     /// Decodes the request body into `T`. `None` when the event has no body.
     pub fn request<T: Deserialize<'a>>(&self) -> Option<Result<T, serde_json::Error>> {
-        self.request_object.map(|raw| serde_json::from_str(raw.get()))
+        self.request_object
+            .map(|raw| serde_json::from_str(raw.get()))
     }
 
     /// Decodes the response body into `T`. `None` when the event has no body.
     pub fn response<T: Deserialize<'a>>(&self) -> Option<Result<T, serde_json::Error>> {
-        self.response_object.map(|raw| serde_json::from_str(raw.get()))
+        self.response_object
+            .map(|raw| serde_json::from_str(raw.get()))
     }
 
     /// Decodes a body into an owned value; for callers that keep it beyond the input line.
     pub fn response_owned<T: DeserializeOwned>(&self) -> Option<Result<T, serde_json::Error>> {
-        self.response_object.map(|raw| serde_json::from_str(raw.get()))
+        self.response_object
+            .map(|raw| serde_json::from_str(raw.get()))
     }
 }
 
@@ -256,7 +259,11 @@ mod tests {
         assert_eq!(e.user.username, "system:node:worker-node-1");
         assert_eq!(e.time(), Some(1_756_904_144_912_345));
         assert_eq!(e.received_time(), Some(1_756_904_144_819_014));
-        assert!(e.request_object.unwrap().get().starts_with(r#"{"metadata""#));
+        assert!(e
+            .request_object
+            .unwrap()
+            .get()
+            .starts_with(r#"{"metadata""#));
         assert!(e.response_object.is_none());
     }
 
@@ -279,7 +286,10 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_audit_event() {
-        assert!(matches!(decode(r#"{"kind": 0}"#), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            decode(r#"{"kind": 0}"#),
+            Err(DecodeError::Json(_))
+        ));
         assert!(matches!(
             decode(r#"{"kind":"Pod","level":"None","auditID":"a","stage":"Panic"}"#),
             Err(DecodeError::WrongKind(_))

@@ -13,7 +13,9 @@ use serde_json::value::RawValue;
 
 pub type Str<'a> = Cow<'a, str>;
 /// Integers as JSON numbers, or as strings (Cloud Logging renders int64 that way).
-fn int<'de, D: serde::Deserializer<'de>, T: std::str::FromStr + Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+fn int<'de, D: serde::Deserializer<'de>, T: std::str::FromStr + Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either<'a, T> {
@@ -544,7 +546,10 @@ mod tests {
         let cs = &status.container_statuses.as_ref().unwrap()[0];
         assert_eq!(cs.restart_count, Some(7));
         let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
-        assert_eq!((last.exit_code, last.reason.as_deref()), (137, Some("OOMKilled")));
+        assert_eq!(
+            (last.exit_code, last.reason.as_deref()),
+            (137, Some("OOMKilled"))
+        );
     }
 
     #[test]
@@ -554,12 +559,18 @@ mod tests {
         let labels = pod.metadata.labels.unwrap();
         assert_eq!(labels.get("a"), Some(&None));
         assert_eq!(labels.get("b").cloned().flatten().as_deref(), Some("2"));
-        assert_eq!(pod.metadata.delete_finalizers.unwrap(), vec!["example.com/x"]);
+        assert_eq!(
+            pod.metadata.delete_finalizers.unwrap(),
+            vec!["example.com/x"]
+        );
     }
 
     #[test]
     fn reads_integers_written_as_strings() {
-        let cs: ContainerStatus = serde_json::from_str(r#"{"name":"a","restartCount":"3","state":{"terminated":{"exitCode":"137"}}}"#).unwrap();
+        let cs: ContainerStatus = serde_json::from_str(
+            r#"{"name":"a","restartCount":"3","state":{"terminated":{"exitCode":"137"}}}"#,
+        )
+        .unwrap();
         assert_eq!(cs.restart_count, Some(3));
         assert_eq!(cs.state.unwrap().terminated.unwrap().exit_code, 137);
         assert!(serde_json::from_str::<ContainerStatus>(r#"{"restartCount":"x"}"#).is_err());

@@ -93,9 +93,15 @@ mod tests {
         assert_eq!(classify("", "pods", "status"), Resource::PodStatus);
         assert_eq!(classify("", "pods", "binding"), Resource::PodBinding);
         assert_eq!(classify("", "pods", "exec"), Resource::PodOther);
-        assert_eq!(classify("events.k8s.io", "events", ""), Resource::EventsApiEvent);
+        assert_eq!(
+            classify("events.k8s.io", "events", ""),
+            Resource::EventsApiEvent
+        );
         assert_eq!(classify("", "events", ""), Resource::CoreEvent);
-        assert_eq!(classify("coordination.k8s.io", "leases", ""), Resource::Other);
+        assert_eq!(
+            classify("coordination.k8s.io", "leases", ""),
+            Resource::Other
+        );
         assert_eq!(classify("apps", "pods", ""), Resource::Other);
     }
 

@@ -15,15 +15,29 @@ pub fn parse_time_micros(s: &str) -> Option<Micros> {
 /// The apiserver's own form, `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, without a general parser:
 /// it is read twice per audit event. Anything else returns `None` for the full parser.
 fn parse_utc_fast(b: &[u8]) -> Option<Micros> {
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b.last() != Some(&b'Z') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b.last() != Some(&b'Z')
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |acc, c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+        b[r].iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut micros = 0i64;
@@ -79,8 +93,14 @@ mod tests {
             Some(1_540_476_552_000_000)
         );
         assert_eq!(parse_time_micros("yesterday"), None);
-        assert_eq!(parse_time_micros("2024-01-01T00:00:00.5Z"), Some(1_704_067_200_500_000));
-        assert_eq!(parse_time_micros("2024-01-01T00:00:00.123456789Z"), Some(1_704_067_200_123_456));
+        assert_eq!(
+            parse_time_micros("2024-01-01T00:00:00.5Z"),
+            Some(1_704_067_200_500_000)
+        );
+        assert_eq!(
+            parse_time_micros("2024-01-01T00:00:00.123456789Z"),
+            Some(1_704_067_200_123_456)
+        );
         assert_eq!(parse_time_micros("2024-13-01T00:00:00Z"), None);
     }
 
@@ -90,7 +110,9 @@ mod tests {
         while t < 4_102_444_800_000_000 {
             // 2100
             let text = format_micros(t);
-            let slow = DateTime::parse_from_rfc3339(&text).unwrap().timestamp_micros();
+            let slow = DateTime::parse_from_rfc3339(&text)
+                .unwrap()
+                .timestamp_micros();
             assert_eq!(parse_utc_fast(text.as_bytes()), Some(slow), "{text}");
             t += 86_399_999_937;
         }

@@ -37,7 +37,9 @@ fn main() -> Result<()> {
         Some("phases") => phases(&args[1], args.get(2).map(String::as_str)),
         Some("child") => child(&args[1], &args[2]),
         // Writes the ingest mix to a file, for profiling `child` on its own.
-        Some("write") => write_sample(Path::new(&args[1]), &ingest_mix(arg("--pods", 20_000))).map(|_| ()),
+        Some("write") => {
+            write_sample(Path::new(&args[1]), &ingest_mix(arg("--pods", 20_000))).map(|_| ())
+        }
         _ => bail!("usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N]"),
     }
 }
@@ -51,7 +53,12 @@ struct Written {
 
 fn write_sample(path: &Path, config: &SampleConfig) -> Result<Written> {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    let mut w = Written { events: 0, bytes: 0, pod_events: 0, pod_bytes: 0 };
+    let mut w = Written {
+        events: 0,
+        bytes: 0,
+        pod_events: 0,
+        pod_bytes: 0,
+    };
     let mut failed = None;
     generate(config, |line| {
         w.events += 1;
@@ -113,7 +120,12 @@ fn inflight(pods: usize) -> Result<()> {
         ..SampleConfig::default()
     };
     let w = write_sample(&log, &config)?;
-    println!("input: {} pods that stay running, {} events, {:.1} MB", pods, w.events, w.bytes as f64 / 1e6);
+    println!(
+        "input: {} pods that stay running, {} events, {:.1} MB",
+        pods,
+        w.events,
+        w.bytes as f64 / 1e6
+    );
     let report = run_child(&log, dir.path())?;
     print_report(&report, w.events, w.bytes);
     Ok(())
@@ -122,7 +134,16 @@ fn inflight(pods: usize) -> Result<()> {
 /// Decode + observe only, in memory: the cost of reading audit JSON.
 fn parse_only(pods: usize) -> Result<()> {
     let mut lines = Vec::new();
-    generate(&SampleConfig { pods, seed: 3, pods_per_second: 50.0, padding: 4..110, ..SampleConfig::default() }, |l| lines.push(l.to_string()));
+    generate(
+        &SampleConfig {
+            pods,
+            seed: 3,
+            pods_per_second: 50.0,
+            padding: 4..110,
+            ..SampleConfig::default()
+        },
+        |l| lines.push(l.to_string()),
+    );
     let bytes: usize = lines.iter().map(String::len).sum();
     let mut relevant = 0u64;
     let started = Instant::now();
@@ -198,7 +219,11 @@ struct ChildReport {
 fn run_child(log: &Path, dir: &Path) -> Result<ChildReport> {
     let data = dir.join("data");
     let out = Command::new(std::env::current_exe()?)
-        .args(["child", log.to_str().context("path")?, data.to_str().context("path")?])
+        .args([
+            "child",
+            log.to_str().context("path")?,
+            data.to_str().context("path")?,
+        ])
         .output()?;
     if !out.status.success() {
         bail!("child failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -222,10 +247,26 @@ fn run_child(log: &Path, dir: &Path) -> Result<ChildReport> {
 fn print_report(r: &ChildReport, events: u64, bytes: u64) {
     println!("replay (parse + normalize + timeline + SQLite store, one thread):");
     println!("  wall {:.2} s, CPU {:.2} s", r.wall, r.cpu);
-    println!("  {:.0} events/s wall, {:.0} events per CPU-second", events as f64 / r.wall, events as f64 / r.cpu);
-    println!("  {:.1} MB/s wall, {:.1} MB per CPU-second", bytes as f64 / r.wall / 1e6, bytes as f64 / r.cpu / 1e6);
-    println!("  peak RSS {:.1} MiB; {} pods in flight at the end", r.peak_rss_kb as f64 / 1024.0, r.in_flight);
-    println!("  store {:.1} MB ({:.1}x smaller than the input)", r.db_bytes as f64 / 1e6, bytes as f64 / r.db_bytes.max(1) as f64);
+    println!(
+        "  {:.0} events/s wall, {:.0} events per CPU-second",
+        events as f64 / r.wall,
+        events as f64 / r.cpu
+    );
+    println!(
+        "  {:.1} MB/s wall, {:.1} MB per CPU-second",
+        bytes as f64 / r.wall / 1e6,
+        bytes as f64 / r.cpu / 1e6
+    );
+    println!(
+        "  peak RSS {:.1} MiB; {} pods in flight at the end",
+        r.peak_rss_kb as f64 / 1024.0,
+        r.in_flight
+    );
+    println!(
+        "  store {:.1} MB ({:.1}x smaller than the input)",
+        r.db_bytes as f64 / 1e6,
+        bytes as f64 / r.db_bytes.max(1) as f64
+    );
 }
 
 fn child(log: &str, data: &str) -> Result<()> {
@@ -238,9 +279,16 @@ fn child(log: &str, data: &str) -> Result<()> {
     let cpu = cpu_seconds()? - cpu0;
     let stats = &pipeline.totals()["bench"];
     if stats.malformed > 0 {
-        bail!("{} malformed records in the benchmark input", stats.malformed);
+        bail!(
+            "{} malformed records in the benchmark input",
+            stats.malformed
+        );
     }
-    println!("wall={wall}\ncpu={cpu}\npeak_rss_kb={}\nin_flight={}", peak_rss_kb()?, pipeline.in_flight_pods());
+    println!(
+        "wall={wall}\ncpu={cpu}\npeak_rss_kb={}\nin_flight={}",
+        peak_rss_kb()?,
+        pipeline.in_flight_pods()
+    );
     println!("db_bytes={}", pipeline.store().size_bytes()?);
     Ok(())
 }
@@ -257,6 +305,13 @@ fn cpu_seconds() -> Result<f64> {
 
 fn peak_rss_kb() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
-    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("VmHWM")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("VmHWM value")?
+        .parse()?)
 }

@@ -23,7 +23,9 @@ pub fn run(g: &Global, args: DemoArgs) -> Result<()> {
     let cluster = crate::cluster_or_default(g);
     std::fs::create_dir_all(&g.data)?;
     let log = g.data.join(format!("demo-{cluster}-audit.log"));
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&log).with_context(|| log.display().to_string())?);
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&log).with_context(|| log.display().to_string())?,
+    );
     let mut lines = 0u64;
     let mut failed = None;
     generate(
@@ -43,7 +45,11 @@ pub fn run(g: &Global, args: DemoArgs) -> Result<()> {
         return Err(e.into());
     }
     file.flush()?;
-    eprintln!("wrote {lines} audit events for {} pods to {}", args.pods, log.display());
+    eprintln!(
+        "wrote {lines} audit events for {} pods to {}",
+        args.pods,
+        log.display()
+    );
     let mut pipeline = Pipeline::new(open(g)?, PipelineConfig::default());
     pipeline.replay(&cluster, std::slice::from_ref(&log))?;
     let stats = pipeline.totals().get(&cluster).cloned().unwrap_or_default();
@@ -61,9 +67,15 @@ pub fn run(g: &Global, args: DemoArgs) -> Result<()> {
     }
     println!("{}", crate::pods_table(&pods));
     if let Some(p) = pods.iter().find(|p| p.gone.is_some()).or(pods.first()) {
-        println!("\nloupe timeline {}/{} --cluster {cluster}:", p.namespace, p.name);
+        println!(
+            "\nloupe timeline {}/{} --cluster {cluster}:",
+            p.namespace, p.name
+        );
         let facts = store.timeline(&p.cluster, &p.uid)?;
-        let view = crate::TimelineView { pod: p.clone(), facts };
+        let view = crate::TimelineView {
+            pod: p.clone(),
+            facts,
+        };
         println!("{}", crate::timeline_table(&view));
     }
     println!("\nNext: loupe pods, loupe timeline POD, loupe history POD, loupe raw AUDIT_ID (all with --data {})", g.data.display());

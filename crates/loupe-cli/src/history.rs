@@ -34,8 +34,13 @@ pub struct Version {
 fn merge_key(field: &str) -> Option<&'static str> {
     match field {
         "conditions" | "readinessGates" => Some("type"),
-        "containerStatuses" | "initContainerStatuses" | "ephemeralContainerStatuses" | "containers"
-        | "initContainers" | "volumes" | "env" => Some("name"),
+        "containerStatuses"
+        | "initContainerStatuses"
+        | "ephemeralContainerStatuses"
+        | "containers"
+        | "initContainers"
+        | "volumes"
+        | "env" => Some("name"),
         "podIPs" | "hostIPs" => Some("ip"),
         "ownerReferences" => Some("uid"),
         _ => None,
@@ -63,7 +68,9 @@ pub fn apply_patch(target: &mut Value, patch: &Value) {
                 t.remove(key);
             }
             Value::Object(_) => {
-                let entry = t.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+                let entry = t
+                    .entry(key.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if !entry.is_object() {
                     *entry = Value::Object(Map::new());
                 }
@@ -104,12 +111,22 @@ fn diff_at(path: &str, field: Option<&str>, old: &Value, new: &Value, out: &mut 
                 let p = join(path, k);
                 match b.get(k) {
                     Some(bv) => diff_at(&p, Some(k), av, bv, out),
-                    None => out.push(Change { path: p, op: "remove", from: Some(av.clone()), to: None }),
+                    None => out.push(Change {
+                        path: p,
+                        op: "remove",
+                        from: Some(av.clone()),
+                        to: None,
+                    }),
                 }
             }
             for (k, bv) in b {
                 if !a.contains_key(k) {
-                    out.push(Change { path: join(path, k), op: "add", from: None, to: Some(bv.clone()) });
+                    out.push(Change {
+                        path: join(path, k),
+                        op: "add",
+                        from: None,
+                        to: Some(bv.clone()),
+                    });
                 }
             }
         }
@@ -120,12 +137,22 @@ fn diff_at(path: &str, field: Option<&str>, old: &Value, new: &Value, out: &mut 
                 let p = format!("{path}[{}]", label(av));
                 match b.iter().find(|bv| bv.get(mk) == av.get(mk)) {
                     Some(bv) => diff_at(&p, None, av, bv, out),
-                    None => out.push(Change { path: p, op: "remove", from: Some(av.clone()), to: None }),
+                    None => out.push(Change {
+                        path: p,
+                        op: "remove",
+                        from: Some(av.clone()),
+                        to: None,
+                    }),
                 }
             }
             for bv in b {
                 if !a.iter().any(|av| av.get(mk) == bv.get(mk)) {
-                    out.push(Change { path: format!("{path}[{}]", label(bv)), op: "add", from: None, to: Some(bv.clone()) });
+                    out.push(Change {
+                        path: format!("{path}[{}]", label(bv)),
+                        op: "add",
+                        from: None,
+                        to: Some(bv.clone()),
+                    });
                 }
             }
         }
@@ -161,7 +188,9 @@ pub fn build(stored: &[StoredVersion]) -> Vec<Version> {
     let mut current = Value::Object(Map::new());
     let mut out = Vec::new();
     for s in stored {
-        let Ok(body) = serde_json::from_str::<Value>(&s.body) else { continue };
+        let Ok(body) = serde_json::from_str::<Value>(&s.body) else {
+            continue;
+        };
         let mut next = current.clone();
         if s.full {
             next = body;
@@ -199,7 +228,10 @@ mod tests {
         apply_patch(&mut pod, &patch);
         assert_eq!(pod["metadata"]["labels"], json!({"b": "2"}));
         assert_eq!(pod["metadata"]["finalizers"], json!(["y"]));
-        assert_eq!(pod["status"]["conditions"][0], json!({"type": "Ready", "status": "True"}));
+        assert_eq!(
+            pod["status"]["conditions"][0],
+            json!({"type": "Ready", "status": "True"})
+        );
         let changes = diff(&before, &pod);
         let paths: Vec<_> = changes.iter().map(|c| (c.path.as_str(), c.op)).collect();
         assert!(paths.contains(&("metadata.labels.a", "remove")));
@@ -217,7 +249,10 @@ mod tests {
             body: body.into(),
         };
         let versions = build(&[
-            v(true, r#"{"metadata":{"name":"p","resourceVersion":"1"},"status":{"phase":"Pending"}}"#),
+            v(
+                true,
+                r#"{"metadata":{"name":"p","resourceVersion":"1"},"status":{"phase":"Pending"}}"#,
+            ),
             v(false, r#"{"status":{"phase":"Running"}}"#),
         ]);
         assert_eq!(versions.len(), 2);

@@ -21,7 +21,11 @@ use output::{emit, offset, opt, table, time, Format};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "loupe", version, about = "Kubernetes pod delivery observability from the audit log")]
+#[command(
+    name = "loupe",
+    version,
+    about = "Kubernetes pod delivery observability from the audit log"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -38,7 +42,13 @@ struct Global {
     #[arg(long, global = true, env = "LOUPE_CLUSTER")]
     cluster: Option<String>,
     /// Output format.
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value = "table")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value = "table"
+    )]
     output: Format,
 }
 
@@ -113,9 +123,13 @@ fn parse_duration_us(s: &str) -> Result<i64, String> {
 
 fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_uppercase();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: f64 = n.parse().map_err(|_| format!("{s:?}: not a size (e.g. 500MB, 10GiB)"))?;
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: not a size (e.g. 500MB, 10GiB)"))?;
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "K" | "KB" => 1e3,
@@ -132,7 +146,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOUPE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LOUPE_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -188,8 +203,13 @@ fn run(cli: Cli) -> Result<()> {
                 .into_iter()
                 .filter(|(c, _, _)| g.cluster.as_ref().is_none_or(|want| want == c))
                 .map(|(cluster, stage, json)| {
-                    let event = serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json));
-                    RawView { cluster, stage, event }
+                    let event =
+                        serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json));
+                    RawView {
+                        cluster,
+                        stage,
+                        event,
+                    }
                 })
                 .collect();
             match g.output {
@@ -249,8 +269,20 @@ fn run(cli: Cli) -> Result<()> {
                 max_bytes: max_size,
             })?;
             emit(g.output, &report, |r| {
-                let mut t = table(&["CHUNKS", "RAW EVENTS", "PODS", "BYTES BEFORE", "BYTES AFTER"]);
-                t.add_row(vec![r.chunks, r.raw_events, r.pods, r.bytes_before, r.bytes_after]);
+                let mut t = table(&[
+                    "CHUNKS",
+                    "RAW EVENTS",
+                    "PODS",
+                    "BYTES BEFORE",
+                    "BYTES AFTER",
+                ]);
+                t.add_row(vec![
+                    r.chunks,
+                    r.raw_events,
+                    r.pods,
+                    r.bytes_before,
+                    r.bytes_after,
+                ]);
                 t
             })
         }
@@ -287,7 +319,11 @@ fn replay(g: &Global, paths: &[PathBuf], ordering: &Ordering) -> Result<()> {
     let files = pipeline.replay(&cluster, paths)?;
     let report = ReplayReport {
         stats: pipeline.totals().get(&cluster).cloned().unwrap_or_default(),
-        malformed: pipeline.malformed().iter().map(|(_, m)| m.clone()).collect(),
+        malformed: pipeline
+            .malformed()
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect(),
         in_flight_pods: pipeline.in_flight_pods(),
         cluster,
         files: files.iter().map(|f| f.display().to_string()).collect(),
@@ -298,7 +334,19 @@ fn replay(g: &Global, paths: &[PathBuf], ordering: &Ordering) -> Result<()> {
     }
     emit(g.output, &report, |r| {
         let s = &r.stats;
-        let mut t = table(&["CLUSTER", "FILES", "RECORDS", "ANALYSED", "SKIPPED", "NON-FINAL", "DUPLICATES", "MALFORMED", "LATE", "FACTS", "SECONDS"]);
+        let mut t = table(&[
+            "CLUSTER",
+            "FILES",
+            "RECORDS",
+            "ANALYSED",
+            "SKIPPED",
+            "NON-FINAL",
+            "DUPLICATES",
+            "MALFORMED",
+            "LATE",
+            "FACTS",
+            "SECONDS",
+        ]);
         t.add_row(vec![
             r.cluster.clone(),
             r.files.len().to_string(),
@@ -341,8 +389,10 @@ fn resolve_pod(store: &SqliteStore, cluster: Option<&str>, query: &str) -> Resul
         0 => bail!("no pod matches {query:?} (use ns/name, name or UID; `loupe pods` lists them)"),
         1 => Ok(rows.remove(0)),
         _ => {
-            let places: std::collections::BTreeSet<_> =
-                rows.iter().map(|r| format!("{}:{}/{}", r.cluster, r.namespace, r.name)).collect();
+            let places: std::collections::BTreeSet<_> = rows
+                .iter()
+                .map(|r| format!("{}:{}/{}", r.cluster, r.namespace, r.name))
+                .collect();
             if places.len() > 1 {
                 bail!(
                     "{query:?} is ambiguous: {}; give ns/name or --cluster",
@@ -356,7 +406,18 @@ fn resolve_pod(store: &SqliteStore, cluster: Option<&str>, query: &str) -> Resul
 }
 
 fn pods_table(pods: &Vec<PodRow>) -> comfy_table::Table {
-    let mut t = table(&["CLUSTER", "NAMESPACE", "NAME", "NODE", "PHASE", "OWNER", "CREATED", "GONE", "FACTS", "UID"]);
+    let mut t = table(&[
+        "CLUSTER",
+        "NAMESPACE",
+        "NAME",
+        "NODE",
+        "PHASE",
+        "OWNER",
+        "CREATED",
+        "GONE",
+        "FACTS",
+        "UID",
+    ]);
     for p in pods {
         let owner = match (&p.owner_kind, &p.owner_name) {
             (Some(k), Some(n)) => format!("{k}/{n}"),
@@ -408,7 +469,7 @@ fn history_table(versions: &Vec<history::Version>) -> comfy_table::Table {
             .iter()
             .take(12)
             .map(|c| {
-                let to = c.to.as_ref().map(|v| short(v)).unwrap_or_default();
+                let to = c.to.as_ref().map(short).unwrap_or_default();
                 format!("{} {} {}", c.op, c.path, to)
             })
             .collect();
@@ -459,7 +520,18 @@ struct StatusView {
 }
 
 fn status_table(v: &StatusView) -> comfy_table::Table {
-    let mut t = table(&["CLUSTER", "AUDIT CLOCK", "RECORDS", "ANALYSED", "SKIPPED", "DUPLICATES", "MALFORMED", "LATE", "PODS", "RAW EVENTS"]);
+    let mut t = table(&[
+        "CLUSTER",
+        "AUDIT CLOCK",
+        "RECORDS",
+        "ANALYSED",
+        "SKIPPED",
+        "DUPLICATES",
+        "MALFORMED",
+        "LATE",
+        "PODS",
+        "RAW EVENTS",
+    ]);
     for c in &v.clusters {
         let s = &c.stats;
         t.add_row(vec![

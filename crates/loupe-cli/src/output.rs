@@ -12,7 +12,11 @@ pub enum Format {
 }
 
 /// Prints `value` as JSON or YAML, or calls `table` to draw it.
-pub fn emit<T: Serialize>(format: Format, value: &T, table: impl FnOnce(&T) -> Table) -> Result<()> {
+pub fn emit<T: Serialize>(
+    format: Format,
+    value: &T,
+    table: impl FnOnce(&T) -> Table,
+) -> Result<()> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Format::Yaml => print!("{}", serde_norway::to_string(value)?),
@@ -29,7 +33,8 @@ pub fn table(header: &[&str]) -> Table {
 }
 
 pub fn time(us: Option<i64>) -> String {
-    us.map(loupe_audit::format_micros).unwrap_or_else(|| "-".into())
+    us.map(loupe_audit::format_micros)
+        .unwrap_or_else(|| "-".into())
 }
 
 /// `+1m2.345s`: the offset of `us` from `base`.

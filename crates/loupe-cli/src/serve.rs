@@ -77,7 +77,8 @@ pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
         idle_flush: Duration::from_micros(args.lateness.max(1_000_000) as u64),
         ..WriterConfig::default()
     };
-    let (writer, writer_thread) = writer::spawn(Pipeline::new(store, config), writer_config, metrics.clone());
+    let (writer, writer_thread) =
+        writer::spawn(Pipeline::new(store, config), writer_config, metrics.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let mut tailers = Vec::new();
     for (path, saved) in args.tail.iter().zip(checkpoints) {

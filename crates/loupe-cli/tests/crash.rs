@@ -15,17 +15,36 @@ const LATENESS: &str = "30s";
 
 fn sample() -> Vec<String> {
     let mut lines = Vec::new();
-    generate(&SampleConfig { pods: 250, seed: 77, ..SampleConfig::default() }, |l| lines.push(l.to_string()));
+    generate(
+        &SampleConfig {
+            pods: 250,
+            seed: 77,
+            ..SampleConfig::default()
+        },
+        |l| lines.push(l.to_string()),
+    );
     lines
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn serve(data: &Path, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args(["--data", data.to_str().unwrap(), "--cluster", "lab", "serve", "--lateness", LATENESS])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--cluster",
+            "lab",
+            "serve",
+            "--lateness",
+            LATENESS,
+        ])
         .args(args)
         .env("LOUPE_LOG", "warn")
         .spawn()
@@ -34,7 +53,9 @@ fn serve(data: &Path, args: &[&str]) -> Child {
 
 /// Stops gracefully (SIGINT, like Ctrl-C) so waiting events are applied.
 fn interrupt(mut child: Child) {
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if child.try_wait().unwrap().is_some() {
@@ -59,7 +80,10 @@ fn post(port: u16, body: &str) -> Option<u16> {
 fn wait_up(port: u16) {
     for _ in 0..200 {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = write!(s, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let _ = write!(
+                s,
+                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
             let mut r = String::new();
             if s.read_to_string(&mut r).is_ok() && r.contains(" 200 ") {
                 return;
@@ -84,7 +108,14 @@ fn everything(data: &Path) -> (Vec<(String, Timeline)>, loupe_timeline::Stats, u
             .timeline(&pod.cluster, &pod.uid)
             .unwrap()
             .into_iter()
-            .map(|f| (f.ts, f.audit_id, f.seq, serde_json::to_string(&f.fact).unwrap()))
+            .map(|f| {
+                (
+                    f.ts,
+                    f.audit_id,
+                    f.seq,
+                    serde_json::to_string(&f.fact).unwrap(),
+                )
+            })
             .collect();
         out.push((pod.uid, facts));
     }
@@ -101,15 +132,28 @@ fn assert_same(got: &[(String, Timeline)], want: &[(String, Timeline)]) {
         let gf = g.get(uid).cloned().unwrap_or_default();
         let missing: Vec<_> = wf.iter().filter(|f| !gf.contains(f)).collect();
         let extra: Vec<_> = gf.iter().filter(|f| !wf.contains(f)).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "pod {uid}: missing {missing:#?}\nextra {extra:#?}");
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "pod {uid}: missing {missing:#?}\nextra {extra:#?}"
+        );
     }
     let unknown: Vec<_> = g.keys().filter(|k| !w.contains_key(*k)).collect();
     assert!(unknown.is_empty(), "pods not in the reference: {unknown:?}");
 }
 
-fn reference(lines: &[String]) -> (tempfile::TempDir, Vec<(String, Timeline)>, loupe_timeline::Stats, u64) {
+fn reference(
+    lines: &[String],
+) -> (
+    tempfile::TempDir,
+    Vec<(String, Timeline)>,
+    loupe_timeline::Stats,
+    u64,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let config = PipelineConfig { lateness_us: 30_000_000, ..PipelineConfig::default() };
+    let config = PipelineConfig {
+        lateness_us: 30_000_000,
+        ..PipelineConfig::default()
+    };
     let mut p = Pipeline::new(SqliteStore::open(dir.path()).unwrap(), config);
     for (i, l) in lines.iter().enumerate() {
         p.push("lab", l, "ref", i as u64).unwrap();
@@ -157,9 +201,15 @@ fn kill_9_during_webhook_ingest_loses_and_doubles_nothing() {
     interrupt(child);
     let (got, stats, raw) = everything(data.path());
     let (_ref_dir, want, want_stats, want_raw) = reference(&lines);
-    assert_eq!(stats.analysed, want_stats.analysed, "every event analysed exactly once: {stats:?}");
+    assert_eq!(
+        stats.analysed, want_stats.analysed,
+        "every event analysed exactly once: {stats:?}"
+    );
     assert_eq!(raw, want_raw, "raw events stored once");
-    assert!(stats.duplicates >= batches[kill_at - 1].len() as u64 / 10, "the resent batch was seen as duplicates: {stats:?}");
+    assert!(
+        stats.duplicates >= batches[kill_at - 1].len() as u64 / 10,
+        "the resent batch was seen as duplicates: {stats:?}"
+    );
     assert_same(&got, &want);
 }
 
@@ -176,7 +226,10 @@ fn kill_9_while_tailing_resumes_from_the_checkpoint() {
     let data = tempfile::tempdir().unwrap();
     let args = ["--no-webhook", "--tail", log.to_str().unwrap()];
     let records = |data: &Path| -> u64 {
-        SqliteStore::open(data).ok().and_then(|s| s.clusters().ok()).map_or(0, |c| c.iter().map(|c| c.stats.records).sum())
+        SqliteStore::open(data)
+            .ok()
+            .and_then(|s| s.clusters().ok())
+            .map_or(0, |c| c.iter().map(|c| c.stats.records).sum())
     };
     let mut child = serve(data.path(), &args);
     let total = lines.len() as u64;
@@ -192,7 +245,11 @@ fn kill_9_while_tailing_resumes_from_the_checkpoint() {
     let child = serve(data.path(), &args);
     let deadline = Instant::now() + Duration::from_secs(60);
     while records(data.path()) < total {
-        assert!(Instant::now() < deadline, "stuck at {} of {total}", records(data.path()));
+        assert!(
+            Instant::now() < deadline,
+            "stuck at {} of {total}",
+            records(data.path())
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     interrupt(child);

@@ -286,9 +286,14 @@ impl Fact {
                     .as_ref()
                     .map(|o| format!(" by {}/{}", o.kind, o.name))
                     .unwrap_or_else(|| format!(" by {}", by.user));
-                format!("{namespace}/{name} created{owner}, {} container(s)", containers.len())
+                format!(
+                    "{namespace}/{name} created{owner}, {} container(s)",
+                    containers.len()
+                )
             }
-            Fact::CreateRejected { code, message, .. } => format!("create rejected ({code}): {message}"),
+            Fact::CreateRejected { code, message, .. } => {
+                format!("create rejected ({code}): {message}")
+            }
             Fact::Bound { node, .. } => format!("bound to {node}"),
             Fact::BindingFailed { code, message } => format!("binding failed ({code}): {message}"),
             Fact::Nominated { node } => format!("nominated to {node}"),
@@ -314,7 +319,9 @@ impl Fact {
                 "{container} terminated: {} (exit {exit_code})",
                 reason.as_deref().unwrap_or("-")
             ),
-            Fact::ContainerReady { container, ready, .. } => format!("{container} ready={ready}"),
+            Fact::ContainerReady {
+                container, ready, ..
+            } => format!("{container} ready={ready}"),
             Fact::ContainerRestarted {
                 container,
                 restart_count,
@@ -322,7 +329,10 @@ impl Fact {
                 ..
             } => format!(
                 "{container} restarted ({restart_count}){}",
-                last_reason.as_deref().map(|r| format!(" after {r}")).unwrap_or_default()
+                last_reason
+                    .as_deref()
+                    .map(|r| format!(" after {r}"))
+                    .unwrap_or_default()
             ),
             Fact::Phase {
                 phase,
@@ -335,14 +345,25 @@ impl Fact {
             Fact::FinalizerRemoved { finalizer } => format!("finalizer {finalizer} removed"),
             Fact::LabelsChanged { set, removed } => {
                 let set: Vec<_> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                format!("labels set [{}] removed [{}]", set.join(" "), removed.join(" "))
+                format!(
+                    "labels set [{}] removed [{}]",
+                    set.join(" "),
+                    removed.join(" ")
+                )
             }
             Fact::AnnotationsChanged { set, removed } => {
-                format!("annotations set [{}] removed [{}]", set.join(" "), removed.join(" "))
+                format!(
+                    "annotations set [{}] removed [{}]",
+                    set.join(" "),
+                    removed.join(" ")
+                )
             }
             Fact::SpecChanged { by } => format!("spec changed by {}", by.user),
             Fact::ImageChanged {
-                container, from, to, ..
+                container,
+                from,
+                to,
+                ..
             } => format!("{container} image {from} -> {to}"),
             Fact::DeletionRequested {
                 grace_seconds, by, ..
@@ -351,7 +372,9 @@ impl Fact {
                 by.user,
                 grace_seconds.map_or("default".into(), |g| format!("{g}s"))
             ),
-            Fact::DeleteFailed { code, message, .. } => format!("delete failed ({code}): {message}"),
+            Fact::DeleteFailed { code, message, .. } => {
+                format!("delete failed ({code}): {message}")
+            }
             Fact::EvictionRequested { by } => format!("eviction requested by {}", by.user),
             Fact::EvictionRefused { code, message, .. } => {
                 format!("eviction refused ({code}): {message}")
@@ -364,7 +387,11 @@ impl Fact {
                 count,
                 ..
             } => {
-                let count = if *count > 1 { format!(" x{count}") } else { String::new() };
+                let count = if *count > 1 {
+                    format!(" x{count}")
+                } else {
+                    String::new()
+                };
                 format!("[{component}] {reason}{count}: {message}")
             }
         }

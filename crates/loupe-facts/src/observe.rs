@@ -20,9 +20,17 @@ pub enum Subject {
         name: Option<String>,
     },
     /// A create the apiserver refused: no pod exists. Retries of one workload share it.
-    RejectedCreate { namespace: String, name: String },
-    Node { name: String },
-    Pvc { namespace: String, name: String },
+    RejectedCreate {
+        namespace: String,
+        name: String,
+    },
+    Node {
+        name: String,
+    },
+    Pvc {
+        namespace: String,
+        name: String,
+    },
     /// An event about an object that is neither a pod nor a node (kept raw, counted).
     Unrelated,
 }
@@ -129,8 +137,8 @@ pub struct PvcObs {
 pub enum ObservedBody {
     /// `created` is a [`Fact::PodCreated`].
     PodCreated {
-        created: Fact,
-        snapshot: PodSnapshot,
+        created: Box<Fact>,
+        snapshot: Box<PodSnapshot>,
     },
     CreateRejected {
         code: u16,
@@ -138,7 +146,7 @@ pub enum ObservedBody {
         message: String,
         webhook: Option<String>,
     },
-    PodWrite(PodSnapshot),
+    PodWrite(Box<PodSnapshot>),
     Bound {
         node: String,
     },
@@ -148,7 +156,7 @@ pub enum ObservedBody {
     },
     DeleteRequested {
         grace: Option<i64>,
-        snapshot: Option<PodSnapshot>,
+        snapshot: Option<Box<PodSnapshot>>,
         gone: bool,
     },
     DeleteFailed {
@@ -159,7 +167,7 @@ pub enum ObservedBody {
         code: u16,
         message: String,
     },
-    Event(EventObs),
+    Event(Box<EventObs>),
     Node(NodeObs),
     Pvc(PvcObs),
     /// Relevant resource, but the request changed nothing Loupe follows (e.g. a 409).
@@ -212,7 +220,7 @@ pub fn observe(event: &AuditEvent<'_>) -> Result<Option<Observation>, ObserveErr
             } else {
                 let (snap, meta) = pod_write(event, verb == "update")?;
                 fill_pod_subject(&mut subject, meta);
-                ObservedBody::PodWrite(snap)
+                ObservedBody::PodWrite(Box::new(snap))
             }
         }
         Resource::Pod if verb == "delete" => observe_delete(event, &mut subject)?,
@@ -257,7 +265,7 @@ pub fn observe(event: &AuditEvent<'_>) -> Result<Option<Observation>, ObserveErr
                 // A repeat without its object: the processor resolves it by event name.
                 None => Subject::Unrelated,
             };
-            ObservedBody::Event(obs)
+            ObservedBody::Event(Box::new(obs))
         }
         Resource::Node | Resource::NodeStatus => {
             let name = ref_name.unwrap_or_default();
@@ -405,7 +413,12 @@ fn snapshot(pod: &mut Pod<'_>, full: bool, finalizers_merge: bool) -> PodSnapsho
         snap.node_name = spec.node_name.as_deref().map(str::to_string);
         snap.images = spec.containers.as_ref().map(|cs| {
             cs.iter()
-                .map(|c| (c.name.to_string(), c.image.as_deref().unwrap_or("").to_string()))
+                .map(|c| {
+                    (
+                        c.name.to_string(),
+                        c.image.as_deref().unwrap_or("").to_string(),
+                    )
+                })
                 .collect()
         });
     }
@@ -414,7 +427,10 @@ fn snapshot(pod: &mut Pod<'_>, full: bool, finalizers_merge: bool) -> PodSnapsho
         snap.reason = status.reason.map(Cow::into_owned);
         snap.message = status.message.map(Cow::into_owned);
         snap.pod_ip = status.pod_ip.map(Cow::into_owned).filter(|s| !s.is_empty());
-        snap.host_ip = status.host_ip.map(Cow::into_owned).filter(|s| !s.is_empty());
+        snap.host_ip = status
+            .host_ip
+            .map(Cow::into_owned)
+            .filter(|s| !s.is_empty());
         snap.nominated_node = status.nominated_node_name.map(Cow::into_owned);
         snap.conditions = status
             .conditions
@@ -429,8 +445,16 @@ fn snapshot(pod: &mut Pod<'_>, full: bool, finalizers_merge: bool) -> PodSnapsho
                 )
             })
             .collect();
-        let init = status.init_container_statuses.into_iter().flatten().map(|c| (true, c));
-        let main = status.container_statuses.into_iter().flatten().map(|c| (false, c));
+        let init = status
+            .init_container_statuses
+            .into_iter()
+            .flatten()
+            .map(|c| (true, c));
+        let main = status
+            .container_statuses
+            .into_iter()
+            .flatten()
+            .map(|c| (false, c));
         snap.containers = init.chain(main).map(|(i, c)| container_obs(i, c)).collect();
     }
     snap
@@ -531,7 +555,13 @@ fn observe_create(
         .as_deref()
         .and_then(non_empty)
         .unwrap_or(namespace);
-    let created = created_fact(&ns, name.as_deref().unwrap_or(""), meta, pod.spec.as_ref(), actor);
+    let created = created_fact(
+        &ns,
+        name.as_deref().unwrap_or(""),
+        meta,
+        pod.spec.as_ref(),
+        actor,
+    );
     let snapshot = snapshot(&mut pod, full, false);
     Ok((
         Subject::Pod {
@@ -539,7 +569,10 @@ fn observe_create(
             namespace: ns,
             name,
         },
-        ObservedBody::PodCreated { created, snapshot },
+        ObservedBody::PodCreated {
+            created: Box::new(created),
+            snapshot: Box::new(snapshot),
+        },
     ))
 }
 
@@ -616,7 +649,9 @@ fn created_fact(
             .and_then(|s| s.scheduler_name.as_deref())
             .unwrap_or("default-scheduler")
             .to_string(),
-        node: spec.and_then(|s| s.node_name.as_deref()).map(str::to_string),
+        node: spec
+            .and_then(|s| s.node_name.as_deref())
+            .map(str::to_string),
         priority: spec.and_then(|s| s.priority),
         priority_class: spec
             .and_then(|s| s.priority_class_name.as_deref())
@@ -674,7 +709,7 @@ fn observe_delete(
                     name: pod.metadata.name.as_deref().and_then(non_empty),
                 },
             );
-            Some(snapshot(&mut pod, true, false))
+            Some(Box::new(snapshot(&mut pod, true, false)))
         }
         _ => None,
     };
@@ -682,7 +717,10 @@ fn observe_delete(
         // The object is removed when nothing holds it and no grace period is left.
         Some(s) => {
             let no_finalizers = s.finalizers.as_ref().is_none_or(Vec::is_empty);
-            no_finalizers && (s.deletion_grace == Some(0) || grace == Some(0) || s.deletion_timestamp.is_none())
+            no_finalizers
+                && (s.deletion_grace == Some(0)
+                    || grace == Some(0)
+                    || s.deletion_timestamp.is_none())
         }
         None => grace == Some(0),
     };
@@ -755,7 +793,11 @@ fn observe_event(event: &AuditEvent<'_>, core: bool, verb: &str) -> Result<Event
             .map(Cow::into_owned)
             .filter(|c| !c.is_empty());
         obs.host = source.host.map(Cow::into_owned);
-        obs.count = e.series.as_ref().and_then(|s| s.count).or(e.deprecated_count);
+        obs.count = e
+            .series
+            .as_ref()
+            .and_then(|s| s.count)
+            .or(e.deprecated_count);
         obs.repeat |= e.series.is_some();
     }
     Ok(obs)
@@ -824,16 +866,21 @@ mod tests {
     #[test]
     fn finds_webhook_names_and_containers() {
         assert_eq!(
-            webhook_in(r#"admission webhook "policy.example.com" denied the request: no"#).as_deref(),
+            webhook_in(r#"admission webhook "policy.example.com" denied the request: no"#)
+                .as_deref(),
             Some("policy.example.com")
         );
         assert_eq!(
-            webhook_in(r#"Internal error occurred: failed calling webhook "w.x": timeout"#).as_deref(),
+            webhook_in(r#"Internal error occurred: failed calling webhook "w.x": timeout"#)
+                .as_deref(),
             Some("w.x")
         );
         assert_eq!(webhook_in("exceeded quota: q"), None);
         assert_eq!(container_of("spec.containers{app}"), Some("app"));
-        assert_eq!(container_of("spec.initContainers{init-db}"), Some("init-db"));
+        assert_eq!(
+            container_of("spec.initContainers{init-db}"),
+            Some("init-db")
+        );
         assert_eq!(container_of("spec"), None);
     }
 }

@@ -3,7 +3,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::fact::{Actor, Fact, Owner};
-use crate::observe::{container_of, ContainerObs, EventObs, ObservedBody, Observation, PodSnapshot, RunState};
+use crate::observe::{
+    container_of, ContainerObs, EventObs, Observation, ObservedBody, PodSnapshot, RunState,
+};
 
 /// What Loupe knows of one container between observations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -68,13 +70,13 @@ impl PodState {
             ObservedBody::PodCreated { created, snapshot } => {
                 if self.created.is_none() {
                     self.created = Some(obs.ts);
-                    if let Fact::PodCreated { owner, name, .. } = created {
+                    if let Fact::PodCreated { owner, name, .. } = created.as_ref() {
                         self.owner = owner.clone();
                         if self.name.is_empty() {
                             self.name = name.clone();
                         }
                     }
-                    facts.push(created.clone());
+                    facts.push(created.as_ref().clone());
                     self.apply_snapshot(snapshot, obs.ts, by, true, &mut facts);
                 }
             }
@@ -203,10 +205,14 @@ impl PodState {
                 });
             }
         }
-        set_if_changed(&mut self.host_ip, &s.host_ip, facts, |ip| Fact::HostIp { ip });
+        set_if_changed(&mut self.host_ip, &s.host_ip, facts, |ip| Fact::HostIp {
+            ip,
+        });
         set_if_changed(&mut self.pod_ip, &s.pod_ip, facts, |ip| Fact::PodIp { ip });
         let nominated = s.nominated_node.as_ref().filter(|n| !n.is_empty()).cloned();
-        set_if_changed(&mut self.nominated, &nominated, facts, |node| Fact::Nominated { node });
+        set_if_changed(&mut self.nominated, &nominated, facts, |node| {
+            Fact::Nominated { node }
+        });
         for (condition, status, reason, message) in &s.conditions {
             let known = self.conditions.get(condition);
             if known.map(|(st, _)| st) == Some(status) {
@@ -214,7 +220,8 @@ impl PodState {
             }
             // An older observation never overwrites a newer one (late arrivals).
             if known.is_none_or(|(_, at)| *at <= ts) {
-                self.conditions.insert(condition.clone(), (status.clone(), ts));
+                self.conditions
+                    .insert(condition.clone(), (status.clone(), ts));
             }
             facts.push(Fact::Condition {
                 condition: condition.clone(),
@@ -276,7 +283,9 @@ impl PodState {
     }
 
     fn apply_annotations(&mut self, s: &PodSnapshot, initial: bool, facts: &mut Vec<Fact>) {
-        let Some(annotations) = &s.annotations else { return };
+        let Some(annotations) = &s.annotations else {
+            return;
+        };
         let mut set = Vec::new();
         let mut removed = Vec::new();
         for (k, v) in annotations {
@@ -357,10 +366,13 @@ impl PodState {
     }
 
     fn apply_container(&mut self, c: &ContainerObs, ts: i64, facts: &mut Vec<Fact>) {
-        let record = self.containers.entry(c.name.clone()).or_insert_with(|| ContainerRecord {
-            init: c.init,
-            ..ContainerRecord::default()
-        });
+        let record = self
+            .containers
+            .entry(c.name.clone())
+            .or_insert_with(|| ContainerRecord {
+                init: c.init,
+                ..ContainerRecord::default()
+            });
         let init = c.init;
         if let Some(state) = &c.state {
             let key = state_key(state);
@@ -465,7 +477,10 @@ pub(crate) fn event_fact(e: &EventObs) -> Fact {
         kind: e.kind.clone().unwrap_or_else(|| "Normal".into()),
         component: e.component.clone().unwrap_or_default(),
         host: e.host.clone().filter(|h| !h.is_empty()),
-        container: field_path.as_deref().and_then(container_of).map(str::to_string),
+        container: field_path
+            .as_deref()
+            .and_then(container_of)
+            .map(str::to_string),
         field_path,
         count: e.count.unwrap_or(1),
         repeat: e.repeat,

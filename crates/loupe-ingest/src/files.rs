@@ -14,10 +14,18 @@ use crate::formats::{admission_review_to_audit, is_admission_review};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item<'a> {
     /// Borrowed from the reader's buffer when possible: most lines are used as they are.
-    Record { line: u64, json: Cow<'a, str> },
-    Error { line: u64, error: String },
+    Record {
+        line: u64,
+        json: Cow<'a, str>,
+    },
+    Error {
+        line: u64,
+        error: String,
+    },
     /// A record of a shape Loupe reads but does not analyse: counted as skipped.
-    Skipped { line: u64 },
+    Skipped {
+        line: u64,
+    },
 }
 
 /// Opens a file, decompressing it if it starts with the gzip magic.
@@ -27,7 +35,10 @@ pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
     let n = read_fully(&mut file, &mut magic)?;
     let file = File::open(path)?;
     if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(file))))
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            MultiGzDecoder::new(file),
+        )))
     } else {
         Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
     }
@@ -81,7 +92,9 @@ pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item<'_>)) ->
         if !complete && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
             sink(Item::Error {
                 line,
-                error: "incomplete last line (no newline, not valid JSON): the file was cut mid-write".into(),
+                error:
+                    "incomplete last line (no newline, not valid JSON): the file was cut mid-write"
+                        .into(),
             });
             continue;
         }
@@ -93,7 +106,10 @@ pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item<'_>)) ->
 pub fn adapt(line: u64, text: &str) -> Item<'_> {
     if is_admission_review(text) {
         return match admission_review_to_audit(text) {
-            Ok(Some(json)) => Item::Record { line, json: Cow::Owned(json) },
+            Ok(Some(json)) => Item::Record {
+                line,
+                json: Cow::Owned(json),
+            },
             Ok(None) => Item::Skipped { line },
             Err(error) => Item::Error { line, error },
         };
@@ -108,7 +124,10 @@ impl Item<'_> {
     /// An owned copy, to send to another thread.
     pub fn into_owned(self) -> Item<'static> {
         match self {
-            Item::Record { line, json } => Item::Record { line, json: Cow::Owned(json.into_owned()) },
+            Item::Record { line, json } => Item::Record {
+                line,
+                json: Cow::Owned(json.into_owned()),
+            },
             Item::Error { line, error } => Item::Error { line, error },
             Item::Skipped { line } => Item::Skipped { line },
         }
@@ -153,7 +172,10 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 fn is_audit_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let lower = name.to_ascii_lowercase();
-    !(lower.ends_with(".md") || lower.starts_with("license") || lower.starts_with("copying") || lower.starts_with('.'))
+    !(lower.ends_with(".md")
+        || lower.starts_with("license")
+        || lower.starts_with("copying")
+        || lower.starts_with('.'))
 }
 
 fn order_by_first_event(files: Vec<PathBuf>) -> Vec<PathBuf> {
@@ -195,10 +217,24 @@ mod tests {
     fn reads_lines_and_locates_bad_ones() {
         let items = collect(b"{\"a\":1}\n\n\xff\xfe\n{\"b\":2}\n{\"c\":");
         assert_eq!(items.len(), 4);
-        assert_eq!(items[0], Item::Record { line: 1, json: "{\"a\":1}".into() });
+        assert_eq!(
+            items[0],
+            Item::Record {
+                line: 1,
+                json: "{\"a\":1}".into()
+            }
+        );
         assert!(matches!(&items[1], Item::Error { line: 3, error } if error.contains("UTF-8")));
-        assert_eq!(items[2], Item::Record { line: 4, json: "{\"b\":2}".into() });
-        assert!(matches!(&items[3], Item::Error { line: 5, error } if error.contains("incomplete last line")));
+        assert_eq!(
+            items[2],
+            Item::Record {
+                line: 4,
+                json: "{\"b\":2}".into()
+            }
+        );
+        assert!(
+            matches!(&items[3], Item::Error { line: 5, error } if error.contains("incomplete last line"))
+        );
     }
 
     #[test]
@@ -224,7 +260,10 @@ mod tests {
         std::fs::write(&path, &full[..full.len() / 2]).unwrap();
         let mut items = Vec::new();
         read_records(&mut *open(&path).unwrap(), |i| items.push(i.into_owned()));
-        let errors: Vec<_> = items.iter().filter(|i| matches!(i, Item::Error { .. })).collect();
+        let errors: Vec<_> = items
+            .iter()
+            .filter(|i| matches!(i, Item::Error { .. }))
+            .collect();
         assert!(!errors.is_empty(), "truncation must be reported");
         assert!(items.len() > 100, "records before the cut are kept");
     }

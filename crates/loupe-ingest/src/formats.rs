@@ -111,9 +111,13 @@ struct AuditOut<'a> {
 /// Rewrites an `AdmissionReview` as the audit event of the request it reviewed; `None` for
 /// reviews of resources Loupe does not follow (they often carry no time at all).
 pub fn admission_review_to_audit(record: &str) -> Result<Option<String>, String> {
-    let review: Review = serde_json::from_str(record).map_err(|e| format!("not an AdmissionReview: {e}"))?;
+    let review: Review =
+        serde_json::from_str(record).map_err(|e| format!("not an AdmissionReview: {e}"))?;
     let r = review.request;
-    if !matches!(&*r.resource.resource, "pods" | "events" | "nodes" | "persistentvolumeclaims") {
+    if !matches!(
+        &*r.resource.resource,
+        "pods" | "events" | "nodes" | "persistentvolumeclaims"
+    ) {
         return Ok(None);
     }
     let body = r.object.or(r.old_object);
@@ -126,8 +130,17 @@ pub fn admission_review_to_audit(record: &str) -> Result<Option<String>, String>
         .last_timestamp
         .or(times.event_time)
         .or(meta.creation_timestamp)
-        .ok_or_else(|| format!("AdmissionReview {} carries no time (object has no timestamp)", r.uid))?;
-    let name = if r.name.is_empty() { meta.name.unwrap_or_default() } else { r.name };
+        .ok_or_else(|| {
+            format!(
+                "AdmissionReview {} carries no time (object has no timestamp)",
+                r.uid
+            )
+        })?;
+    let name = if r.name.is_empty() {
+        meta.name.unwrap_or_default()
+    } else {
+        r.name
+    };
     let verb = r.operation.to_ascii_lowercase();
     let code = if verb == "create" { 201 } else { 200 };
     let out = AuditOut {
@@ -153,7 +166,9 @@ pub fn admission_review_to_audit(record: &str) -> Result<Option<String>, String>
         stage_timestamp: &ts,
         annotations: serde_json::json!({"loupe.dev/source": "AdmissionReview"}),
     };
-    serde_json::to_string(&out).map(Some).map_err(|e| e.to_string())
+    serde_json::to_string(&out)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -168,10 +183,18 @@ mod tests {
         let e = loupe_audit::decode(&audit).unwrap();
         assert_eq!(e.verb, "create");
         assert_eq!(e.object_ref.as_ref().unwrap().resource, "events");
-        assert_eq!(e.time(), loupe_audit::parse_time_micros("2022-11-30T17:46:37Z"));
-        assert!(!is_admission_review(r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1"}"#));
+        assert_eq!(
+            e.time(),
+            loupe_audit::parse_time_micros("2022-11-30T17:46:37Z")
+        );
+        assert!(!is_admission_review(
+            r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1"}"#
+        ));
         assert!(admission_review_to_audit(r#"{"kind":"AdmissionReview"}"#).is_err());
-        let ssar = review.replace(r#""resource":"events"}"#, r#""resource":"selfsubjectaccessreviews"}"#);
+        let ssar = review.replace(
+            r#""resource":"events"}"#,
+            r#""resource":"selfsubjectaccessreviews"}"#,
+        );
         assert_eq!(admission_review_to_audit(&ssar), Ok(None));
     }
 }
@@ -203,26 +226,45 @@ fn yaml_value_to_audit(v: serde_json::Value) -> Result<String, String> {
         return Ok(v.to_string());
     }
     let Some(payload) = v.get("protoPayload").filter(|p| {
-        p.get("@type").and_then(|t| t.as_str()) == Some("type.googleapis.com/google.cloud.audit.AuditLog")
+        p.get("@type").and_then(|t| t.as_str())
+            == Some("type.googleapis.com/google.cloud.audit.AuditLog")
     }) else {
         let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("unknown");
         return Err(format!("not an audit event (a {kind} document)"));
     };
     let method = payload["methodName"].as_str().unwrap_or("");
     // io.k8s.core.v1.pods.status.patch → group core, version v1, pods/status, patch
-    let parts: Vec<&str> = method.strip_prefix("io.k8s.").unwrap_or(method).split('.').collect();
+    let parts: Vec<&str> = method
+        .strip_prefix("io.k8s.")
+        .unwrap_or(method)
+        .split('.')
+        .collect();
     if parts.len() < 4 {
-        return Err(format!("Cloud Logging entry with unknown method {method:?}"));
+        return Err(format!(
+            "Cloud Logging entry with unknown method {method:?}"
+        ));
     }
     let verb = parts[parts.len() - 1];
     let group = if parts[0] == "core" { "" } else { parts[0] };
     let (version, resource) = (parts[1], parts[2]);
     let subresource = if parts.len() > 4 { parts[3] } else { "" };
-    let path: Vec<&str> = payload["resourceName"].as_str().unwrap_or("").split('/').collect();
-    let find = |key: &str| path.iter().position(|p| *p == key).and_then(|i| path.get(i + 1)).copied().unwrap_or("");
+    let path: Vec<&str> = payload["resourceName"]
+        .as_str()
+        .unwrap_or("")
+        .split('/')
+        .collect();
+    let find = |key: &str| {
+        path.iter()
+            .position(|p| *p == key)
+            .and_then(|i| path.get(i + 1))
+            .copied()
+            .unwrap_or("")
+    };
     let namespace = find("namespaces");
     let name = find(resource);
-    let ts = v["timestamp"].as_str().ok_or("Cloud Logging entry without timestamp")?;
+    let ts = v["timestamp"]
+        .as_str()
+        .ok_or("Cloud Logging entry without timestamp")?;
     let grpc = payload["status"]["code"].as_i64().unwrap_or(0);
     let code = match grpc {
         0 if verb == "create" => 201,
@@ -274,8 +316,14 @@ mod yaml_tests {
         let json = docs[0].as_ref().unwrap();
         let e = loupe_audit::decode(json).unwrap();
         let r = e.object_ref.as_ref().unwrap();
-        assert_eq!((&*r.namespace, &*r.name, &*r.subresource, &*e.verb), ("ns1", "p1", "status", "patch"));
+        assert_eq!(
+            (&*r.namespace, &*r.name, &*r.subresource, &*e.verb),
+            ("ns1", "p1", "status", "patch")
+        );
         assert!(!json.contains("@type"));
-        assert!(yaml_documents("kind: Pod\nmetadata: {}\n")[0].as_ref().unwrap_err().contains("Pod"));
+        assert!(yaml_documents("kind: Pod\nmetadata: {}\n")[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("Pod"));
     }
 }

@@ -72,26 +72,40 @@ impl Pipeline {
             let mut config = Config::new(cluster);
             config.lateness_us = self.config.lateness_us;
             config.dedup_horizon_us = self.config.dedup_horizon_us;
-            let recovery =
-                self.store
-                    .recovery(cluster, self.config.lateness_us, self.config.dedup_horizon_us)?;
+            let recovery = self.store.recovery(
+                cluster,
+                self.config.lateness_us,
+                self.config.dedup_horizon_us,
+            )?;
             self.processors
                 .insert(cluster.to_string(), Processor::recover(config, recovery));
         }
         Ok(self.processors.get_mut(cluster).expect("inserted above"))
     }
 
-    pub fn push(&mut self, cluster: &str, json: &str, source: &str, line: u64) -> loupe_store::Result<()> {
+    pub fn push(
+        &mut self,
+        cluster: &str,
+        json: &str,
+        source: &str,
+        line: u64,
+    ) -> loupe_store::Result<()> {
         self.processor(cluster)?.push(json, source, line);
         self.uncommitted += 1;
         Ok(())
     }
 
-    pub fn push_item(&mut self, cluster: &str, item: &Item<'_>, source: &str) -> loupe_store::Result<()> {
+    pub fn push_item(
+        &mut self,
+        cluster: &str,
+        item: &Item<'_>,
+        source: &str,
+    ) -> loupe_store::Result<()> {
         match item {
             Item::Record { line, json } => self.push(cluster, json, source, *line),
             Item::Error { line, error } => {
-                self.processor(cluster)?.report_malformed(source, *line, error.clone());
+                self.processor(cluster)?
+                    .report_malformed(source, *line, error.clone());
                 Ok(())
             }
             Item::Skipped { .. } => {
@@ -133,7 +147,10 @@ impl Pipeline {
                 self.uncommitted = 0;
                 return Err(e);
             }
-            self.totals.entry(cluster.clone()).or_default().add(&out.stats);
+            self.totals
+                .entry(cluster.clone())
+                .or_default()
+                .add(&out.stats);
             for m in &out.malformed {
                 if self.malformed.len() < MALFORMED_REPORTED {
                     self.malformed.push((cluster.clone(), m.clone()));
@@ -170,11 +187,16 @@ impl Pipeline {
 
     /// Malformed records pushed for `cluster` and not yet committed.
     pub fn uncommitted_malformed(&self, cluster: &str) -> u64 {
-        self.processors.get(cluster).map_or(0, |p| p.stats().malformed)
+        self.processors
+            .get(cluster)
+            .map_or(0, |p| p.stats().malformed)
     }
 
     pub fn in_flight_pods(&self) -> usize {
-        self.processors.values().map(Processor::in_flight_pods).sum()
+        self.processors
+            .values()
+            .map(Processor::in_flight_pods)
+            .sum()
     }
 
     /// Replays files and directories into `cluster`, oldest events first.
@@ -220,19 +242,36 @@ impl Pipeline {
         Ok(inputs)
     }
 
-    fn replay_yaml(&mut self, cluster: &str, path: &std::path::Path, source: &str) -> anyhow::Result<()> {
+    fn replay_yaml(
+        &mut self,
+        cluster: &str,
+        path: &std::path::Path,
+        source: &str,
+    ) -> anyhow::Result<()> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                let item = Item::Error { line: 0, error: format!("cannot read: {e}") };
+                let item = Item::Error {
+                    line: 0,
+                    error: format!("cannot read: {e}"),
+                };
                 return Ok(self.push_item(cluster, &item, source)?);
             }
         };
-        for (i, doc) in crate::formats::yaml_documents(&text).into_iter().enumerate() {
+        for (i, doc) in crate::formats::yaml_documents(&text)
+            .into_iter()
+            .enumerate()
+        {
             let line = i as u64 + 1;
             let item = match doc {
-                Ok(json) => Item::Record { line, json: json.into() },
-                Err(error) => Item::Error { line, error: format!("document {line}: {error}") },
+                Ok(json) => Item::Record {
+                    line,
+                    json: json.into(),
+                },
+                Err(error) => Item::Error {
+                    line,
+                    error: format!("document {line}: {error}"),
+                },
             };
             self.push_item(cluster, &item, source)?;
         }
@@ -241,5 +280,8 @@ impl Pipeline {
 }
 
 fn is_yaml(path: &std::path::Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }

@@ -58,7 +58,10 @@ fn reopen(path: &Path, saved: Option<Position>) -> std::io::Result<Open> {
             file.seek(SeekFrom::Start(pos.offset))?;
             return Ok(Open { file, pos });
         }
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         for entry in std::fs::read_dir(dir)?.flatten() {
             let p = entry.path();
             if identity(&p) == Some((pos.dev, pos.ino)) {
@@ -84,7 +87,12 @@ fn reopen(path: &Path, saved: Option<Position>) -> std::io::Result<Open> {
 }
 
 /// Runs until `stop` is set. Each batch is committed before the next is read.
-pub fn run(config: TailConfig, saved: Option<Checkpoint>, writer: WriterHandle, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub fn run(
+    config: TailConfig,
+    saved: Option<Checkpoint>,
+    writer: WriterHandle,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     let source = source_name(&config.path);
     let saved: Option<Position> = saved.and_then(|c| serde_json::from_str(&c.position).ok());
     let mut current = loop {
@@ -148,10 +156,16 @@ fn send_complete_lines(
         match std::str::from_utf8(raw) {
             Ok(t) if t.trim().is_empty() => {}
             Ok(t) => items.push(adapt(line, t.trim()).into_owned()),
-            Err(e) => items.push(Item::Error { line, error: format!("not UTF-8: {e}") }),
+            Err(e) => items.push(Item::Error {
+                line,
+                error: format!("not UTF-8: {e}"),
+            }),
         }
         if items.len() >= config.batch_lines {
-            let at = Position { offset: pos.offset + consumed, ..*pos };
+            let at = Position {
+                offset: pos.offset + consumed,
+                ..*pos
+            };
             commit(config, source, std::mem::take(&mut items), at, writer)?;
         }
     }
@@ -159,7 +173,13 @@ fn send_complete_lines(
     commit(config, source, items, *pos, writer)
 }
 
-fn commit(config: &TailConfig, source: &str, items: Vec<Item<'static>>, at: Position, writer: &WriterHandle) -> anyhow::Result<()> {
+fn commit(
+    config: &TailConfig,
+    source: &str,
+    items: Vec<Item<'static>>,
+    at: Position,
+    writer: &WriterHandle,
+) -> anyhow::Result<()> {
     writer
         .send_and_wait(Batch {
             cluster: config.cluster.clone(),

@@ -64,7 +64,12 @@ fn problem(code: StatusCode, error: String) -> Response {
     (code, Json(Problem { error })).into_response()
 }
 
-pub fn router(writer: WriterHandle, config: &WebhookConfig, metrics: IngestMetrics, registry: Arc<Mutex<Registry>>) -> Router {
+pub fn router(
+    writer: WriterHandle,
+    config: &WebhookConfig,
+    metrics: IngestMetrics,
+    registry: Arc<Mutex<Registry>>,
+) -> Router {
     let state = AppState {
         writer,
         default_cluster: config.default_cluster.clone(),
@@ -89,7 +94,10 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     };
     match encoded {
         Ok(()) => (
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
@@ -97,12 +105,21 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn receive_default(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive_default(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let cluster = state.default_cluster.clone();
     receive(state, cluster, headers, body).await
 }
 
-async fn receive_for(State(state): State<AppState>, Path(cluster): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive_for(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     receive(state, cluster, headers, body).await
 }
 
@@ -130,7 +147,10 @@ async fn handle(state: &AppState, cluster: String, headers: &HeaderMap, body: By
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
-            return problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into());
+            return problem(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is required".into(),
+            );
         }
     }
     if cluster.is_empty() || cluster.contains(|c: char| c.is_control()) {
@@ -160,7 +180,10 @@ async fn handle(state: &AppState, cluster: String, headers: &HeaderMap, body: By
     let writer = state.writer.clone();
     let sent = tokio::task::spawn_blocking(move || writer.send(batch)).await;
     if !matches!(sent, Ok(Ok(()))) {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "the store writer is not running".into());
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store writer is not running".into(),
+        );
     }
     match rx.await {
         Ok(Ok(report)) => match rejected {
@@ -175,8 +198,14 @@ async fn handle(state: &AppState, cluster: String, headers: &HeaderMap, body: By
             )
                 .into_response(),
         },
-        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, format!("could not store the batch: {e}")),
-        Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "the store writer stopped".into()),
+        Ok(Err(e)) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("could not store the batch: {e}"),
+        ),
+        Err(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store writer stopped".into(),
+        ),
     }
 }
 
@@ -203,7 +232,8 @@ fn rustls_config(tls: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
         Ok(certs)
     };
     let certs = read_certs(&tls.cert)?;
-    let key_pem = std::fs::read(&tls.key).with_context(|| format!("reading {}", tls.key.display()))?;
+    let key_pem =
+        std::fs::read(&tls.key).with_context(|| format!("reading {}", tls.key.display()))?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())?
         .with_context(|| format!("no private key in {}", tls.key.display()))?;
     let builder = rustls::ServerConfig::builder();
@@ -213,8 +243,11 @@ fn rustls_config(tls: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
             for cert in read_certs(ca)? {
                 roots.add(cert)?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build()?;
-            builder.with_client_cert_verifier(verifier).with_single_cert(certs, key)?
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build()?;
+            builder
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(certs, key)?
         }
         None => builder.with_no_client_auth().with_single_cert(certs, key)?,
     };
@@ -249,7 +282,8 @@ pub async fn serve_on(
     });
     match &config.tls {
         Some(tls) => {
-            let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(tls)?));
+            let rustls =
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(tls)?));
             axum_server::from_tcp_rustls(listener, rustls)
                 .handle(handle)
                 .serve(router.into_make_service())
@@ -273,7 +307,9 @@ mod tests {
     fn splits_bodies_and_reports_bad_ones() {
         let ok = br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[{"kind":0},{"level":"None"}]}"#;
         assert_eq!(split_body(ok).unwrap().len(), 2);
-        assert!(split_body(b"hello").unwrap_err().contains("not an audit.k8s.io EventList"));
+        assert!(split_body(b"hello")
+            .unwrap_err()
+            .contains("not an audit.k8s.io EventList"));
         assert!(split_body(b"\xff").unwrap_err().contains("UTF-8"));
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));

@@ -56,7 +56,9 @@ pub struct WriterHandle(SyncSender<Batch>);
 impl WriterHandle {
     /// Sends a batch, blocking while the writer is busy (back-pressure).
     pub fn send(&self, batch: Batch) -> Result<(), String> {
-        self.0.send(batch).map_err(|_| "the writer has stopped".to_string())
+        self.0
+            .send(batch)
+            .map_err(|_| "the writer has stopped".to_string())
     }
 
     /// Sends a batch and waits until it is committed.
@@ -66,11 +68,16 @@ impl WriterHandle {
             let _ = tx.send(r);
         });
         self.send(batch)?;
-        rx.recv().map_err(|_| "the writer has stopped".to_string())?
+        rx.recv()
+            .map_err(|_| "the writer has stopped".to_string())?
     }
 }
 
-pub fn spawn(pipeline: Pipeline, config: WriterConfig, metrics: IngestMetrics) -> (WriterHandle, JoinHandle<()>) {
+pub fn spawn(
+    pipeline: Pipeline,
+    config: WriterConfig,
+    metrics: IngestMetrics,
+) -> (WriterHandle, JoinHandle<()>) {
     let (tx, rx) = sync_channel::<Batch>(64);
     let handle = std::thread::Builder::new()
         .name("loupe-writer".into())
@@ -137,7 +144,11 @@ fn run(mut pipeline: Pipeline, rx: Receiver<Batch>, config: WriterConfig, metric
     }
 }
 
-fn apply(pipeline: &mut Pipeline, group: &[Batch], metrics: &IngestMetrics) -> loupe_store::Result<Vec<BatchReport>> {
+fn apply(
+    pipeline: &mut Pipeline,
+    group: &[Batch],
+    metrics: &IngestMetrics,
+) -> loupe_store::Result<Vec<BatchReport>> {
     let mut reports = Vec::with_capacity(group.len());
     for batch in group {
         let before = pipeline.uncommitted_malformed(&batch.cluster);
@@ -154,7 +165,9 @@ fn apply(pipeline: &mut Pipeline, group: &[Batch], metrics: &IngestMetrics) -> l
     }
     let started = Instant::now();
     pipeline.commit()?;
-    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+    metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
     Ok(reports)
 }
 

@@ -48,7 +48,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -59,7 +59,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            self.next() % n
+            self.next_u64() % n
         }
     }
     pub fn range(&mut self, r: std::ops::Range<usize>) -> usize {
@@ -87,25 +87,27 @@ const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 /// outcome of each pod.
 pub fn generate(config: &SampleConfig, mut sink: impl FnMut(&str)) -> Vec<Outcome> {
     let mut rng = Rng::new(config.seed);
-    let mut pending: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u64, usize)>> = Default::default();
+    let mut pending: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u64, usize)>> =
+        Default::default();
     let mut lines: Vec<Option<Line>> = Vec::new();
     let mut outcomes = Vec::with_capacity(config.pods);
     let gap = (1_000_000.0 / config.pods_per_second) as i64;
     let mut seq = 0u64;
     let mut free: Vec<usize> = Vec::new();
     type Heap = std::collections::BinaryHeap<std::cmp::Reverse<(i64, u64, usize)>>;
-    let mut emit_until = |limit: i64, pending: &mut Heap, lines: &mut Vec<Option<Line>>, free: &mut Vec<usize>| {
-        while let Some(std::cmp::Reverse((key, _, idx))) = pending.peek().copied() {
-            if key > limit {
-                break;
+    let mut emit_until =
+        |limit: i64, pending: &mut Heap, lines: &mut Vec<Option<Line>>, free: &mut Vec<usize>| {
+            while let Some(std::cmp::Reverse((key, _, idx))) = pending.peek().copied() {
+                if key > limit {
+                    break;
+                }
+                pending.pop();
+                if let Some(line) = lines[idx].take() {
+                    sink(&line.json);
+                    free.push(idx);
+                }
             }
-            pending.pop();
-            if let Some(line) = lines[idx].take() {
-                sink(&line.json);
-                free.push(idx);
-            }
-        }
-    };
+        };
     for i in 0..config.pods {
         let t0 = config.start_us + i as i64 * gap;
         let outcome = match rng.below(20) {
@@ -124,7 +126,12 @@ pub fn generate(config: &SampleConfig, mut sink: impl FnMut(&str)) -> Vec<Outcom
         for line in out {
             // Each apiserver writes in completion order; the webhook merges them up to
             // two seconds apart.
-            let key = line.ts + if line.apiserver == 1 { rng.below(2_000_000) as i64 } else { 0 };
+            let key = line.ts
+                + if line.apiserver == 1 {
+                    rng.below(2_000_000) as i64
+                } else {
+                    0
+                };
             let idx = match free.pop() {
                 Some(i) => {
                     lines[i] = Some(line);
@@ -144,7 +151,20 @@ pub fn generate(config: &SampleConfig, mut sink: impl FnMut(&str)) -> Vec<Outcom
     outcomes
 }
 
-fn audit(rng: &mut Rng, ts: i64, verb: &str, user: &str, agent: &str, object_ref: Value, code: u16, level: &str, request: Option<Value>, response: Option<Value>) -> Line {
+// The arguments are the audit event's own fields, named at each call.
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    rng: &mut Rng,
+    ts: i64,
+    verb: &str,
+    user: &str,
+    agent: &str,
+    object_ref: Value,
+    code: u16,
+    level: &str,
+    request: Option<Value>,
+    response: Option<Value>,
+) -> Line {
     let apiserver = (rng.below(2)) as u8;
     let latency = 300 + rng.below(20_000) as i64;
     let mut e = json!({
@@ -168,15 +188,27 @@ fn audit(rng: &mut Rng, ts: i64, verb: &str, user: &str, agent: &str, object_ref
     if let Some(r) = response {
         e["responseObject"] = r;
     }
-    Line { ts, apiserver, json: e.to_string() }
+    Line {
+        ts,
+        apiserver,
+        json: e.to_string(),
+    }
 }
 
 fn request_uri(r: &Value) -> String {
     let ns = r["namespace"].as_str().unwrap_or("");
     let res = r["resource"].as_str().unwrap_or("");
     let group = r["apiGroup"].as_str().unwrap_or("");
-    let base = if group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{group}/v1") };
-    let mut uri = if ns.is_empty() { format!("{base}/{res}") } else { format!("{base}/namespaces/{ns}/{res}") };
+    let base = if group.is_empty() {
+        "/api/v1".to_string()
+    } else {
+        format!("/apis/{group}/v1")
+    };
+    let mut uri = if ns.is_empty() {
+        format!("{base}/{res}")
+    } else {
+        format!("{base}/namespaces/{ns}/{res}")
+    };
     if let Some(n) = r["name"].as_str() {
         uri.push('/');
         uri.push_str(n);
@@ -189,8 +221,15 @@ fn request_uri(r: &Value) -> String {
 }
 
 pub fn uuid(rng: &mut Rng) -> String {
-    let (a, b) = (rng.next(), rng.next());
-    format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b >> 48, b & 0xffff_ffff_ffff)
+    let (a, b) = (rng.next_u64(), rng.next_u64());
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 const KUBELET_AGENT: &str = "kubelet/v1.31.4 (linux/amd64) kubernetes/a78aa47";
@@ -198,14 +237,24 @@ const SCHED_AGENT: &str = "kube-scheduler/v1.31.4 (linux/amd64) kubernetes/a78aa
 const RS_AGENT: &str = "kube-controller-manager/v1.31.4 (linux/amd64) kubernetes/a78aa47/system:serviceaccount:kube-system:replicaset-controller";
 const RS_USER: &str = "system:serviceaccount:kube-system:replicaset-controller";
 
-fn pod_object(name: &str, uid: &str, image: &str, padding: usize, created: i64, node: Option<&str>) -> Value {
+fn pod_object(
+    name: &str,
+    uid: &str,
+    image: &str,
+    padding: usize,
+    created: i64,
+    node: Option<&str>,
+) -> Value {
     let mut labels = serde_json::Map::new();
     labels.insert("app".into(), json!("web"));
     labels.insert("pod-template-hash".into(), json!("7d4b9c8f5"));
     let mut annotations = serde_json::Map::new();
     let mut env = Vec::new();
     for p in 0..padding {
-        annotations.insert(format!("example.com/note-{p}"), json!(format!("value {p} {}", "x".repeat(40))));
+        annotations.insert(
+            format!("example.com/note-{p}"),
+            json!(format!("value {p} {}", "x".repeat(40))),
+        );
         env.push(json!({"name": format!("SETTING_{p}"), "value": format!("{}", "v".repeat(60))}));
     }
     let mut spec = json!({
@@ -229,8 +278,19 @@ fn pod_object(name: &str, uid: &str, image: &str, padding: usize, created: i64, 
         "spec": spec, "status": {"phase": "Pending", "qosClass": "Burstable"}})
 }
 
-fn core_event(rng: &mut Rng, ts: i64, node: &str, pod: &str, uid: &str, container: Option<&str>, reason: &str, kind: &str, message: &str) -> Line {
-    let name = format!("{pod}.{:x}", rng.next() >> 8);
+#[allow(clippy::too_many_arguments)]
+fn core_event(
+    rng: &mut Rng,
+    ts: i64,
+    node: &str,
+    pod: &str,
+    uid: &str,
+    container: Option<&str>,
+    reason: &str,
+    kind: &str,
+    message: &str,
+) -> Line {
+    let name = format!("{pod}.{:x}", rng.next_u64() >> 8);
     let mut involved = json!({"kind": "Pod", "namespace": "shop", "name": pod, "uid": uid, "apiVersion": "v1", "resourceVersion": "1001"});
     if let Some(c) = container {
         involved["fieldPath"] = json!(format!("spec.containers{{{c}}}"));
@@ -240,14 +300,33 @@ fn core_event(rng: &mut Rng, ts: i64, node: &str, pod: &str, uid: &str, containe
         "involvedObject": involved, "reason": reason, "message": message, "source": {"component": "kubelet", "host": node},
         "firstTimestamp": t, "lastTimestamp": t, "count": 1, "type": kind, "eventTime": null,
         "reportingComponent": "kubelet", "reportingInstance": node});
-    audit(rng, ts, "create", &format!("system:node:{node}"), KUBELET_AGENT,
-        json!({"resource": "events", "namespace": "shop", "name": name, "apiVersion": "v1"}), 201, "Request", Some(event), None)
+    audit(
+        rng,
+        ts,
+        "create",
+        &format!("system:node:{node}"),
+        KUBELET_AGENT,
+        json!({"resource": "events", "namespace": "shop", "name": name, "apiVersion": "v1"}),
+        201,
+        "Request",
+        Some(event),
+        None,
+    )
 }
 
 fn status_patch(rng: &mut Rng, ts: i64, node: &str, pod: &str, uid: &str, status: Value) -> Line {
-    audit(rng, ts, "patch", &format!("system:node:{node}"), KUBELET_AGENT,
-        json!({"resource": "pods", "namespace": "shop", "name": pod, "apiVersion": "v1", "subresource": "status"}), 200, "Request",
-        Some(json!({"metadata": {"uid": uid}, "status": status})), None)
+    audit(
+        rng,
+        ts,
+        "patch",
+        &format!("system:node:{node}"),
+        KUBELET_AGENT,
+        json!({"resource": "pods", "namespace": "shop", "name": pod, "apiVersion": "v1", "subresource": "status"}),
+        200,
+        "Request",
+        Some(json!({"metadata": {"uid": uid}, "status": status})),
+        None,
+    )
 }
 
 fn cond(t: &str, s: &str, reason: Option<&str>) -> Value {
@@ -259,14 +338,26 @@ fn cond(t: &str, s: &str, reason: Option<&str>) -> Value {
     c
 }
 
-fn pod_lifecycle(rng: &mut Rng, config: &SampleConfig, i: usize, t0: i64, outcome: Outcome, out: &mut Vec<Line>) {
+fn pod_lifecycle(
+    rng: &mut Rng,
+    config: &SampleConfig,
+    i: usize,
+    t0: i64,
+    outcome: Outcome,
+    out: &mut Vec<Line>,
+) {
     let name = format!("web-7d4b9c8f5-{:05x}", i);
     let uid = uuid(rng);
     let node = NODES[i % NODES.len()];
     let padding = rng.range(config.padding.clone());
-    let image = if outcome == Outcome::ImagePullBackOff { "registry.example.com/web:missing" } else { "registry.example.com/web:1.4.2" };
+    let image = if outcome == Outcome::ImagePullBackOff {
+        "registry.example.com/web:missing"
+    } else {
+        "registry.example.com/web:1.4.2"
+    };
     let pod_ref = |sub: Option<&str>| {
-        let mut r = json!({"resource": "pods", "namespace": "shop", "name": name, "apiVersion": "v1"});
+        let mut r =
+            json!({"resource": "pods", "namespace": "shop", "name": name, "apiVersion": "v1"});
         if let Some(s) = sub {
             r["subresource"] = json!(s);
         }
@@ -275,8 +366,18 @@ fn pod_lifecycle(rng: &mut Rng, config: &SampleConfig, i: usize, t0: i64, outcom
     if outcome == Outcome::QuotaRejected {
         for attempt in 0..3 {
             let req = pod_object("", "", image, 0, t0, None);
-            out.push(audit(rng, t0 + attempt * 2_000_000, "create", RS_USER, RS_AGENT,
-                json!({"resource": "pods", "namespace": "shop", "apiVersion": "v1"}), 403, "RequestResponse", Some(req), None));
+            out.push(audit(
+                rng,
+                t0 + attempt * 2_000_000,
+                "create",
+                RS_USER,
+                RS_AGENT,
+                json!({"resource": "pods", "namespace": "shop", "apiVersion": "v1"}),
+                403,
+                "RequestResponse",
+                Some(req),
+                None,
+            ));
         }
         return;
     }
@@ -284,11 +385,22 @@ fn pod_lifecycle(rng: &mut Rng, config: &SampleConfig, i: usize, t0: i64, outcom
     let mut request = created.clone();
     request["metadata"]["name"] = Value::Null;
     request["metadata"]["uid"] = Value::Null;
-    out.push(audit(rng, t0, "create", RS_USER, RS_AGENT, json!({"resource": "pods", "namespace": "shop", "apiVersion": "v1"}), 201, "RequestResponse", Some(request), Some(created.clone())));
+    out.push(audit(
+        rng,
+        t0,
+        "create",
+        RS_USER,
+        RS_AGENT,
+        json!({"resource": "pods", "namespace": "shop", "apiVersion": "v1"}),
+        201,
+        "RequestResponse",
+        Some(request),
+        Some(created.clone()),
+    ));
     let t_bind = t0 + 3_000 + rng.below(40_000) as i64;
     out.push(audit(rng, t_bind, "create", "system:kube-scheduler", SCHED_AGENT, pod_ref(Some("binding")), 201, "Request",
         Some(json!({"kind": "Binding", "apiVersion": "v1", "metadata": {"name": name, "namespace": "shop", "uid": uid}, "target": {"kind": "Node", "name": node}})), None));
-    let ev_name = format!("{name}.{:x}", rng.next() >> 8);
+    let ev_name = format!("{name}.{:x}", rng.next_u64() >> 8);
     out.push(audit(rng, t_bind + 1_500, "create", "system:kube-scheduler", SCHED_AGENT,
         json!({"resource": "events", "namespace": "shop", "name": ev_name, "apiGroup": "events.k8s.io", "apiVersion": "v1"}), 201, "Request",
         Some(json!({"kind": "Event", "apiVersion": "events.k8s.io/v1", "metadata": {"name": ev_name, "namespace": "shop"},
@@ -307,16 +419,46 @@ fn pod_lifecycle(rng: &mut Rng, config: &SampleConfig, i: usize, t0: i64, outcom
         "conditions": [cond("PodReadyToStartContainers", "True", None)],
         "podIP": format!("10.244.{}.{}", i % 250, i / 250 % 250), "podIPs": [{"ip": format!("10.244.{}.{}", i % 250, i / 250 % 250)}]})));
     let t_pull = t_sandbox + 10_000;
-    out.push(core_event(rng, t_pull, node, &name, &uid, Some("app"), "Pulling", "Normal", &format!("Pulling image \"{image}\"")));
+    out.push(core_event(
+        rng,
+        t_pull,
+        node,
+        &name,
+        &uid,
+        Some("app"),
+        "Pulling",
+        "Normal",
+        &format!("Pulling image \"{image}\""),
+    ));
     if outcome == Outcome::ImagePullBackOff {
         let t_fail = t_pull + 1_500_000;
         out.push(core_event(rng, t_fail, node, &name, &uid, Some("app"), "Failed", "Warning",
             &format!("Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found")));
-        out.push(core_event(rng, t_fail + 1_000, node, &name, &uid, Some("app"), "Failed", "Warning", "Error: ErrImagePull"));
+        out.push(core_event(
+            rng,
+            t_fail + 1_000,
+            node,
+            &name,
+            &uid,
+            Some("app"),
+            "Failed",
+            "Warning",
+            "Error: ErrImagePull",
+        ));
         out.push(status_patch(rng, t_fail + 20_000, node, &name, &uid, json!({
             "containerStatuses": [{"name": "app", "image": image, "imageID": "", "lastState": {}, "ready": false, "restartCount": 0, "started": false,
                 "state": {"waiting": {"reason": "ErrImagePull", "message": "failed to pull and unpack image"}}}]})));
-        out.push(core_event(rng, t_fail + 15_000_000, node, &name, &uid, Some("app"), "BackOff", "Normal", &format!("Back-off pulling image \"{image}\"")));
+        out.push(core_event(
+            rng,
+            t_fail + 15_000_000,
+            node,
+            &name,
+            &uid,
+            Some("app"),
+            "BackOff",
+            "Normal",
+            &format!("Back-off pulling image \"{image}\""),
+        ));
         out.push(status_patch(rng, t_fail + 15_020_000, node, &name, &uid, json!({
             "containerStatuses": [{"name": "app", "image": image, "imageID": "", "lastState": {}, "ready": false, "restartCount": 0, "started": false,
                 "state": {"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}}}]})));
@@ -326,9 +468,29 @@ fn pod_lifecycle(rng: &mut Rng, config: &SampleConfig, i: usize, t0: i64, outcom
     let t_pulled = t_pull + pull_ms as i64 * 1000;
     out.push(core_event(rng, t_pulled, node, &name, &uid, Some("app"), "Pulled", "Normal",
         &format!("Successfully pulled image \"{image}\" in {}.{:03}s ({}.{:03}s including waiting). Image size: 48123904 bytes.", pull_ms / 1000, pull_ms % 1000, pull_ms / 1000, pull_ms % 1000 + 5)));
-    out.push(core_event(rng, t_pulled + 40_000, node, &name, &uid, Some("app"), "Created", "Normal", "Created container: app"));
+    out.push(core_event(
+        rng,
+        t_pulled + 40_000,
+        node,
+        &name,
+        &uid,
+        Some("app"),
+        "Created",
+        "Normal",
+        "Created container: app",
+    ));
     let t_start = t_pulled + 150_000;
-    out.push(core_event(rng, t_start, node, &name, &uid, Some("app"), "Started", "Normal", "Started container app"));
+    out.push(core_event(
+        rng,
+        t_start,
+        node,
+        &name,
+        &uid,
+        Some("app"),
+        "Started",
+        "Normal",
+        "Started container app",
+    ));
     out.push(status_patch(rng, t_start + 30_000, node, &name, &uid, json!({
         "containerStatuses": [{"name": "app", "image": image, "imageID": "registry.example.com/web@sha256:9f2c", "containerID": "containerd://aa11", "lastState": {}, "ready": false, "restartCount": 0, "started": true,
             "state": {"running": {"startedAt": "2026-01-01T00:00:01Z"}}}], "phase": "Running"})));
@@ -338,7 +500,14 @@ fn pod_lifecycle(rng: &mut Rng, config: &SampleConfig, i: usize, t0: i64, outcom
         "conditions": [cond("Ready", "True", None), cond("ContainersReady", "True", None)],
         "containerStatuses": [{"name": "app", "image": image, "imageID": "registry.example.com/web@sha256:9f2c", "containerID": "containerd://aa11", "lastState": {}, "ready": true, "restartCount": 0, "started": true,
             "state": {"running": {"startedAt": "2026-01-01T00:00:01Z"}}}]});
-    out.push(status_patch(rng, t_ready, node, &name, &uid, ready_status.take()));
+    out.push(status_patch(
+        rng,
+        t_ready,
+        node,
+        &name,
+        &uid,
+        ready_status.take(),
+    ));
     if !config.delete {
         return;
     }
@@ -347,9 +516,31 @@ fn pod_lifecycle(rng: &mut Rng, config: &SampleConfig, i: usize, t0: i64, outcom
     created["status"]["phase"] = json!("Running");
     created["metadata"]["deletionTimestamp"] = json!(format_micros(t_del + 30_000_000));
     created["metadata"]["deletionGracePeriodSeconds"] = json!(30);
-    out.push(audit(rng, t_del, "delete", RS_USER, RS_AGENT, pod_ref(None), 200, "RequestResponse",
-        Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})), Some(created.clone())));
-    out.push(core_event(rng, t_del + 40_000, node, &name, &uid, Some("app"), "Killing", "Normal", "Stopping container app"));
+    out.push(audit(
+        rng,
+        t_del,
+        "delete",
+        RS_USER,
+        RS_AGENT,
+        pod_ref(None),
+        200,
+        "RequestResponse",
+        Some(
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
+        ),
+        Some(created.clone()),
+    ));
+    out.push(core_event(
+        rng,
+        t_del + 40_000,
+        node,
+        &name,
+        &uid,
+        Some("app"),
+        "Killing",
+        "Normal",
+        "Stopping container app",
+    ));
     let t_term = t_del + 1_000_000 + rng.below(2_000_000) as i64;
     out.push(status_patch(rng, t_term, node, &name, &uid, json!({
         "$setElementOrder/conditions": [{"type": "Ready"}, {"type": "ContainersReady"}],
@@ -369,37 +560,61 @@ fn noise(rng: &mut Rng, ts: i64, n: usize) -> Line {
         0 | 1 => {
             let lease = json!({"kind": "Lease", "apiVersion": "coordination.k8s.io/v1", "metadata": {"name": node, "namespace": "kube-node-lease", "resourceVersion": "5512"},
                 "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": format_micros(ts)}});
-            audit(rng, ts, "update", &format!("system:node:{node}"), KUBELET_AGENT,
-                json!({"resource": "leases", "namespace": "kube-node-lease", "name": node, "apiGroup": "coordination.k8s.io", "apiVersion": "v1"}), 200, "Metadata", None, Some(lease).filter(|_| false))
+            audit(
+                rng,
+                ts,
+                "update",
+                &format!("system:node:{node}"),
+                KUBELET_AGENT,
+                json!({"resource": "leases", "namespace": "kube-node-lease", "name": node, "apiGroup": "coordination.k8s.io", "apiVersion": "v1"}),
+                200,
+                "Metadata",
+                None,
+                Some(lease).filter(|_| false),
+            )
         }
-        2 => audit(rng, ts, "get", &format!("system:node:{node}"), KUBELET_AGENT, json!({"resource": "nodes", "name": node, "apiVersion": "v1"}), 200, "Metadata", None, None),
+        2 => audit(
+            rng,
+            ts,
+            "get",
+            &format!("system:node:{node}"),
+            KUBELET_AGENT,
+            json!({"resource": "nodes", "name": node, "apiVersion": "v1"}),
+            200,
+            "Metadata",
+            None,
+            None,
+        ),
         3 => {
-            let mut l = audit(rng, ts, "watch", "system:kube-scheduler", SCHED_AGENT, json!({"resource": "pods", "apiVersion": "v1"}), 200, "Metadata", None, None);
-            l.json = l.json.replace("\"ResponseComplete\"", "\"ResponseStarted\"");
+            let mut l = audit(
+                rng,
+                ts,
+                "watch",
+                "system:kube-scheduler",
+                SCHED_AGENT,
+                json!({"resource": "pods", "apiVersion": "v1"}),
+                200,
+                "Metadata",
+                None,
+                None,
+            );
+            l.json = l
+                .json
+                .replace("\"ResponseComplete\"", "\"ResponseStarted\"");
             l
         }
-        _ => audit(rng, ts, "list", "system:serviceaccount:kube-system:generic-garbage-collector", RS_AGENT, json!({"resource": "configmaps", "namespace": "kube-system", "apiVersion": "v1"}), 200, "Metadata", None, None),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn is_deterministic_and_parseable() {
-        let config = SampleConfig { pods: 30, ..SampleConfig::default() };
-        let mut a = Vec::new();
-        let outcomes = generate(&config, |l| a.push(l.to_string()));
-        let mut b = Vec::new();
-        generate(&config, |l| b.push(l.to_string()));
-        assert_eq!(a, b);
-        assert_eq!(outcomes.len(), 30);
-        for line in &a {
-            loupe_audit::decode(line).unwrap();
-        }
-        let times: Vec<i64> = a.iter().map(|l| loupe_audit::decode(l).unwrap().time().unwrap()).collect();
-        assert!(times.windows(2).any(|w| w[1] < w[0]), "event time must not be monotonic");
+        _ => audit(
+            rng,
+            ts,
+            "list",
+            "system:serviceaccount:kube-system:generic-garbage-collector",
+            RS_AGENT,
+            json!({"resource": "configmaps", "namespace": "kube-system", "apiVersion": "v1"}),
+            200,
+            "Metadata",
+            None,
+            None,
+        ),
     }
 }
 
@@ -421,7 +636,13 @@ pub fn audit_event(
         (Some(_), None) => "Request",
         _ => "Metadata",
     };
-    let agent = if user.starts_with("system:node:") { KUBELET_AGENT } else if user == "system:kube-scheduler" { SCHED_AGENT } else { "kubectl/v1.31.4 (linux/amd64) kubernetes/a78aa47" };
+    let agent = if user.starts_with("system:node:") {
+        KUBELET_AGENT
+    } else if user == "system:kube-scheduler" {
+        SCHED_AGENT
+    } else {
+        "kubectl/v1.31.4 (linux/amd64) kubernetes/a78aa47"
+    };
     let mut e = json!({
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level, "auditID": audit_id,
         "stage": "ResponseComplete", "requestURI": request_uri(&object_ref), "verb": verb,
@@ -448,4 +669,34 @@ pub fn pod_ref(ns: &str, name: &str, subresource: Option<&str>) -> Value {
         r["subresource"] = json!(s);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_deterministic_and_parseable() {
+        let config = SampleConfig {
+            pods: 30,
+            ..SampleConfig::default()
+        };
+        let mut a = Vec::new();
+        let outcomes = generate(&config, |l| a.push(l.to_string()));
+        let mut b = Vec::new();
+        generate(&config, |l| b.push(l.to_string()));
+        assert_eq!(a, b);
+        assert_eq!(outcomes.len(), 30);
+        for line in &a {
+            loupe_audit::decode(line).unwrap();
+        }
+        let times: Vec<i64> = a
+            .iter()
+            .map(|l| loupe_audit::decode(l).unwrap().time().unwrap())
+            .collect();
+        assert!(
+            times.windows(2).any(|w| w[1] < w[0]),
+            "event time must not be monotonic"
+        );
+    }
 }

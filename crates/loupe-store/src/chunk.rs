@@ -10,7 +10,11 @@ const LEVEL: i32 = 1;
 
 /// Packs and compresses events; `scratch` and `compressor` are reused across calls so
 /// commits do not allocate (and fault in) a fresh multi-megabyte buffer each time.
-pub fn encode(out: &Output, scratch: &mut Vec<u8>, compressor: &mut zstd::bulk::Compressor<'static>) -> Result<Vec<u8>> {
+pub fn encode(
+    out: &Output,
+    scratch: &mut Vec<u8>,
+    compressor: &mut zstd::bulk::Compressor<'static>,
+) -> Result<Vec<u8>> {
     scratch.clear();
     for (e, json) in out.raw_events() {
         let id = e.audit_id.as_bytes();
@@ -47,7 +51,10 @@ pub fn entries(id: i64, buf: &[u8]) -> Result<Vec<Entry<'_>>> {
     let mut out = Vec::new();
     let mut at = 0usize;
     let take = |at: &mut usize, n: usize| -> Result<&[u8]> {
-        let end = at.checked_add(n).filter(|e| *e <= buf.len()).ok_or_else(corrupt)?;
+        let end = at
+            .checked_add(n)
+            .filter(|e| *e <= buf.len())
+            .ok_or_else(corrupt)?;
         let s = &buf[*at..end];
         *at = end;
         Ok(s)
@@ -90,7 +97,10 @@ mod tests {
         let buf = decompress(1, &packed, scratch.len()).unwrap();
         let got = entries(1, &buf).unwrap();
         assert_eq!(got.len(), 3);
-        assert_eq!((got[2].audit_id, got[2].ts), ("id-2", 1_704_067_202_000_000));
+        assert_eq!(
+            (got[2].audit_id, got[2].ts),
+            ("id-2", 1_704_067_202_000_000)
+        );
         assert!(got[2].json.contains("\"id-2\""));
         assert!(entries(1, &buf[..buf.len() - 1]).is_err());
         assert!(decompress(1, b"nope", 10).is_err());

@@ -100,7 +100,9 @@ impl SqliteStore {
     pub fn size_bytes(&self) -> Result<u64> {
         let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
         Ok(((pages - free).max(0) * page_size) as u64)
     }
 
@@ -114,24 +116,32 @@ impl SqliteStore {
     }
 
     fn delete_chunks(&self, ids: &[i64], report: &mut RetentionReport) -> Result<()> {
-        let mut del_index = self
-            .conn
-            .prepare_cached("DELETE FROM raw_index WHERE audit_id = ?1 AND stage = ?2 AND cluster = ?3")?;
+        let mut del_index = self.conn.prepare_cached(
+            "DELETE FROM raw_index WHERE audit_id = ?1 AND stage = ?2 AND cluster = ?3",
+        )?;
         for &id in ids {
-            let cluster: String =
-                self.conn
-                    .query_row("SELECT cluster FROM chunks WHERE id = ?1", params![id], |r| r.get(0))?;
+            let cluster: String = self.conn.query_row(
+                "SELECT cluster FROM chunks WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )?;
             let buf = self.load_chunk(id)?;
             for e in chunk::entries(id, &buf)? {
-                report.raw_events += del_index.execute(params![e.audit_id, e.stage, cluster])? as u64;
+                report.raw_events +=
+                    del_index.execute(params![e.audit_id, e.stage, cluster])? as u64;
             }
-            self.conn.execute("DELETE FROM chunks WHERE id = ?1", params![id])?;
+            self.conn
+                .execute("DELETE FROM chunks WHERE id = ?1", params![id])?;
             report.chunks += 1;
         }
         Ok(())
     }
 
-    fn delete_pods_before(&self, cutoff_by_cluster: &[(String, i64)], report: &mut RetentionReport) -> Result<()> {
+    fn delete_pods_before(
+        &self,
+        cutoff_by_cluster: &[(String, i64)],
+        report: &mut RetentionReport,
+    ) -> Result<()> {
         for (cluster, cutoff) in cutoff_by_cluster {
             let uids: Vec<String> = {
                 let mut st = self
@@ -141,10 +151,14 @@ impl SqliteStore {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             for uid in uids {
-                self.conn
-                    .execute("DELETE FROM entries WHERE cluster = ?1 AND uid = ?2", params![cluster, uid])?;
-                self.conn
-                    .execute("DELETE FROM pods WHERE cluster = ?1 AND uid = ?2", params![cluster, uid])?;
+                self.conn.execute(
+                    "DELETE FROM entries WHERE cluster = ?1 AND uid = ?2",
+                    params![cluster, uid],
+                )?;
+                self.conn.execute(
+                    "DELETE FROM pods WHERE cluster = ?1 AND uid = ?2",
+                    params![cluster, uid],
+                )?;
                 report.pods += 1;
             }
         }
@@ -206,7 +220,16 @@ impl Store for SqliteStore {
                  VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
             )?;
             for e in entries(out) {
-                st.execute(params![cluster, e.uid, e.ts, e.audit_id, e.late as i64, e.body, e.facts.len() as i64, serde_json::to_string(&e.facts)?])?;
+                st.execute(params![
+                    cluster,
+                    e.uid,
+                    e.ts,
+                    e.audit_id,
+                    e.late as i64,
+                    e.body,
+                    e.facts.len() as i64,
+                    serde_json::to_string(&e.facts)?
+                ])?;
             }
             let mut st = tx.prepare_cached(
                 "INSERT INTO pods(cluster, uid, namespace, name, node, phase, owner_kind, owner_name, \
@@ -242,13 +265,24 @@ impl Store for SqliteStore {
                 "INSERT OR REPLACE INTO nodes(cluster, name, record, last_seen) VALUES(?1,?2,?3,?4)",
             )?;
             for n in &out.nodes {
-                st.execute(params![cluster, n.name, serde_json::to_string(n)?, n.last_ts])?;
+                st.execute(params![
+                    cluster,
+                    n.name,
+                    serde_json::to_string(n)?,
+                    n.last_ts
+                ])?;
             }
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO pvcs(cluster, namespace, name, record, last_seen) VALUES(?1,?2,?3,?4,?5)",
             )?;
             for p in &out.pvcs {
-                st.execute(params![cluster, p.namespace, p.name, serde_json::to_string(p)?, p.last_ts])?;
+                st.execute(params![
+                    cluster,
+                    p.namespace,
+                    p.name,
+                    serde_json::to_string(p)?,
+                    p.last_ts
+                ])?;
             }
             let mut st = tx.prepare_cached(
                 "INSERT INTO malformed(cluster, source, line, error) VALUES(?1,?2,?3,?4)",
@@ -282,7 +316,12 @@ impl Store for SqliteStore {
             "INSERT INTO clusters(cluster, watermark, max_seen, stats) VALUES(?1,?2,?3,?4) \
              ON CONFLICT(cluster) DO UPDATE SET watermark=max(watermark, excluded.watermark), \
              max_seen=max(max_seen, excluded.max_seen), stats=excluded.stats",
-            params![cluster, out.watermark, max_seen, serde_json::to_string(&stats)?],
+            params![
+                cluster,
+                out.watermark,
+                max_seen,
+                serde_json::to_string(&stats)?
+            ],
         )?;
         for c in checkpoints {
             tx.execute(
@@ -317,11 +356,17 @@ impl Store for SqliteStore {
             .conn
             .prepare("SELECT state FROM pods WHERE cluster = ?1 AND (gone IS NULL OR gone > ?2)")?;
         for state in st.query_map(params![cluster, keep_gone], |r| r.get::<_, String>(0))? {
-            recovery.pods.push(serde_json::from_str::<PodState>(&state?)?);
+            recovery
+                .pods
+                .push(serde_json::from_str::<PodState>(&state?)?);
         }
-        let mut st = self.conn.prepare("SELECT record FROM nodes WHERE cluster = ?1")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT record FROM nodes WHERE cluster = ?1")?;
         for record in st.query_map(params![cluster], |r| r.get::<_, String>(0))? {
-            recovery.nodes.push(serde_json::from_str::<NodeRecord>(&record?)?);
+            recovery
+                .nodes
+                .push(serde_json::from_str::<NodeRecord>(&record?)?);
         }
         let since = max_seen.saturating_sub(dedup_horizon_us).min(watermark);
         let ids: Vec<i64> = {
@@ -335,7 +380,9 @@ impl Store for SqliteStore {
             let buf = self.load_chunk(id)?;
             for e in chunk::entries(id, &buf)? {
                 if e.ts > since {
-                    recovery.recent.push((e.audit_id.to_string(), e.stage.to_string(), e.ts));
+                    recovery
+                        .recent
+                        .push((e.audit_id.to_string(), e.stage.to_string(), e.ts));
                 }
                 if e.ts > watermark {
                     recovery.pending.push(e.json.to_string());
@@ -383,15 +430,20 @@ impl Store for SqliteStore {
 impl SqliteStore {
     fn retain_in_tx(&mut self, retention: Retention, report: &mut RetentionReport) -> Result<()> {
         let clusters: Vec<(String, i64)> = {
-            let mut st = self.conn.prepare("SELECT cluster, max_seen FROM clusters")?;
+            let mut st = self
+                .conn
+                .prepare("SELECT cluster, max_seen FROM clusters")?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         if let Some(age) = retention.max_age_us {
-            let cutoffs: Vec<(String, i64)> =
-                clusters.iter().map(|(c, now)| (c.clone(), now.saturating_sub(age))).collect();
+            let cutoffs: Vec<(String, i64)> = clusters
+                .iter()
+                .map(|(c, now)| (c.clone(), now.saturating_sub(age)))
+                .collect();
             for (cluster, cutoff) in &cutoffs {
-                let ids = self.chunk_ids("cluster = ?1 AND max_ts < ?2", params![cluster, cutoff])?;
+                let ids =
+                    self.chunk_ids("cluster = ?1 AND max_ts < ?2", params![cluster, cutoff])?;
                 self.delete_chunks(&ids, report)?;
             }
             self.delete_pods_before(&cutoffs, report)?;
@@ -400,16 +452,19 @@ impl SqliteStore {
             // Drop the oldest tenth of the raw chunks, and the pods older than them, until
             // the data fits.
             while self.size_bytes()? > limit {
-                let total: i64 = self.conn.query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))?;
+                let total: i64 = self
+                    .conn
+                    .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))?;
                 if total == 0 {
                     break;
                 }
                 let n = (total / 10).max(1);
                 let oldest: Vec<(i64, String, i64)> = {
-                    let mut st = self
-                        .conn
-                        .prepare("SELECT id, cluster, max_ts FROM chunks ORDER BY max_ts, id LIMIT ?1")?;
-                    let rows = st.query_map(params![n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    let mut st = self.conn.prepare(
+                        "SELECT id, cluster, max_ts FROM chunks ORDER BY max_ts, id LIMIT ?1",
+                    )?;
+                    let rows =
+                        st.query_map(params![n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                     rows.collect::<rusqlite::Result<_>>()?
                 };
                 let ids: Vec<i64> = oldest.iter().map(|c| c.0).collect();
@@ -421,14 +476,17 @@ impl SqliteStore {
                 self.delete_chunks(&ids, report)?;
                 let cutoffs: Vec<(String, i64)> = cutoffs.into_iter().collect();
                 self.delete_pods_before(&cutoffs, report)?;
-                self.conn.execute_batch("COMMIT; PRAGMA incremental_vacuum; BEGIN")?;
+                self.conn
+                    .execute_batch("COMMIT; PRAGMA incremental_vacuum; BEGIN")?;
             }
         }
         Ok(())
     }
 
     fn chunk_ids(&self, condition: &str, params: impl rusqlite::Params) -> Result<Vec<i64>> {
-        let mut st = self.conn.prepare(&format!("SELECT id FROM chunks WHERE {condition}"))?;
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT id FROM chunks WHERE {condition}"))?;
         let rows = st.query_map(params, |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -449,17 +507,35 @@ fn entries(out: &Output) -> Vec<EntryRow<'_>> {
     let mut rows: Vec<EntryRow<'_>> = Vec::new();
     let mut index: HashMap<(&str, &str), usize> = HashMap::new();
     for (uid, f) in &out.facts {
-        let i = *index.entry((uid.as_str(), f.audit_id.as_str())).or_insert_with(|| {
-            rows.push(EntryRow { uid, ts: f.ts, audit_id: &f.audit_id, late: f.late, body: BODY_NONE, facts: Vec::new() });
-            rows.len() - 1
-        });
+        let i = *index
+            .entry((uid.as_str(), f.audit_id.as_str()))
+            .or_insert_with(|| {
+                rows.push(EntryRow {
+                    uid,
+                    ts: f.ts,
+                    audit_id: &f.audit_id,
+                    late: f.late,
+                    body: BODY_NONE,
+                    facts: Vec::new(),
+                });
+                rows.len() - 1
+            });
         rows[i].facts.push(&f.fact);
     }
     for v in &out.versions {
-        let i = *index.entry((v.uid.as_str(), v.audit_id.as_str())).or_insert_with(|| {
-            rows.push(EntryRow { uid: &v.uid, ts: v.ts, audit_id: &v.audit_id, late: false, body: BODY_NONE, facts: Vec::new() });
-            rows.len() - 1
-        });
+        let i = *index
+            .entry((v.uid.as_str(), v.audit_id.as_str()))
+            .or_insert_with(|| {
+                rows.push(EntryRow {
+                    uid: &v.uid,
+                    ts: v.ts,
+                    audit_id: &v.audit_id,
+                    late: false,
+                    body: BODY_NONE,
+                    facts: Vec::new(),
+                });
+                rows.len() - 1
+            });
         rows[i].body = if v.full { BODY_FULL } else { BODY_PATCH };
     }
     rows
@@ -553,12 +629,20 @@ impl StoreReader for SqliteStore {
              ORDER BY ts, audit_id",
         )?;
         let rows = st.query_map(params![cluster, uid], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (ts, audit_id, late, facts) = row?;
-            for (seq, fact) in serde_json::from_str::<Vec<Fact>>(&facts)?.into_iter().enumerate() {
+            for (seq, fact) in serde_json::from_str::<Vec<Fact>>(&facts)?
+                .into_iter()
+                .enumerate()
+            {
                 out.push(FactRecord {
                     ts,
                     audit_id: audit_id.clone(),
@@ -576,7 +660,8 @@ impl StoreReader for SqliteStore {
             let mut st = self.conn.prepare(
                 "SELECT cluster, stage, chunk FROM raw_index WHERE audit_id = ?1 ORDER BY cluster, stage",
             )?;
-            let rows = st.query_map(params![audit_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let rows =
+                st.query_map(params![audit_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut out = Vec::new();
@@ -607,15 +692,19 @@ impl StoreReader for SqliteStore {
         let mut chunks: HashMap<i64, Vec<u8>> = HashMap::new();
         let mut out = Vec::new();
         for (ts, audit_id, full, chunk_id) in refs {
-            if !chunks.contains_key(&chunk_id) {
-                chunks.insert(chunk_id, self.load_chunk(chunk_id)?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = chunks.entry(chunk_id) {
+                slot.insert(self.load_chunk(chunk_id)?);
             }
             let buf = &chunks[&chunk_id];
-            let Some(entry) = chunk::entries(chunk_id, buf)?.into_iter().find(|e| e.audit_id == audit_id)
+            let Some(entry) = chunk::entries(chunk_id, buf)?
+                .into_iter()
+                .find(|e| e.audit_id == audit_id)
             else {
                 continue;
             };
-            let Ok(event) = loupe_audit::decode(entry.json) else { continue };
+            let Ok(event) = loupe_audit::decode(entry.json) else {
+                continue;
+            };
             let body = if full {
                 event.response_object.or(event.request_object)
             } else {
@@ -639,7 +728,9 @@ impl StoreReader for SqliteStore {
         let mut st = self.conn.prepare(
             "SELECT cluster, record FROM nodes WHERE (?1 IS NULL OR cluster = ?1) ORDER BY cluster, name",
         )?;
-        let rows = st.query_map(params![cluster], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = st.query_map(params![cluster], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (c, record) = row?;
@@ -652,7 +743,9 @@ impl StoreReader for SqliteStore {
         let mut st = self.conn.prepare(
             "SELECT cluster, record FROM pvcs WHERE (?1 IS NULL OR cluster = ?1) ORDER BY cluster, namespace, name",
         )?;
-        let rows = st.query_map(params![cluster], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = st.query_map(params![cluster], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (c, record) = row?;

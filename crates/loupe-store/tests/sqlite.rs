@@ -6,7 +6,14 @@ use loupe_timeline::{Config, Processor};
 
 fn sample(pods: usize, seed: u64) -> Vec<String> {
     let mut lines = Vec::new();
-    generate(&SampleConfig { pods, seed, ..SampleConfig::default() }, |l| lines.push(l.to_string()));
+    generate(
+        &SampleConfig {
+            pods,
+            seed,
+            ..SampleConfig::default()
+        },
+        |l| lines.push(l.to_string()),
+    );
     lines
 }
 
@@ -29,22 +36,51 @@ fn stores_pods_timelines_raw_events_and_versions() {
     let mut store = SqliteStore::open(dir.path()).unwrap();
     let lines = sample(30, 3);
     ingest(&mut store, "prod", &lines, 500);
-    let pods = store.pods(&PodFilter { cluster: Some("prod".into()), ..PodFilter::default() }).unwrap();
+    let pods = store
+        .pods(&PodFilter {
+            cluster: Some("prod".into()),
+            ..PodFilter::default()
+        })
+        .unwrap();
     assert!(pods.len() >= 28, "{} pods", pods.len());
-    let gone = pods.iter().find(|p| p.gone.is_some()).expect("some pods were deleted");
+    let gone = pods
+        .iter()
+        .find(|p| p.gone.is_some())
+        .expect("some pods were deleted");
     let timeline = store.timeline("prod", &gone.uid).unwrap();
-    assert!(timeline.windows(2).all(|w| w[0].ts <= w[1].ts), "ordered by event time");
+    assert!(
+        timeline.windows(2).all(|w| w[0].ts <= w[1].ts),
+        "ordered by event time"
+    );
     assert_eq!(gone.facts as usize, timeline.len());
     let raw = store.raw(&timeline[0].audit_id).unwrap();
     assert_eq!(raw.len(), 1);
     assert!(raw[0].2.contains(&gone.uid));
     let versions = store.versions("prod", &gone.uid).unwrap();
-    assert!(versions.len() >= 5, "create, status patches, deletes: {}", versions.len());
+    assert!(
+        versions.len() >= 5,
+        "create, status patches, deletes: {}",
+        versions.len()
+    );
     assert!(versions[0].full && versions[0].verb == "create");
-    assert_eq!(store.find_pods(None, &format!("{}/{}", gone.namespace, gone.name)).unwrap()[0].uid, gone.uid);
+    assert_eq!(
+        store
+            .find_pods(None, &format!("{}/{}", gone.namespace, gone.name))
+            .unwrap()[0]
+            .uid,
+        gone.uid
+    );
     assert_eq!(store.find_pods(Some("prod"), &gone.uid).unwrap().len(), 1);
-    assert!(store.find_pods(Some("other"), &gone.uid).unwrap().is_empty());
-    let by_node = store.pods(&PodFilter { node: Some("node-a".into()), ..PodFilter::default() }).unwrap();
+    assert!(store
+        .find_pods(Some("other"), &gone.uid)
+        .unwrap()
+        .is_empty());
+    let by_node = store
+        .pods(&PodFilter {
+            node: Some("node-a".into()),
+            ..PodFilter::default()
+        })
+        .unwrap();
     assert!(!by_node.is_empty() && by_node.iter().all(|p| p.node.as_deref() == Some("node-a")));
 }
 
@@ -56,11 +92,14 @@ fn commits_are_idempotent_and_clusters_are_apart() {
     ingest(&mut store, "a", &lines, 10_000);
     ingest(&mut store, "b", &lines, 10_000);
     let count = |s: &SqliteStore, c: &str| {
-        s.pods(&PodFilter { cluster: Some(c.into()), ..PodFilter::default() })
-            .unwrap()
-            .iter()
-            .map(|p| p.facts)
-            .sum::<u64>()
+        s.pods(&PodFilter {
+            cluster: Some(c.into()),
+            ..PodFilter::default()
+        })
+        .unwrap()
+        .iter()
+        .map(|p| p.facts)
+        .sum::<u64>()
     };
     let (a, b) = (count(&store, "a"), count(&store, "b"));
     assert_eq!(a, b);
@@ -69,7 +108,10 @@ fn commits_are_idempotent_and_clusters_are_apart() {
     assert_eq!(count(&store, "a"), a);
     let status = store.clusters().unwrap();
     assert_eq!(status.len(), 2);
-    assert!(status[0].stats.duplicates > 0, "the second replay was seen as duplicates");
+    assert!(
+        status[0].stats.duplicates > 0,
+        "the second replay was seen as duplicates"
+    );
 }
 
 #[test]
@@ -98,14 +140,29 @@ fn retention_by_age_and_by_size() {
     let lines = sample(120, 11);
     ingest(&mut store, "c", &lines, 200);
     let before = store.pods(&PodFilter::default()).unwrap().len();
-    let r = store.retain(Retention { max_age_us: Some(20_000_000), max_bytes: None }).unwrap();
+    let r = store
+        .retain(Retention {
+            max_age_us: Some(20_000_000),
+            max_bytes: None,
+        })
+        .unwrap();
     assert!(r.chunks > 0 && r.pods > 0, "{r:?}");
     let after = store.pods(&PodFilter::default()).unwrap();
     assert!(after.len() < before);
     let newest = after.iter().map(|p| p.last_seen).max().unwrap();
-    assert!(after.iter().all(|p| p.last_seen >= newest - 20_000_000 - 60_000_000));
+    assert!(after
+        .iter()
+        .all(|p| p.last_seen >= newest - 20_000_000 - 60_000_000));
 
     let size = store.size_bytes().unwrap();
-    let r = store.retain(Retention { max_age_us: None, max_bytes: Some(size / 3) }).unwrap();
-    assert!(r.bytes_after <= size / 3 || store.clusters().unwrap()[0].raw_events == 0, "{r:?}");
+    let r = store
+        .retain(Retention {
+            max_age_us: None,
+            max_bytes: Some(size / 3),
+        })
+        .unwrap();
+    assert!(
+        r.bytes_after <= size / 3 || store.clusters().unwrap()[0].raw_events == 0,
+        "{r:?}"
+    );
 }

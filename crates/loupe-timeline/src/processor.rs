@@ -2,7 +2,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 
 use loupe_audit::{decode, AuditEvent};
-use loupe_facts::{observe, EventObs, FactRecord, ObservedBody, Observation, PodState, Subject};
+use loupe_facts::{observe, EventObs, FactRecord, Observation, ObservedBody, PodState, Subject};
 use serde::{Deserialize, Serialize};
 
 use crate::dedup::Dedup;
@@ -122,7 +122,10 @@ impl Output {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.raw.is_empty() && self.facts.is_empty() && self.pods.is_empty() && self.malformed.is_empty()
+        self.raw.is_empty()
+            && self.facts.is_empty()
+            && self.pods.is_empty()
+            && self.malformed.is_empty()
     }
 }
 
@@ -226,8 +229,10 @@ impl Processor {
         }
         for state in recovery.pods {
             if !state.namespace.is_empty() && !state.name.is_empty() {
-                p.by_name
-                    .insert((state.namespace.clone(), state.name.clone()), state.uid.clone());
+                p.by_name.insert(
+                    (state.namespace.clone(), state.name.clone()),
+                    state.uid.clone(),
+                );
             }
             p.pods.insert(state.uid.clone(), state);
         }
@@ -283,7 +288,10 @@ impl Processor {
             self.observe_time(ts);
             return;
         }
-        if !self.dedup.insert(Dedup::key(&event.audit_id, event.stage.as_str()), ts) {
+        if !self
+            .dedup
+            .insert(Dedup::key(&event.audit_id, event.stage.as_str()), ts)
+        {
             self.out.stats.duplicates += 1;
             return;
         }
@@ -416,7 +424,8 @@ impl Processor {
     fn enqueue(&mut self, obs: Observation, pod_body: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.pending.push(Reverse((obs.ts, obs.audit_id.clone(), seq)));
+        self.pending
+            .push(Reverse((obs.ts, obs.audit_id.clone(), seq)));
         self.pending_items.insert(seq, Pending { obs, pod_body });
     }
 
@@ -424,11 +433,9 @@ impl Processor {
         match obs.subject.clone() {
             Subject::Node { name } => return self.apply_node(&name, &obs),
             Subject::Pvc { namespace, name } => return self.apply_pvc(namespace, name, &obs),
-            Subject::Unrelated => {
-                if !self.resolve_repeat(&mut obs) {
-                    self.out.stats.unrelated += 1;
-                    return;
-                }
+            Subject::Unrelated if !self.resolve_repeat(&mut obs) => {
+                self.out.stats.unrelated += 1;
+                return;
             }
             _ => {}
         }
@@ -504,14 +511,15 @@ impl Processor {
 
     fn resolve_pod(&self, obs: &Observation) -> Option<String> {
         match &obs.subject {
-            Subject::Pod {
-                uid: Some(uid), ..
-            } => Some(uid.clone()),
+            Subject::Pod { uid: Some(uid), .. } => Some(uid.clone()),
             Subject::Pod {
                 uid: None,
                 namespace,
                 name: Some(name),
-            } => self.by_name.get(&(namespace.clone(), name.clone())).cloned(),
+            } => self
+                .by_name
+                .get(&(namespace.clone(), name.clone()))
+                .cloned(),
             Subject::RejectedCreate { namespace, name } => {
                 Some(format!("rejected:{}/{}", namespace, name))
             }
@@ -599,11 +607,14 @@ impl Processor {
             self.out.stats.unlinked += 1;
             return;
         }
-        let node = self.nodes.entry(name.to_string()).or_insert_with(|| NodeRecord {
-            name: name.to_string(),
-            first_ts: obs.ts,
-            ..NodeRecord::default()
-        });
+        let node = self
+            .nodes
+            .entry(name.to_string())
+            .or_insert_with(|| NodeRecord {
+                name: name.to_string(),
+                first_ts: obs.ts,
+                ..NodeRecord::default()
+            });
         node.last_ts = node.last_ts.max(obs.ts);
         if let ObservedBody::Node(n) = &obs.body {
             if let Some((status, reason, message)) = &n.ready {
@@ -620,7 +631,9 @@ impl Processor {
     }
 
     fn apply_pvc(&mut self, namespace: String, name: String, obs: &Observation) {
-        let ObservedBody::Pvc(p) = &obs.body else { return };
+        let ObservedBody::Pvc(p) = &obs.body else {
+            return;
+        };
         let key = (namespace.clone(), name.clone());
         let pvc = self.pvcs.entry(key.clone()).or_insert_with(|| PvcRecord {
             namespace,

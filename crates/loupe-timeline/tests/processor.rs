@@ -13,14 +13,33 @@ fn processor() -> Processor {
 }
 
 fn create(id: &str, ts: i64) -> String {
-    audit_event(id, ts, "create", "system:serviceaccount:kube-system:replicaset-controller",
-        json!({"resource": "pods", "namespace": "shop", "apiVersion": "v1"}), 201, None,
-        Some(json!({"kind": "Pod", "metadata": {"name": "web-1", "namespace": "shop", "uid": UID}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}, "status": {"phase": "Pending"}})))
+    audit_event(
+        id,
+        ts,
+        "create",
+        "system:serviceaccount:kube-system:replicaset-controller",
+        json!({"resource": "pods", "namespace": "shop", "apiVersion": "v1"}),
+        201,
+        None,
+        Some(
+            json!({"kind": "Pod", "metadata": {"name": "web-1", "namespace": "shop", "uid": UID}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}, "status": {"phase": "Pending"}}),
+        ),
+    )
 }
 
 fn ready(id: &str, ts: i64, status: &str) -> String {
-    audit_event(id, ts, "patch", "system:node:n1", pod_ref("shop", "web-1", Some("status")), 200,
-        Some(json!({"metadata": {"uid": UID}, "status": {"conditions": [{"type": "Ready", "status": status}]}})), None)
+    audit_event(
+        id,
+        ts,
+        "patch",
+        "system:node:n1",
+        pod_ref("shop", "web-1", Some("status")),
+        200,
+        Some(
+            json!({"metadata": {"uid": UID}, "status": {"conditions": [{"type": "Ready", "status": status}]}}),
+        ),
+        None,
+    )
 }
 
 fn facts(p: &mut Processor) -> Vec<(String, FactRecord)> {
@@ -42,7 +61,13 @@ fn reorders_within_the_lateness_and_keeps_the_newest_state() {
             _ => None,
         })
         .collect();
-    assert_eq!(conditions, [(T0 + S, "False".into(), false), (T0 + 2 * S, "True".into(), false)]);
+    assert_eq!(
+        conditions,
+        [
+            (T0 + S, "False".into(), false),
+            (T0 + 2 * S, "True".into(), false)
+        ]
+    );
     assert_eq!(p.pods()[UID].conditions["Ready"].0, "True");
 }
 
@@ -55,7 +80,12 @@ fn events_behind_the_watermark_are_applied_and_counted_late() {
     p.flush();
     let out = p.take_output();
     assert_eq!(out.stats.late, 1);
-    let late: Vec<_> = out.facts.iter().filter(|(_, f)| f.late).map(|(_, f)| f.audit_id.as_str()).collect();
+    let late: Vec<_> = out
+        .facts
+        .iter()
+        .filter(|(_, f)| f.late)
+        .map(|(_, f)| f.audit_id.as_str())
+        .collect();
     assert_eq!(late, ["r1"]);
     assert_eq!(out.raw.len(), 3, "late events are stored like the others");
 }
@@ -67,43 +97,117 @@ fn counts_duplicates_stages_noise_and_garbage() {
     p.push(&line, "f", 1);
     p.push(&line, "f", 2);
     p.push(&line.replace("ResponseComplete", "RequestReceived"), "f", 3);
-    p.push(&audit_event("g", T0, "get", "x", pod_ref("shop", "web-1", None), 200, None, None), "f", 4);
+    p.push(
+        &audit_event(
+            "g",
+            T0,
+            "get",
+            "x",
+            pod_ref("shop", "web-1", None),
+            200,
+            None,
+            None,
+        ),
+        "f",
+        4,
+    );
     p.push("{\"kind\": 0}", "f", 5);
     p.push("not json", "f", 6);
     p.flush();
     let out = p.take_output();
     let s = &out.stats;
-    assert_eq!((s.records, s.analysed, s.duplicates, s.non_final, s.skipped, s.malformed), (6, 1, 1, 1, 1, 2));
-    assert_eq!(out.malformed.iter().map(|m| (m.source.as_str(), m.line)).collect::<Vec<_>>(), [("f", 5), ("f", 6)]);
+    assert_eq!(
+        (
+            s.records,
+            s.analysed,
+            s.duplicates,
+            s.non_final,
+            s.skipped,
+            s.malformed
+        ),
+        (6, 1, 1, 1, 1, 2)
+    );
+    assert_eq!(
+        out.malformed
+            .iter()
+            .map(|m| (m.source.as_str(), m.line))
+            .collect::<Vec<_>>(),
+        [("f", 5), ("f", 6)]
+    );
 }
 
 #[test]
 fn completes_request_level_event_repeats_from_the_first_copy() {
     let mut p = processor();
     p.push(&create("c", T0), "t", 1);
-    let object = json!({"resource": "events", "namespace": "shop", "name": "web-1.abc", "apiVersion": "v1"});
+    let object =
+        json!({"resource": "events", "namespace": "shop", "name": "web-1.abc", "apiVersion": "v1"});
     p.push(&audit_event("e1", T0 + S, "create", "system:node:n1", object.clone(), 201,
         Some(json!({"kind": "Event", "metadata": {"name": "web-1.abc"}, "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-1", "uid": UID, "fieldPath": "spec.containers{app}"},
             "reason": "BackOff", "message": "Back-off restarting failed container app in pod web-1_shop(u-1)", "type": "Warning", "source": {"component": "kubelet", "host": "n1"}, "count": 1})), None), "t", 2);
-    p.push(&audit_event("e2", T0 + 20 * S, "patch", "system:node:n1", object, 200,
-        Some(json!({"count": 5, "lastTimestamp": "2026-01-01T00:00:20Z"})), None), "t", 3);
+    p.push(
+        &audit_event(
+            "e2",
+            T0 + 20 * S,
+            "patch",
+            "system:node:n1",
+            object,
+            200,
+            Some(json!({"count": 5, "lastTimestamp": "2026-01-01T00:00:20Z"})),
+            None,
+        ),
+        "t",
+        3,
+    );
     p.flush();
     let out = facts(&mut p);
-    let repeat = out.iter().find(|(_, f)| f.audit_id == "e2").expect("the repeat is a pod fact");
-    assert!(matches!(&repeat.1.fact, Fact::Event { reason, count: 5, repeat: true, container: Some(c), .. } if reason == "BackOff" && c == "app"));
+    let repeat = out
+        .iter()
+        .find(|(_, f)| f.audit_id == "e2")
+        .expect("the repeat is a pod fact");
+    assert!(
+        matches!(&repeat.1.fact, Fact::Event { reason, count: 5, repeat: true, container: Some(c), .. } if reason == "BackOff" && c == "app")
+    );
 }
 
 #[test]
 fn resolves_requests_that_name_the_pod_without_its_uid() {
     let mut p = processor();
     p.push(&create("c", T0), "t", 1);
-    p.push(&audit_event("ev", T0 + S, "create", "autoscaler", pod_ref("shop", "web-1", Some("eviction")), 201,
-        Some(json!({"kind": "Eviction", "metadata": {"name": "web-1"}})), None), "t", 2);
-    p.push(&audit_event("x", T0 + S, "patch", "system:node:n1", pod_ref("shop", "unknown-pod", Some("status")), 200,
-        Some(json!({"status": {"phase": "Running"}})), None), "t", 3);
+    p.push(
+        &audit_event(
+            "ev",
+            T0 + S,
+            "create",
+            "autoscaler",
+            pod_ref("shop", "web-1", Some("eviction")),
+            201,
+            Some(json!({"kind": "Eviction", "metadata": {"name": "web-1"}})),
+            None,
+        ),
+        "t",
+        2,
+    );
+    p.push(
+        &audit_event(
+            "x",
+            T0 + S,
+            "patch",
+            "system:node:n1",
+            pod_ref("shop", "unknown-pod", Some("status")),
+            200,
+            Some(json!({"status": {"phase": "Running"}})),
+            None,
+        ),
+        "t",
+        3,
+    );
     p.flush();
     let out = p.take_output();
-    assert!(out.facts.iter().any(|(uid, f)| uid == UID && matches!(f.fact, Fact::EvictionRequested { .. })));
+    assert!(out
+        .facts
+        .iter()
+        .any(|(uid, f)| uid == UID && matches!(f.fact, Fact::EvictionRequested { .. })));
     assert_eq!(out.stats.unlinked, 1);
 }
 
@@ -111,20 +215,46 @@ fn resolves_requests_that_name_the_pod_without_its_uid() {
 fn gone_pods_leave_memory_after_the_lateness() {
     let mut p = processor();
     p.push(&create("c", T0), "t", 1);
-    p.push(&audit_event("d", T0 + S, "delete", "system:node:n1", pod_ref("shop", "web-1", None), 200,
-        Some(json!({"gracePeriodSeconds": 0, "preconditions": {"uid": UID}})), None), "t", 2);
+    p.push(
+        &audit_event(
+            "d",
+            T0 + S,
+            "delete",
+            "system:node:n1",
+            pod_ref("shop", "web-1", None),
+            200,
+            Some(json!({"gracePeriodSeconds": 0, "preconditions": {"uid": UID}})),
+            None,
+        ),
+        "t",
+        2,
+    );
     p.flush();
-    assert_eq!(p.in_flight_pods(), 1, "kept while late events may still come");
+    assert_eq!(
+        p.in_flight_pods(),
+        1,
+        "kept while late events may still come"
+    );
     p.push(&audit_event("l", T0 + 300 * S, "update", "system:node:n1",
         json!({"resource": "leases", "namespace": "kube-node-lease", "name": "n1", "apiGroup": "coordination.k8s.io"}), 200, None, None), "t", 3);
     assert_eq!(p.in_flight_pods(), 0, "the audit clock moved on");
     let out = p.take_output();
-    assert!(out.pods.iter().any(|s| s.uid == UID && s.gone.is_some()), "its final state is still output");
+    assert!(
+        out.pods.iter().any(|s| s.uid == UID && s.gone.is_some()),
+        "its final state is still output"
+    );
 }
 
 fn run_sample(split: impl Fn(usize) -> bool) -> (Vec<(String, FactRecord)>, loupe_timeline::Stats) {
     let mut lines = Vec::new();
-    generate(&SampleConfig { pods: 150, seed: 42, ..SampleConfig::default() }, |l| lines.push(l.to_string()));
+    generate(
+        &SampleConfig {
+            pods: 150,
+            seed: 42,
+            ..SampleConfig::default()
+        },
+        |l| lines.push(l.to_string()),
+    );
     let mut p = processor();
     let mut all = Vec::new();
     let mut stats = loupe_timeline::Stats::default();
@@ -140,7 +270,9 @@ fn run_sample(split: impl Fn(usize) -> bool) -> (Vec<(String, FactRecord)>, loup
     let out = p.take_output();
     stats.add(&out.stats);
     all.extend(out.facts);
-    all.sort_by(|a, b| (&a.0, a.1.ts, &a.1.audit_id, a.1.seq).cmp(&(&b.0, b.1.ts, &b.1.audit_id, b.1.seq)));
+    all.sort_by(|a, b| {
+        (&a.0, a.1.ts, &a.1.audit_id, a.1.seq).cmp(&(&b.0, b.1.ts, &b.1.audit_id, b.1.seq))
+    });
     (all, stats)
 }
 
@@ -159,10 +291,31 @@ fn the_sample_lifecycle_reads_as_the_upstream_sequence() {
     assert_eq!(stats.malformed, 0);
     assert_eq!(stats.unlinked, 0);
     let first_uid = facts[0].0.clone();
-    let kinds: Vec<&str> = facts.iter().filter(|(u, _)| *u == first_uid).map(|(_, f)| f.fact.type_name()).collect();
-    for expected in ["pod_created", "bound", "host_ip", "pod_ip", "container_running", "container_ready", "deletion_requested", "container_terminated", "gone"] {
-        assert!(kinds.contains(&expected), "{expected} missing from {kinds:?}");
+    let kinds: Vec<&str> = facts
+        .iter()
+        .filter(|(u, _)| *u == first_uid)
+        .map(|(_, f)| f.fact.type_name())
+        .collect();
+    for expected in [
+        "pod_created",
+        "bound",
+        "host_ip",
+        "pod_ip",
+        "container_running",
+        "container_ready",
+        "deletion_requested",
+        "container_terminated",
+        "gone",
+    ] {
+        assert!(
+            kinds.contains(&expected),
+            "{expected} missing from {kinds:?}"
+        );
     }
     let pos = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
-    assert!(pos("pod_created") < pos("bound") && pos("bound") < pos("container_running") && pos("deletion_requested") < pos("gone"));
+    assert!(
+        pos("pod_created") < pos("bound")
+            && pos("bound") < pos("container_running")
+            && pos("deletion_requested") < pos("gone")
+    );
 }
