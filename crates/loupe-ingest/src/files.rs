@@ -44,6 +44,11 @@ pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
     }
 }
 
+/// A gzip reader (all members) over any byte source.
+pub fn gzip_reader<R: Read>(inner: R) -> MultiGzDecoder<R> {
+    MultiGzDecoder::new(inner)
+}
+
 fn read_fully(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {

@@ -319,3 +319,41 @@ fn the_sample_lifecycle_reads_as_the_upstream_sequence() {
             && pos("deletion_requested") < pos("gone")
     );
 }
+
+#[test]
+fn cut_and_corrupted_lines_are_counted_never_panic() {
+    let mut lines = Vec::new();
+    generate(
+        &SampleConfig {
+            pods: 8,
+            seed: 5,
+            ..SampleConfig::default()
+        },
+        |l| lines.push(l.to_string()),
+    );
+    let mut rng = loupe_sample::Rng::new(99);
+    let mut p = processor();
+    let mut pushed = 0u64;
+    for line in &lines {
+        let bytes = line.as_bytes();
+        for _ in 0..6 {
+            let mut b = bytes[..rng.below(bytes.len() as u64 + 1) as usize].to_vec();
+            if !b.is_empty() && rng.below(2) == 0 {
+                let i = rng.below(b.len() as u64) as usize;
+                b[i] = b"{}[]\":,0a\\"[rng.below(10) as usize];
+            }
+            if let Ok(text) = std::str::from_utf8(&b) {
+                p.push(text, "mutated", pushed);
+                pushed += 1;
+            }
+        }
+    }
+    p.flush();
+    let s = p.take_output().stats;
+    assert_eq!(s.records, pushed);
+    assert!(s.malformed > pushed / 2, "{s:?}");
+    assert_eq!(
+        s.records,
+        s.malformed + s.non_final + s.duplicates + s.skipped + s.analysed
+    );
+}
