@@ -32,7 +32,7 @@ fn main() -> Result<()> {
     };
     match args.first().map(String::as_str) {
         Some("ingest") => ingest(arg("--pods", 20_000)),
-        Some("inflight") => inflight(arg("--pods", 100_000)),
+        Some("inflight") => inflight(arg("--pods", 100_000), arg("--rate", 100)),
         Some("parse") => parse_only(arg("--pods", 5_000)),
         Some("phases") => phases(&args[1], args.get(2).map(String::as_str)),
         Some("child") => child(&args[1], &args[2]),
@@ -107,13 +107,15 @@ fn ingest_mix(pods: usize) -> SampleConfig {
     }
 }
 
-fn inflight(pods: usize) -> Result<()> {
+/// `rate` pods created per second of audit time: with the default lateness (60 s) the
+/// events of the last minute wait in memory, on top of each pod's state.
+fn inflight(pods: usize, rate: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("audit.log");
     let config = SampleConfig {
         pods,
         seed: 7,
-        pods_per_second: 500.0,
+        pods_per_second: rate as f64,
         noise_per_event: 1,
         padding: 4..40,
         delete: false,

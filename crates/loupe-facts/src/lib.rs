@@ -14,7 +14,7 @@ mod state;
 
 pub use fact::{Actor, ContainerSpec, Fact, FactRecord, Owner, VolumeSpec};
 pub use observe::{
-    observe, ContainerObs, EventObs, NodeObs, Observation, ObservedBody, PodSnapshot, PvcObs,
+    observe, ContainerObs, EventObs, InvolvedRef, NodeObs, Observation, ObservedBody, PodSnapshot, PvcObs,
     RunState, Subject,
 };
 pub use state::{ContainerRecord, PodState};

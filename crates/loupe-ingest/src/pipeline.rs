@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use loupe_store::{Checkpoint, Retention, SqliteStore, Store};
+use loupe_store::{Checkpoint, RecoveryLimits, Retention, SqliteStore, Store};
 use loupe_timeline::{Config, Malformed, Processor, Stats};
 
 use crate::files::{self, Item};
@@ -11,6 +11,8 @@ use crate::files::{self, Item};
 pub struct PipelineConfig {
     pub lateness_us: i64,
     pub dedup_horizon_us: i64,
+    /// Pods quiet for this long (audit time) leave memory for the store.
+    pub idle_us: i64,
     /// Commit once this many analysed events are waiting to be written.
     pub commit_every: usize,
     pub retention: Retention,
@@ -22,6 +24,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             lateness_us: defaults.lateness_us,
             dedup_horizon_us: defaults.dedup_horizon_us,
+            idle_us: defaults.idle_us,
             commit_every: 8192,
             retention: Retention::default(),
         }
@@ -72,13 +75,13 @@ impl Pipeline {
             let mut config = Config::new(cluster);
             config.lateness_us = self.config.lateness_us;
             config.dedup_horizon_us = self.config.dedup_horizon_us;
-            let recovery = self.store.recovery(
-                cluster,
-                self.config.lateness_us,
-                self.config.dedup_horizon_us,
-            )?;
-            self.processors
-                .insert(cluster.to_string(), Processor::recover(config, recovery));
+            config.idle_us = self.config.idle_us;
+            let recovery = self.store.recovery(cluster, &RecoveryLimits::of(&config))?;
+            let loader = Box::new(self.store.loader(cluster)?);
+            self.processors.insert(
+                cluster.to_string(),
+                Processor::recover(config, recovery).with_loader(loader),
+            );
         }
         Ok(self.processors.get_mut(cluster).expect("inserted above"))
     }

@@ -196,5 +196,7 @@ fn subtract(a: &loupe_timeline::Stats, b: &loupe_timeline::Stats) -> loupe_timel
         unlinked: a.unlinked - b.unlinked,
         unrelated: a.unrelated - b.unrelated,
         facts: a.facts - b.facts,
+        evicted: a.evicted - b.evicted,
+        reloaded: a.reloaded - b.reloaded,
     }
 }

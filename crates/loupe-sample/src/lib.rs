@@ -250,12 +250,15 @@ fn pod_object(
     labels.insert("pod-template-hash".into(), json!("7d4b9c8f5"));
     let mut annotations = serde_json::Map::new();
     let mut env = Vec::new();
+    // Real pods grow with env, volumes and containers more than with annotations.
     for p in 0..padding {
-        annotations.insert(
-            format!("example.com/note-{p}"),
-            json!(format!("value {p} {}", "x".repeat(40))),
-        );
-        env.push(json!({"name": format!("SETTING_{p}"), "value": format!("{}", "v".repeat(60))}));
+        if p % 8 == 0 {
+            annotations.insert(
+                format!("example.com/note-{p}"),
+                json!(format!("value {p} {}", "x".repeat(40))),
+            );
+        }
+        env.push(json!({"name": format!("SETTING_{p}"), "value": "v".repeat(100)}));
     }
     let mut spec = json!({
         "volumes": [{"name": "kube-api-access-x1", "projected": {"sources": [{"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}], "defaultMode": 420}}],

@@ -13,7 +13,7 @@ mod query;
 mod sqlite;
 
 pub use query::{PodFilter, PodRow, StoredVersion};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteLoader, SqliteStore};
 
 use loupe_timeline::{FactRecord, NodeRecord, Output, PvcRecord, Recovery, Stats};
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,25 @@ pub struct Retention {
     pub max_bytes: Option<u64>,
 }
 
+/// How far back a recovery looks (audit time), mirroring the processor's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryLimits {
+    pub lateness_us: i64,
+    pub dedup_horizon_us: i64,
+    /// Pods quiet for longer stay in the store until an event names them.
+    pub idle_us: i64,
+}
+
+impl RecoveryLimits {
+    pub fn of(config: &loupe_timeline::Config) -> RecoveryLimits {
+        RecoveryLimits {
+            lateness_us: config.lateness_us,
+            dedup_horizon_us: config.dedup_horizon_us,
+            idle_us: config.idle_us,
+        }
+    }
+}
+
 /// A cluster's counters and clock, as the store has them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterStatus {
@@ -84,7 +103,7 @@ pub trait Store {
     /// produced it.
     fn commit(&mut self, cluster: &str, output: &Output, checkpoints: &[Checkpoint]) -> Result<()>;
     /// What a processor needs to continue after a restart.
-    fn recovery(&self, cluster: &str, lateness_us: i64, dedup_horizon_us: i64) -> Result<Recovery>;
+    fn recovery(&self, cluster: &str, limits: &RecoveryLimits) -> Result<Recovery>;
     fn checkpoint(&self, cluster: &str, source: &str) -> Result<Option<Checkpoint>>;
     fn retain(&mut self, retention: Retention) -> Result<RetentionReport>;
 }

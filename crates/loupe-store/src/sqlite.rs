@@ -8,7 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::chunk;
 use crate::query::{PodFilter, PodRow, StoredVersion};
 use crate::{
-    Checkpoint, ClusterStatus, MalformedRow, Result, Retention, RetentionReport, Store, StoreReader,
+    Checkpoint, ClusterStatus, MalformedRow, RecoveryLimits, Result, Retention, RetentionReport,
+    Store, StoreReader,
 };
 
 const SCHEMA_VERSION: i64 = 2;
@@ -87,6 +88,14 @@ impl SqliteStore {
             path,
             scratch: Vec::new(),
             compressor: chunk::compressor()?,
+        })
+    }
+
+    /// A reader of committed pod states for `cluster`, for the processor's idle pods.
+    pub fn loader(&self, cluster: &str) -> Result<SqliteLoader> {
+        Ok(SqliteLoader {
+            store: self.reopen()?,
+            cluster: cluster.to_string(),
         })
     }
 
@@ -333,7 +342,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn recovery(&self, cluster: &str, lateness_us: i64, dedup_horizon_us: i64) -> Result<Recovery> {
+    fn recovery(&self, cluster: &str, limits: &RecoveryLimits) -> Result<Recovery> {
+        let (lateness_us, dedup_horizon_us) = (limits.lateness_us, limits.dedup_horizon_us);
         let Some((watermark, max_seen)) = self
             .conn
             .query_row(
@@ -350,15 +360,16 @@ impl Store for SqliteStore {
             max_seen,
             ..Recovery::default()
         };
-        // Gone pods stay followed for one lateness window, as in the processor.
+        // As in the processor: gone pods stay for one lateness window, quiet pods wait in
+        // the store until an event names them.
         let keep_gone = watermark.saturating_sub(lateness_us);
-        let mut st = self
-            .conn
-            .prepare("SELECT state FROM pods WHERE cluster = ?1 AND (gone IS NULL OR gone > ?2)")?;
-        for state in st.query_map(params![cluster, keep_gone], |r| r.get::<_, String>(0))? {
-            recovery
-                .pods
-                .push(serde_json::from_str::<PodState>(&state?)?);
+        let active = watermark.saturating_sub(limits.idle_us);
+        let mut st = self.conn.prepare(
+            "SELECT state FROM pods WHERE cluster = ?1 AND \
+             ((gone IS NULL AND last_seen >= ?3) OR gone > ?2)",
+        )?;
+        for state in st.query_map(params![cluster, keep_gone, active], |r| r.get::<_, String>(0))? {
+            recovery.pods.push(serde_json::from_str::<PodState>(&state?)?);
         }
         let mut st = self
             .conn
@@ -489,6 +500,44 @@ impl SqliteStore {
             .prepare(&format!("SELECT id FROM chunks WHERE {condition}"))?;
         let rows = st.query_map(params, |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// Loads pod states that left the processor's memory, on its own connection.
+pub struct SqliteLoader {
+    store: SqliteStore,
+    cluster: String,
+}
+
+impl SqliteLoader {
+    fn lookup<T: rusqlite::types::FromSql>(&self, sql: &str, args: impl rusqlite::Params) -> Option<T> {
+        match self.store.conn.query_row(sql, args, |r| r.get(0)).optional() {
+            Ok(v) => v,
+            Err(e) => {
+                // A failed lookup is a missed resolution (counted as unlinked); say why once.
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| eprintln!("warning: pod state lookup failed: {e}"));
+                None
+            }
+        }
+    }
+}
+
+impl loupe_timeline::StateLoader for SqliteLoader {
+    fn load(&mut self, uid: &str) -> Option<PodState> {
+        let state: String = self.lookup(
+            "SELECT state FROM pods WHERE cluster = ?1 AND uid = ?2 AND gone IS NULL",
+            params![self.cluster, uid],
+        )?;
+        serde_json::from_str(&state).ok()
+    }
+
+    fn find(&mut self, namespace: &str, name: &str) -> Option<String> {
+        self.lookup(
+            "SELECT uid FROM pods WHERE name = ?3 AND namespace = ?2 AND cluster = ?1 \
+             AND gone IS NULL ORDER BY first_seen DESC LIMIT 1",
+            params![self.cluster, namespace, name],
+        )
     }
 }
 

@@ -1,7 +1,7 @@
 //! The embedded store: atomic commits, recovery, queries, retention.
 
 use loupe_sample::{generate, SampleConfig};
-use loupe_store::{PodFilter, Retention, SqliteStore, Store, StoreReader};
+use loupe_store::{PodFilter, RecoveryLimits, Retention, SqliteStore, Store, StoreReader};
 use loupe_timeline::{Config, Processor};
 
 fn sample(pods: usize, seed: u64) -> Vec<String> {
@@ -18,7 +18,7 @@ fn sample(pods: usize, seed: u64) -> Vec<String> {
 }
 
 fn ingest(store: &mut SqliteStore, cluster: &str, lines: &[String], commit_every: usize) {
-    let recovery = store.recovery(cluster, 60_000_000, 900_000_000).unwrap();
+    let recovery = store.recovery(cluster, &RecoveryLimits::of(&Config::new(cluster))).unwrap();
     let mut p = Processor::recover(Config::new(cluster), recovery);
     for (i, line) in lines.iter().enumerate() {
         p.push(line, "sample", i as u64 + 1);
@@ -126,7 +126,7 @@ fn recovery_returns_waiting_events_and_recent_ids() {
     let waiting = p.pending_len();
     assert!(waiting > 0);
     store.commit("c", &p.take_output(), &[]).unwrap();
-    let r = store.recovery("c", 60_000_000, 900_000_000).unwrap();
+    let r = store.recovery("c", &RecoveryLimits::of(&Config::new("c"))).unwrap();
     assert_eq!(r.watermark, p.watermark());
     assert_eq!(r.pending.len(), waiting, "every waiting event comes back");
     assert!(r.recent.len() >= waiting);

@@ -14,7 +14,8 @@ mod stats;
 
 pub use dedup::Dedup;
 pub use processor::{
-    Config, Malformed, NodeRecord, Output, Processor, PvcRecord, RawEvent, Recovery, VersionRef,
+    Config, Malformed, NodeRecord, Output, Processor, PvcRecord, RawEvent, Recovery, StateLoader,
+    VersionRef,
 };
 pub use stats::Stats;
 

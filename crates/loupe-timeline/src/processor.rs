@@ -17,6 +17,9 @@ pub struct Config {
     /// How long (event time) an `auditID` is remembered for deduplication.
     pub dedup_horizon_us: i64,
     pub dedup_capacity: usize,
+    /// Pods with no event for this long (audit time) leave memory; they are in the store
+    /// and come back through the [`StateLoader`] when an event names them again.
+    pub idle_us: i64,
 }
 
 impl Config {
@@ -26,8 +29,17 @@ impl Config {
             lateness_us: 60_000_000,
             dedup_horizon_us: 15 * 60_000_000,
             dedup_capacity: 2_000_000,
+            idle_us: 10 * 60_000_000,
         }
     }
+}
+
+/// Where pod states that left memory are found again: the store, in production.
+pub trait StateLoader: Send {
+    /// The committed state of a pod, if the store has it.
+    fn load(&mut self, uid: &str) -> Option<PodState>;
+    /// The UID of the newest pod of that name that is not gone.
+    fn find(&mut self, namespace: &str, name: &str) -> Option<String>;
 }
 
 /// An input record that could not be read. Its text is kept for the report.
@@ -153,13 +165,56 @@ impl Recovery {
     }
 }
 
+/// The parts of an Event a Request-level repeat patch does not restate.
+struct EventTemplate {
+    uid: String,
+    field_path: Option<String>,
+    reason: Option<String>,
+    message: Option<String>,
+    kind: Option<String>,
+    component: Option<String>,
+    host: Option<String>,
+}
+
+fn event_key(namespace: &str, name: &str) -> u64 {
+    Dedup::key(namespace, name)
+}
+
 struct Pending {
     obs: Observation,
     pod_body: bool,
+    /// Arrival order: the last tie-break, for identical (ts, auditID) from two clusters' logs.
+    seq: u64,
+}
+
+impl Pending {
+    fn key(&self) -> (i64, &str, u64) {
+        (self.obs.ts, &self.obs.audit_id, self.seq)
+    }
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 /// Most Event templates kept per pod, to resolve Request-level repeat patches.
-const EVENT_TEMPLATES_PER_POD: usize = 32;
+const EVENT_TEMPLATES_PER_POD: usize = 12;
 /// Gone pods whose UIDs are remembered, so stragglers are not taken for new pods.
 const CLOSED_CAPACITY: usize = 1_000_000;
 
@@ -171,16 +226,17 @@ pub struct Processor {
     max_seen: i64,
     /// Everything at or before this time has been applied.
     watermark: i64,
-    pending: BinaryHeap<Reverse<(i64, String, u64)>>,
-    pending_items: HashMap<u64, Pending>,
+    /// Observations waiting for the watermark, earliest (ts, auditID) first.
+    pending: BinaryHeap<Reverse<Pending>>,
     next_seq: u64,
     pods: HashMap<String, PodState>,
     by_name: HashMap<(String, String), String>,
-    /// (namespace, event name) → (pod uid, template), for repeats that carry no object.
-    events: HashMap<(String, String), (String, EventObs)>,
-    pod_events: HashMap<String, VecDeque<(String, String)>>,
-    closed: HashSet<String>,
-    closed_order: VecDeque<String>,
+    /// Hash of (namespace, event name) → what a repeat that carries no object lacks.
+    events: HashMap<u64, EventTemplate>,
+    pod_events: HashMap<String, VecDeque<u64>>,
+    /// Hashes of the UIDs of pods that left memory (they are in the store).
+    closed: HashSet<u64>,
+    closed_order: VecDeque<u64>,
     gone_queue: BTreeSet<(i64, String)>,
     nodes: HashMap<String, NodeRecord>,
     pvcs: HashMap<(String, String), PvcRecord>,
@@ -190,6 +246,9 @@ pub struct Processor {
     out: Output,
     /// A drained output handed back by the caller, reused to avoid fresh allocations.
     spare: Option<Output>,
+    loader: Option<Box<dyn StateLoader>>,
+    /// Audit time of the last scan for idle pods.
+    idle_scan: i64,
 }
 
 impl Processor {
@@ -200,7 +259,6 @@ impl Processor {
             max_seen: i64::MIN,
             watermark: i64::MIN,
             pending: BinaryHeap::new(),
-            pending_items: HashMap::new(),
             next_seq: 0,
             pods: HashMap::new(),
             by_name: HashMap::new(),
@@ -216,6 +274,8 @@ impl Processor {
             dirty_pvcs: BTreeSet::new(),
             out: Output::default(),
             spare: None,
+            loader: None,
+            idle_scan: i64::MIN,
         }
     }
 
@@ -249,6 +309,12 @@ impl Processor {
             }
         }
         p
+    }
+
+    /// Lets idle pods leave memory: they are reloaded from `loader` when needed.
+    pub fn with_loader(mut self, loader: Box<dyn StateLoader>) -> Processor {
+        self.loader = Some(loader);
+        self
     }
 
     pub fn cluster(&self) -> &str {
@@ -336,18 +402,14 @@ impl Processor {
             return;
         }
         self.watermark = to;
-        while let Some(Reverse((ts, _, seq))) = self.pending.peek() {
-            if *ts > to {
-                break;
-            }
-            let seq = *seq;
-            self.pending.pop();
-            if let Some(p) = self.pending_items.remove(&seq) {
+        while self.pending.peek().is_some_and(|p| p.0.obs.ts <= to) {
+            if let Some(Reverse(p)) = self.pending.pop() {
                 self.apply(p.obs, p.pod_body, false);
             }
         }
         self.dedup.expire(self.max_seen);
         self.close_gone_pods();
+        self.evict_idle_pods();
     }
 
     /// Drains what was produced, with the states of the pods it touched.
@@ -424,9 +486,7 @@ impl Processor {
     fn enqueue(&mut self, obs: Observation, pod_body: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.pending
-            .push(Reverse((obs.ts, obs.audit_id.clone(), seq)));
-        self.pending_items.insert(seq, Pending { obs, pod_body });
+        self.pending.push(Reverse(Pending { obs, pod_body, seq }));
     }
 
     fn apply(&mut self, mut obs: Observation, pod_body: bool, late: bool) {
@@ -443,10 +503,11 @@ impl Processor {
             self.out.stats.unlinked += 1;
             return;
         };
+        self.reload(&uid);
         if let ObservedBody::Event(e) = &obs.body {
             self.remember_event(&uid, e);
         }
-        let straggler = self.closed.contains(&uid) && !self.pods.contains_key(&uid);
+        let straggler = !self.pods.contains_key(&uid) && self.closed.contains(&Dedup::key(&uid, ""));
         let mut scratch;
         let state = if straggler {
             // The pod was closed long ago: judge this event on its own.
@@ -509,21 +570,64 @@ impl Processor {
         }
     }
 
-    fn resolve_pod(&self, obs: &Observation) -> Option<String> {
+    fn resolve_pod(&mut self, obs: &Observation) -> Option<String> {
         match &obs.subject {
             Subject::Pod { uid: Some(uid), .. } => Some(uid.clone()),
             Subject::Pod {
                 uid: None,
                 namespace,
                 name: Some(name),
-            } => self
-                .by_name
-                .get(&(namespace.clone(), name.clone()))
-                .cloned(),
+            } => match self.by_name.get(&(namespace.clone(), name.clone())) {
+                Some(uid) => Some(uid.clone()),
+                None => self.loader.as_mut()?.find(namespace, name),
+            },
             Subject::RejectedCreate { namespace, name } => {
                 Some(format!("rejected:{}/{}", namespace, name))
             }
             _ => None,
+        }
+    }
+
+    /// Brings an idle pod's state back from the store before it changes again.
+    fn reload(&mut self, uid: &str) {
+        if self.pods.contains_key(uid) {
+            return;
+        }
+        if let Some(state) = self.loader.as_mut().and_then(|l| l.load(uid)) {
+            if !state.namespace.is_empty() && !state.name.is_empty() {
+                self.by_name
+                    .insert((state.namespace.clone(), state.name.clone()), uid.to_string());
+            }
+            self.out.stats.reloaded += 1;
+            self.pods.insert(uid.to_string(), state);
+        }
+    }
+
+    /// Pods that have been quiet for the idle time leave memory (their state is committed:
+    /// only pods already taken out are candidates). Checked once a minute of audit time.
+    fn evict_idle_pods(&mut self) {
+        if self.loader.is_none() || self.watermark < self.idle_scan.saturating_add(60_000_000) {
+            return;
+        }
+        self.idle_scan = self.watermark;
+        let limit = self.watermark.saturating_sub(self.config.idle_us);
+        let idle: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(uid, s)| s.last_ts < limit && s.gone.is_none() && !self.dirty_pods.contains(*uid))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in idle {
+            if let Some(state) = self.pods.remove(&uid) {
+                let key = (state.namespace, state.name);
+                if self.by_name.get(&key) == Some(&uid) {
+                    self.by_name.remove(&key);
+                }
+            }
+            for key in self.pod_events.remove(&uid).into_iter().flatten() {
+                self.events.remove(&key);
+            }
+            self.out.stats.evicted += 1;
         }
     }
 
@@ -535,40 +639,57 @@ impl Processor {
         if e.involved.is_some() {
             return false;
         }
-        let Some((uid, template)) = self.events.get(&(e.namespace.clone(), e.name.clone())) else {
+        let Some(t) = self.events.get(&event_key(&e.namespace, &e.name)) else {
             return false;
         };
-        e.involved = template.involved.clone();
-        e.reason = e.reason.take().or_else(|| template.reason.clone());
-        e.message = e.message.take().or_else(|| template.message.clone());
-        e.kind = e.kind.take().or_else(|| template.kind.clone());
-        e.component = e.component.take().or_else(|| template.component.clone());
-        e.host = e.host.take().or_else(|| template.host.clone());
+        e.involved = Some(loupe_facts::InvolvedRef {
+            kind: "Pod".into(),
+            namespace: e.namespace.clone(),
+            name: String::new(),
+            uid: t.uid.clone(),
+            field_path: t.field_path.clone(),
+        });
+        e.reason = e.reason.take().or_else(|| t.reason.clone());
+        e.message = e.message.take().or_else(|| t.message.clone());
+        e.kind = e.kind.take().or_else(|| t.kind.clone());
+        e.component = e.component.take().or_else(|| t.component.clone());
+        e.host = e.host.take().or_else(|| t.host.clone());
         e.repeat = true;
-        let namespace = e.namespace.clone();
         obs.subject = Subject::Pod {
-            uid: Some(uid.clone()),
-            namespace,
+            uid: Some(t.uid.clone()),
+            namespace: e.namespace.clone(),
             name: None,
         };
         true
     }
 
     fn remember_event(&mut self, uid: &str, e: &EventObs) {
-        if e.involved.is_none() || e.name.is_empty() {
+        let Some(involved) = &e.involved else { return };
+        if e.name.is_empty() {
             return;
         }
-        let key = (e.namespace.clone(), e.name.clone());
+        let key = event_key(&e.namespace, &e.name);
         let list = self.pod_events.entry(uid.to_string()).or_default();
         if !list.contains(&key) {
-            list.push_back(key.clone());
+            list.push_back(key);
             if list.len() > EVENT_TEMPLATES_PER_POD {
                 if let Some(old) = list.pop_front() {
                     self.events.remove(&old);
                 }
             }
         }
-        self.events.insert(key, (uid.to_string(), e.clone()));
+        self.events.insert(
+            key,
+            EventTemplate {
+                uid: uid.to_string(),
+                field_path: involved.field_path.clone(),
+                reason: e.reason.clone(),
+                message: e.message.clone(),
+                kind: e.kind.clone(),
+                component: e.component.clone(),
+                host: e.host.clone(),
+            },
+        );
     }
 
     /// Gone pods leave memory once late events for them can no longer be put in order.
@@ -592,8 +713,9 @@ impl Processor {
             for key in self.pod_events.remove(&uid).into_iter().flatten() {
                 self.events.remove(&key);
             }
-            self.closed.insert(uid.clone());
-            self.closed_order.push_back(uid);
+            let h = Dedup::key(&uid, "");
+            self.closed.insert(h);
+            self.closed_order.push_back(h);
             if self.closed_order.len() > CLOSED_CAPACITY {
                 if let Some(old) = self.closed_order.pop_front() {
                     self.closed.remove(&old);

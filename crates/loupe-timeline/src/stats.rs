@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// Counters of everything the processor saw. Nothing is dropped without being counted here.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// Input records (lines, webhook items).
     pub records: u64,
@@ -22,6 +23,9 @@ pub struct Stats {
     /// Events about objects Loupe keeps raw only (Events on ReplicaSets…).
     pub unrelated: u64,
     pub facts: u64,
+    /// Idle pod states that left memory, and those brought back from the store.
+    pub evicted: u64,
+    pub reloaded: u64,
 }
 
 impl Stats {
@@ -36,5 +40,7 @@ impl Stats {
         self.unlinked += other.unlinked;
         self.unrelated += other.unrelated;
         self.facts += other.facts;
+        self.evicted += other.evicted;
+        self.reloaded += other.reloaded;
     }
 }

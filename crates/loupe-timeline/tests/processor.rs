@@ -357,3 +357,53 @@ fn cut_and_corrupted_lines_are_counted_never_panic() {
         s.malformed + s.non_final + s.duplicates + s.skipped + s.analysed
     );
 }
+
+/// A store stand-in: every state the processor outputs, by UID.
+#[derive(Clone, Default)]
+struct MemoryStore(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, loupe_timeline::PodState>>>);
+
+impl loupe_timeline::StateLoader for MemoryStore {
+    fn load(&mut self, uid: &str) -> Option<loupe_timeline::PodState> {
+        self.0.lock().unwrap().get(uid).cloned()
+    }
+    fn find(&mut self, namespace: &str, name: &str) -> Option<String> {
+        let map = self.0.lock().unwrap();
+        map.values().find(|s| s.namespace == namespace && s.name == name && s.gone.is_none()).map(|s| s.uid.clone())
+    }
+}
+
+#[test]
+fn quiet_pods_leave_memory_and_come_back_with_their_state() {
+    let store = MemoryStore::default();
+    let mut p = processor().with_loader(Box::new(store.clone()));
+    let save = |p: &mut Processor| {
+        let out = p.take_output();
+        for s in &out.pods {
+            store.0.lock().unwrap().insert(s.uid.clone(), s.clone());
+        }
+        out
+    };
+    p.push(&create("c", T0), "t", 1);
+    p.push(&ready("r1", T0 + S, "True"), "t", 2);
+    p.flush();
+    save(&mut p);
+    // Twenty minutes of audit time pass with only leases.
+    for i in 0..25 {
+        let lease = audit_event(&format!("l{i}"), T0 + (i + 1) * 60 * S, "update", "system:node:n1",
+            json!({"resource": "leases", "namespace": "kube-node-lease", "name": "n1", "apiGroup": "coordination.k8s.io"}), 200, None, None);
+        p.push(&lease, "t", 10 + i as u64);
+    }
+    let out = save(&mut p);
+    assert_eq!(p.in_flight_pods(), 0, "the idle pod left memory");
+    assert_eq!(out.stats.evicted, 1);
+    // The pod wakes up: the same condition is no news, a change is, and the name resolves.
+    p.push(&ready("r2", T0 + 30 * 60 * S, "True"), "t", 50);
+    p.push(&ready("r3", T0 + 31 * 60 * S, "False"), "t", 51);
+    p.push(&audit_event("ev", T0 + 32 * 60 * S, "create", "autoscaler", pod_ref("shop", "web-1", Some("eviction")), 201,
+        Some(json!({"kind": "Eviction", "metadata": {"name": "web-1"}})), None), "t", 52);
+    p.flush();
+    let out = p.take_output();
+    let kinds: Vec<(&str, &str)> = out.facts.iter().map(|(_, f)| (f.audit_id.as_str(), f.fact.type_name())).collect();
+    assert_eq!(kinds, [("r3", "condition"), ("ev", "eviction_requested")]);
+    assert_eq!(out.stats.reloaded, 1);
+}
