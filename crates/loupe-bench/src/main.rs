@@ -2,7 +2,9 @@
 //!
 //! - `ingest`: pod lifecycles with 1–20 KB RequestResponse bodies among 5× more noise,
 //!   replayed from a file through parse + normalize + timeline + store, on one thread.
-//! - `inflight`: pods created and left running, to show memory grows with in-flight pods.
+//! - `inflight`: pods created and left running, to show memory grows with in-flight pods
+//!   (`--idle-seconds` sets when quiet pods move to the store; a huge value keeps all).
+//! - `phases FILE`: decode, observe and the processor timed on their own.
 //!
 //! Each measurement runs in a child process so its peak RSS is its own. Run with
 //! `cargo run --release -p loupe-bench -- ingest` (or `inflight`).
@@ -32,10 +34,14 @@ fn main() -> Result<()> {
     };
     match args.first().map(String::as_str) {
         Some("ingest") => ingest(arg("--pods", 20_000)),
-        Some("inflight") => inflight(arg("--pods", 100_000), arg("--rate", 100)),
+        Some("inflight") => inflight(
+            arg("--pods", 100_000),
+            arg("--rate", 100),
+            arg("--idle-seconds", 600),
+        ),
         Some("parse") => parse_only(arg("--pods", 5_000)),
         Some("phases") => phases(&args[1], args.get(2).map(String::as_str)),
-        Some("child") => child(&args[1], &args[2]),
+        Some("child") => child(&args[1], &args[2], arg("--idle-seconds", 600)),
         // Writes the ingest mix to a file, for profiling `child` on its own.
         Some("write") => {
             write_sample(Path::new(&args[1]), &ingest_mix(arg("--pods", 20_000))).map(|_| ())
@@ -90,7 +96,7 @@ fn ingest(pods: usize) -> Result<()> {
         w.pod_bytes as f64 / w.pod_events.max(1) as f64 / 1e3,
         w.events - w.pod_events
     );
-    let report = run_child(&log, dir.path())?;
+    let report = run_child(&log, dir.path(), 600)?;
     print_report(&report, w.events, w.bytes);
     Ok(())
 }
@@ -109,7 +115,7 @@ fn ingest_mix(pods: usize) -> SampleConfig {
 
 /// `rate` pods created per second of audit time: with the default lateness (60 s) the
 /// events of the last minute wait in memory, on top of each pod's state.
-fn inflight(pods: usize, rate: usize) -> Result<()> {
+fn inflight(pods: usize, rate: usize, idle_seconds: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("audit.log");
     let config = SampleConfig {
@@ -128,7 +134,7 @@ fn inflight(pods: usize, rate: usize) -> Result<()> {
         w.events,
         w.bytes as f64 / 1e6
     );
-    let report = run_child(&log, dir.path())?;
+    let report = run_child(&log, dir.path(), idle_seconds)?;
     print_report(&report, w.events, w.bytes);
     Ok(())
 }
@@ -216,9 +222,10 @@ struct ChildReport {
     peak_rss_kb: u64,
     in_flight: usize,
     db_bytes: u64,
+    evicted: u64,
 }
 
-fn run_child(log: &Path, dir: &Path) -> Result<ChildReport> {
+fn run_child(log: &Path, dir: &Path, idle_seconds: usize) -> Result<ChildReport> {
     let data = dir.join("data");
     let out = Command::new(std::env::current_exe()?)
         .args([
@@ -226,6 +233,7 @@ fn run_child(log: &Path, dir: &Path) -> Result<ChildReport> {
             log.to_str().context("path")?,
             data.to_str().context("path")?,
         ])
+        .args(["--idle-seconds", &idle_seconds.to_string()])
         .output()?;
     if !out.status.success() {
         bail!("child failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -243,6 +251,7 @@ fn run_child(log: &Path, dir: &Path) -> Result<ChildReport> {
         peak_rss_kb: field("peak_rss_kb")? as u64,
         in_flight: field("in_flight")? as usize,
         db_bytes: field("db_bytes")? as u64,
+        evicted: field("evicted")? as u64,
     })
 }
 
@@ -260,9 +269,10 @@ fn print_report(r: &ChildReport, events: u64, bytes: u64) {
         bytes as f64 / r.cpu / 1e6
     );
     println!(
-        "  peak RSS {:.1} MiB; {} pods in flight at the end",
+        "  peak RSS {:.1} MiB; {} pod states in memory at the end, {} idle ones moved to the store",
         r.peak_rss_kb as f64 / 1024.0,
-        r.in_flight
+        r.in_flight,
+        r.evicted
     );
     println!(
         "  store {:.1} MB ({:.1}x smaller than the input)",
@@ -271,9 +281,13 @@ fn print_report(r: &ChildReport, events: u64, bytes: u64) {
     );
 }
 
-fn child(log: &str, data: &str) -> Result<()> {
+fn child(log: &str, data: &str, idle_seconds: usize) -> Result<()> {
     let store = SqliteStore::open(Path::new(data))?;
-    let mut pipeline = Pipeline::new(store, PipelineConfig::default());
+    let config = PipelineConfig {
+        idle_us: idle_seconds as i64 * 1_000_000,
+        ..PipelineConfig::default()
+    };
+    let mut pipeline = Pipeline::new(store, config);
     let cpu0 = cpu_seconds()?;
     let started = Instant::now();
     pipeline.replay("bench", &[log.into()])?;
@@ -292,6 +306,7 @@ fn child(log: &str, data: &str) -> Result<()> {
         pipeline.in_flight_pods()
     );
     println!("db_bytes={}", pipeline.store().size_bytes()?);
+    println!("evicted={}\nreloaded={}", stats.evicted, stats.reloaded);
     Ok(())
 }
 

@@ -10,11 +10,13 @@
 
 mod fact;
 mod observe;
+mod small_map;
 mod state;
 
 pub use fact::{Actor, ContainerSpec, Fact, FactRecord, Owner, VolumeSpec};
 pub use observe::{
-    observe, ContainerObs, EventObs, InvolvedRef, NodeObs, Observation, ObservedBody, PodSnapshot, PvcObs,
-    RunState, Subject,
+    observe, ContainerObs, EventObs, InvolvedRef, NodeObs, Observation, ObservedBody, PodSnapshot,
+    PvcObs, RunState, Subject,
 };
+pub use small_map::SmallMap;
 pub use state::{ContainerRecord, PodState};

@@ -6,6 +6,7 @@ use crate::fact::{Actor, Fact, Owner};
 use crate::observe::{
     container_of, ContainerObs, EventObs, Observation, ObservedBody, PodSnapshot, RunState,
 };
+use crate::small_map::SmallMap;
 
 /// What Loupe knows of one container between observations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,12 +35,12 @@ pub struct PodState {
     pub host_ip: Option<String>,
     pub nominated: Option<String>,
     /// Condition type → (status, audit time it was set).
-    pub conditions: BTreeMap<String, (String, i64)>,
-    pub containers: BTreeMap<String, ContainerRecord>,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, u64>,
+    pub conditions: SmallMap<(String, i64)>,
+    pub containers: SmallMap<ContainerRecord>,
+    pub labels: SmallMap<String>,
+    pub annotations: SmallMap<u64>,
     pub finalizers: Vec<String>,
-    pub images: BTreeMap<String, String>,
+    pub images: SmallMap<String>,
     pub deletion_requested: Option<i64>,
     pub gone: Option<i64>,
     /// Refused creates folded into this (synthetic) record.
@@ -368,8 +369,7 @@ impl PodState {
     fn apply_container(&mut self, c: &ContainerObs, ts: i64, facts: &mut Vec<Fact>) {
         let record = self
             .containers
-            .entry(c.name.clone())
-            .or_insert_with(|| ContainerRecord {
+            .get_or_insert_with(&c.name, || ContainerRecord {
                 init: c.init,
                 ..ContainerRecord::default()
             });

@@ -12,7 +12,7 @@ use crate::{
     Store, StoreReader,
 };
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// `entries.body`: what the raw event holds of the pod.
 const BODY_NONE: i64 = 0;
@@ -36,10 +36,13 @@ CREATE INDEX IF NOT EXISTS chunks_by_time ON chunks(cluster, max_ts);
 CREATE TABLE IF NOT EXISTS raw_index(
   audit_id TEXT NOT NULL, stage TEXT NOT NULL, cluster TEXT NOT NULL, chunk INTEGER NOT NULL,
   PRIMARY KEY(audit_id, stage, cluster)) WITHOUT ROWID;
+-- Appended in commit order (rowid); the unique index keeps replays idempotent and serves
+-- timelines. Rows are not kept in key order: random-position inserts of whole rows were
+-- the store's main cost.
 CREATE TABLE IF NOT EXISTS entries(
   cluster TEXT NOT NULL, uid TEXT NOT NULL, ts INTEGER NOT NULL, audit_id TEXT NOT NULL,
-  late INTEGER NOT NULL, body INTEGER NOT NULL, n INTEGER NOT NULL, facts TEXT NOT NULL,
-  PRIMARY KEY(cluster, uid, ts, audit_id)) WITHOUT ROWID;
+  late INTEGER NOT NULL, body INTEGER NOT NULL, n INTEGER NOT NULL, facts TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_pod ON entries(cluster, uid, ts, audit_id);
 CREATE TABLE IF NOT EXISTS pods(
   cluster TEXT NOT NULL, uid TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
   node TEXT, phase TEXT, owner_kind TEXT, owner_name TEXT, created INTEGER,
@@ -368,8 +371,12 @@ impl Store for SqliteStore {
             "SELECT state FROM pods WHERE cluster = ?1 AND \
              ((gone IS NULL AND last_seen >= ?3) OR gone > ?2)",
         )?;
-        for state in st.query_map(params![cluster, keep_gone, active], |r| r.get::<_, String>(0))? {
-            recovery.pods.push(serde_json::from_str::<PodState>(&state?)?);
+        for state in st.query_map(params![cluster, keep_gone, active], |r| {
+            r.get::<_, String>(0)
+        })? {
+            recovery
+                .pods
+                .push(serde_json::from_str::<PodState>(&state?)?);
         }
         let mut st = self
             .conn
@@ -510,8 +517,17 @@ pub struct SqliteLoader {
 }
 
 impl SqliteLoader {
-    fn lookup<T: rusqlite::types::FromSql>(&self, sql: &str, args: impl rusqlite::Params) -> Option<T> {
-        match self.store.conn.query_row(sql, args, |r| r.get(0)).optional() {
+    fn lookup<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Option<T> {
+        match self
+            .store
+            .conn
+            .query_row(sql, args, |r| r.get(0))
+            .optional()
+        {
             Ok(v) => v,
             Err(e) => {
                 // A failed lookup is a missed resolution (counted as unlinked); say why once.

@@ -18,7 +18,9 @@ fn sample(pods: usize, seed: u64) -> Vec<String> {
 }
 
 fn ingest(store: &mut SqliteStore, cluster: &str, lines: &[String], commit_every: usize) {
-    let recovery = store.recovery(cluster, &RecoveryLimits::of(&Config::new(cluster))).unwrap();
+    let recovery = store
+        .recovery(cluster, &RecoveryLimits::of(&Config::new(cluster)))
+        .unwrap();
     let mut p = Processor::recover(Config::new(cluster), recovery);
     for (i, line) in lines.iter().enumerate() {
         p.push(line, "sample", i as u64 + 1);
@@ -126,7 +128,9 @@ fn recovery_returns_waiting_events_and_recent_ids() {
     let waiting = p.pending_len();
     assert!(waiting > 0);
     store.commit("c", &p.take_output(), &[]).unwrap();
-    let r = store.recovery("c", &RecoveryLimits::of(&Config::new("c"))).unwrap();
+    let r = store
+        .recovery("c", &RecoveryLimits::of(&Config::new("c")))
+        .unwrap();
     assert_eq!(r.watermark, p.watermark());
     assert_eq!(r.pending.len(), waiting, "every waiting event comes back");
     assert!(r.recent.len() >= waiting);

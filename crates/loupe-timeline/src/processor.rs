@@ -165,15 +165,48 @@ impl Recovery {
     }
 }
 
-/// The parts of an Event a Request-level repeat patch does not restate.
+/// The parts of an Event a Request-level repeat patch does not restate, packed into one
+/// allocation: kept for every recent Event of every pod in memory.
 struct EventTemplate {
     uid: String,
-    field_path: Option<String>,
-    reason: Option<String>,
-    message: Option<String>,
-    kind: Option<String>,
-    component: Option<String>,
-    host: Option<String>,
+    text: Box<str>,
+    /// Start of each field in `text`; `NONE` for an absent one. The last entry is the end.
+    at: [u32; 7],
+}
+
+const NONE: u32 = u32::MAX;
+
+impl EventTemplate {
+    fn new(uid: &str, fields: [Option<&str>; 6]) -> EventTemplate {
+        let mut text = String::new();
+        let mut at = [NONE; 7];
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(f) = f {
+                at[i] = text.len() as u32;
+                text.push_str(f);
+            }
+        }
+        at[6] = text.len() as u32;
+        EventTemplate {
+            uid: uid.to_string(),
+            text: text.into_boxed_str(),
+            at,
+        }
+    }
+
+    /// Field `i`: 0 field path, 1 reason, 2 message, 3 type, 4 component, 5 host.
+    fn field(&self, i: usize) -> Option<String> {
+        let start = self.at[i];
+        if start == NONE {
+            return None;
+        }
+        let end = self.at[i + 1..]
+            .iter()
+            .find(|&&a| a != NONE)
+            .copied()
+            .unwrap_or(self.at[6]);
+        Some(self.text[start as usize..end as usize].to_string())
+    }
 }
 
 fn event_key(namespace: &str, name: &str) -> u64 {
@@ -214,7 +247,7 @@ impl Ord for Pending {
 }
 
 /// Most Event templates kept per pod, to resolve Request-level repeat patches.
-const EVENT_TEMPLATES_PER_POD: usize = 12;
+const EVENT_TEMPLATES_PER_POD: usize = 8;
 /// Gone pods whose UIDs are remembered, so stragglers are not taken for new pods.
 const CLOSED_CAPACITY: usize = 1_000_000;
 
@@ -507,7 +540,8 @@ impl Processor {
         if let ObservedBody::Event(e) = &obs.body {
             self.remember_event(&uid, e);
         }
-        let straggler = !self.pods.contains_key(&uid) && self.closed.contains(&Dedup::key(&uid, ""));
+        let straggler =
+            !self.pods.contains_key(&uid) && self.closed.contains(&Dedup::key(&uid, ""));
         let mut scratch;
         let state = if straggler {
             // The pod was closed long ago: judge this event on its own.
@@ -595,8 +629,10 @@ impl Processor {
         }
         if let Some(state) = self.loader.as_mut().and_then(|l| l.load(uid)) {
             if !state.namespace.is_empty() && !state.name.is_empty() {
-                self.by_name
-                    .insert((state.namespace.clone(), state.name.clone()), uid.to_string());
+                self.by_name.insert(
+                    (state.namespace.clone(), state.name.clone()),
+                    uid.to_string(),
+                );
             }
             self.out.stats.reloaded += 1;
             self.pods.insert(uid.to_string(), state);
@@ -614,7 +650,9 @@ impl Processor {
         let idle: Vec<String> = self
             .pods
             .iter()
-            .filter(|(uid, s)| s.last_ts < limit && s.gone.is_none() && !self.dirty_pods.contains(*uid))
+            .filter(|(uid, s)| {
+                s.last_ts < limit && s.gone.is_none() && !self.dirty_pods.contains(*uid)
+            })
             .map(|(uid, _)| uid.clone())
             .collect();
         for uid in idle {
@@ -647,13 +685,13 @@ impl Processor {
             namespace: e.namespace.clone(),
             name: String::new(),
             uid: t.uid.clone(),
-            field_path: t.field_path.clone(),
+            field_path: t.field(0),
         });
-        e.reason = e.reason.take().or_else(|| t.reason.clone());
-        e.message = e.message.take().or_else(|| t.message.clone());
-        e.kind = e.kind.take().or_else(|| t.kind.clone());
-        e.component = e.component.take().or_else(|| t.component.clone());
-        e.host = e.host.take().or_else(|| t.host.clone());
+        e.reason = e.reason.take().or_else(|| t.field(1));
+        e.message = e.message.take().or_else(|| t.field(2));
+        e.kind = e.kind.take().or_else(|| t.field(3));
+        e.component = e.component.take().or_else(|| t.field(4));
+        e.host = e.host.take().or_else(|| t.field(5));
         e.repeat = true;
         obs.subject = Subject::Pod {
             uid: Some(t.uid.clone()),
@@ -678,18 +716,18 @@ impl Processor {
                 }
             }
         }
-        self.events.insert(
-            key,
-            EventTemplate {
-                uid: uid.to_string(),
-                field_path: involved.field_path.clone(),
-                reason: e.reason.clone(),
-                message: e.message.clone(),
-                kind: e.kind.clone(),
-                component: e.component.clone(),
-                host: e.host.clone(),
-            },
+        let template = EventTemplate::new(
+            uid,
+            [
+                involved.field_path.as_deref(),
+                e.reason.as_deref(),
+                e.message.as_deref(),
+                e.kind.as_deref(),
+                e.component.as_deref(),
+                e.host.as_deref(),
+            ],
         );
+        self.events.insert(key, template);
     }
 
     /// Gone pods leave memory once late events for them can no longer be put in order.

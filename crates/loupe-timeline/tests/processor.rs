@@ -360,7 +360,9 @@ fn cut_and_corrupted_lines_are_counted_never_panic() {
 
 /// A store stand-in: every state the processor outputs, by UID.
 #[derive(Clone, Default)]
-struct MemoryStore(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, loupe_timeline::PodState>>>);
+struct MemoryStore(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, loupe_timeline::PodState>>>,
+);
 
 impl loupe_timeline::StateLoader for MemoryStore {
     fn load(&mut self, uid: &str) -> Option<loupe_timeline::PodState> {
@@ -368,7 +370,9 @@ impl loupe_timeline::StateLoader for MemoryStore {
     }
     fn find(&mut self, namespace: &str, name: &str) -> Option<String> {
         let map = self.0.lock().unwrap();
-        map.values().find(|s| s.namespace == namespace && s.name == name && s.gone.is_none()).map(|s| s.uid.clone())
+        map.values()
+            .find(|s| s.namespace == namespace && s.name == name && s.gone.is_none())
+            .map(|s| s.uid.clone())
     }
 }
 
@@ -389,8 +393,16 @@ fn quiet_pods_leave_memory_and_come_back_with_their_state() {
     save(&mut p);
     // Twenty minutes of audit time pass with only leases.
     for i in 0..25 {
-        let lease = audit_event(&format!("l{i}"), T0 + (i + 1) * 60 * S, "update", "system:node:n1",
-            json!({"resource": "leases", "namespace": "kube-node-lease", "name": "n1", "apiGroup": "coordination.k8s.io"}), 200, None, None);
+        let lease = audit_event(
+            &format!("l{i}"),
+            T0 + (i + 1) * 60 * S,
+            "update",
+            "system:node:n1",
+            json!({"resource": "leases", "namespace": "kube-node-lease", "name": "n1", "apiGroup": "coordination.k8s.io"}),
+            200,
+            None,
+            None,
+        );
         p.push(&lease, "t", 10 + i as u64);
     }
     let out = save(&mut p);
@@ -399,11 +411,27 @@ fn quiet_pods_leave_memory_and_come_back_with_their_state() {
     // The pod wakes up: the same condition is no news, a change is, and the name resolves.
     p.push(&ready("r2", T0 + 30 * 60 * S, "True"), "t", 50);
     p.push(&ready("r3", T0 + 31 * 60 * S, "False"), "t", 51);
-    p.push(&audit_event("ev", T0 + 32 * 60 * S, "create", "autoscaler", pod_ref("shop", "web-1", Some("eviction")), 201,
-        Some(json!({"kind": "Eviction", "metadata": {"name": "web-1"}})), None), "t", 52);
+    p.push(
+        &audit_event(
+            "ev",
+            T0 + 32 * 60 * S,
+            "create",
+            "autoscaler",
+            pod_ref("shop", "web-1", Some("eviction")),
+            201,
+            Some(json!({"kind": "Eviction", "metadata": {"name": "web-1"}})),
+            None,
+        ),
+        "t",
+        52,
+    );
     p.flush();
     let out = p.take_output();
-    let kinds: Vec<(&str, &str)> = out.facts.iter().map(|(_, f)| (f.audit_id.as_str(), f.fact.type_name())).collect();
+    let kinds: Vec<(&str, &str)> = out
+        .facts
+        .iter()
+        .map(|(_, f)| (f.audit_id.as_str(), f.fact.type_name()))
+        .collect();
     assert_eq!(kinds, [("r3", "condition"), ("ev", "eviction_requested")]);
     assert_eq!(out.stats.reloaded, 1);
 }
