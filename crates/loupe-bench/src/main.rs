@@ -44,7 +44,12 @@ fn main() -> Result<()> {
         Some("child") => child(&args[1], &args[2], arg("--idle-seconds", 600)),
         // Writes the ingest mix to a file, for profiling `child` on its own.
         Some("write") => {
-            write_sample(Path::new(&args[1]), &ingest_mix(arg("--pods", 20_000))).map(|_| ())
+            let mix = if args.iter().any(|a| a == "--inflight") {
+                inflight_mix(arg("--pods", 100_000), arg("--rate", 100))
+            } else {
+                ingest_mix(arg("--pods", 20_000))
+            };
+            write_sample(Path::new(&args[1]), &mix).map(|_| ())
         }
         _ => bail!("usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N]"),
     }
@@ -113,12 +118,9 @@ fn ingest_mix(pods: usize) -> SampleConfig {
     }
 }
 
-/// `rate` pods created per second of audit time: with the default lateness (60 s) the
-/// events of the last minute wait in memory, on top of each pod's state.
-fn inflight(pods: usize, rate: usize, idle_seconds: usize) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let log = dir.path().join("audit.log");
-    let config = SampleConfig {
+/// Pods that stay running, `rate` created per second of audit time.
+fn inflight_mix(pods: usize, rate: usize) -> SampleConfig {
+    SampleConfig {
         pods,
         seed: 7,
         pods_per_second: rate as f64,
@@ -126,8 +128,15 @@ fn inflight(pods: usize, rate: usize, idle_seconds: usize) -> Result<()> {
         padding: 4..40,
         delete: false,
         ..SampleConfig::default()
-    };
-    let w = write_sample(&log, &config)?;
+    }
+}
+
+/// `rate` pods created per second of audit time: with the default lateness (60 s) the
+/// events of the last minute wait in memory, on top of each pod's state.
+fn inflight(pods: usize, rate: usize, idle_seconds: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("audit.log");
+    let w = write_sample(&log, &inflight_mix(pods, rate))?;
     println!(
         "input: {} pods that stay running, {} events, {:.1} MB",
         pods,
@@ -175,44 +184,88 @@ fn parse_only(pods: usize) -> Result<()> {
     Ok(())
 }
 
-/// Where the time goes: each stage of the path timed on its own over the same file.
+/// Where the time goes: each stage of the path timed on its own over the same file,
+/// streamed line by line (so the peak RSS printed is the stage's own).
 fn phases(log: &str, only: Option<&str>) -> Result<()> {
-    let text = std::fs::read_to_string(log)?;
-    let lines: Vec<&str> = text.lines().collect();
-    let n = lines.len() as f64;
-    let time = |label: &str, f: &mut dyn FnMut()| {
+    use std::io::BufRead;
+    let each_line = |f: &mut dyn FnMut(u64, &str)| -> Result<u64> {
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(log)?);
+        let mut line = String::new();
+        let mut n = 0;
+        while reader.read_line(&mut line)? > 0 {
+            f(n, line.trim_end());
+            n += 1;
+            line.clear();
+        }
+        Ok(n)
+    };
+    let time = |label: &str, f: &mut dyn FnMut(u64, &str), end: &mut dyn FnMut()| -> Result<()> {
         if only.is_some_and(|o| !label.starts_with(o)) {
-            return;
+            return Ok(());
         }
         let t = Instant::now();
-        f();
+        let n = each_line(f)?;
+        end();
         let s = t.elapsed().as_secs_f64();
-        println!("{label:<34} {:>7.3} s  {:>9.0} events/s", s, n / s);
+        println!(
+            "{label:<34} {s:>7.3} s  {:>9.0} events/s  (peak RSS so far {:.0} MiB)",
+            n as f64 / s,
+            peak_rss_kb()? as f64 / 1024.0
+        );
+        Ok(())
     };
-    time("decode envelope", &mut || {
-        for l in &lines {
+    time(
+        "read lines",
+        &mut |_, l| {
+            std::hint::black_box(l);
+        },
+        &mut || {},
+    )?;
+    time(
+        "decode envelope",
+        &mut |_, l| {
             let _ = std::hint::black_box(loupe_audit::decode(l));
-        }
-    });
-    time("decode + observe", &mut || {
-        for l in &lines {
+        },
+        &mut || {},
+    )?;
+    time(
+        "decode + observe",
+        &mut |_, l| {
             if let Ok(e) = loupe_audit::decode(l) {
                 let _ = std::hint::black_box(loupe_facts::observe(&e));
             }
-        }
-    });
-    time("processor (no store)", &mut || {
-        let mut p = loupe_timeline::Processor::new(loupe_timeline::Config::new("x"));
-        for (i, l) in lines.iter().enumerate() {
-            p.push(l, "x", i as u64);
+        },
+        &mut || {},
+    )?;
+    let mut config = loupe_timeline::Config::new("x");
+    if let Some(s) = std::env::var("LOUPE_BENCH_LATENESS_S")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+    {
+        config.lateness_us = s * 1_000_000;
+    }
+    let p = std::cell::RefCell::new(loupe_timeline::Processor::new(config));
+    time(
+        "processor (no store)",
+        &mut |i, l| {
+            let mut p = p.borrow_mut();
+            p.push(l, "x", i);
             if i % 8192 == 0 {
                 let out = std::hint::black_box(p.take_output());
                 p.recycle(out);
             }
-        }
-        p.flush();
-        std::hint::black_box(p.take_output());
-    });
+        },
+        &mut || {
+            let mut p = p.borrow_mut();
+            println!(
+                "  states in memory before the final flush: {}, waiting events: {}",
+                p.in_flight_pods(),
+                p.pending_len()
+            );
+            p.flush();
+            std::hint::black_box(p.take_output());
+        },
+    )?;
     Ok(())
 }
 

@@ -247,7 +247,7 @@ impl Ord for Pending {
 }
 
 /// Most Event templates kept per pod, to resolve Request-level repeat patches.
-const EVENT_TEMPLATES_PER_POD: usize = 8;
+const EVENT_TEMPLATES_PER_POD: usize = 6;
 /// Gone pods whose UIDs are remembered, so stragglers are not taken for new pods.
 const CLOSED_CAPACITY: usize = 1_000_000;
 
