@@ -37,11 +37,11 @@ fn main() -> Result<()> {
         Some("inflight") => inflight(
             arg("--pods", 100_000),
             arg("--rate", 100),
-            arg("--idle-seconds", 600),
+            arg("--idle-seconds", 300),
         ),
         Some("parse") => parse_only(arg("--pods", 5_000)),
         Some("phases") => phases(&args[1], args.get(2).map(String::as_str)),
-        Some("child") => child(&args[1], &args[2], arg("--idle-seconds", 600)),
+        Some("child") => child(&args[1], &args[2], arg("--idle-seconds", 300)),
         // Writes the ingest mix to a file, for profiling `child` on its own.
         Some("write") => {
             let mix = if args.iter().any(|a| a == "--inflight") {
@@ -101,7 +101,7 @@ fn ingest(pods: usize) -> Result<()> {
         w.pod_bytes as f64 / w.pod_events.max(1) as f64 / 1e3,
         w.events - w.pod_events
     );
-    let report = run_child(&log, dir.path(), 600)?;
+    let report = run_child(&log, dir.path(), 300)?;
     print_report(&report, w.events, w.bytes);
     Ok(())
 }

@@ -60,6 +60,9 @@ struct Ordering {
     /// How long (audit time) auditIDs are remembered to drop duplicates.
     #[arg(long, default_value = "15m", value_parser = parse_duration_us)]
     dedup_horizon: i64,
+    /// Pods quiet for this long (audit time) leave memory for the store until named again.
+    #[arg(long, default_value = "5m", value_parser = parse_duration_us)]
+    idle: i64,
 }
 
 #[derive(Subcommand)]
@@ -312,6 +315,7 @@ fn replay(g: &Global, paths: &[PathBuf], ordering: &Ordering) -> Result<()> {
     let config = PipelineConfig {
         lateness_us: ordering.lateness,
         dedup_horizon_us: ordering.dedup_horizon,
+        idle_us: ordering.idle,
         ..PipelineConfig::default()
     };
     let started = std::time::Instant::now();

@@ -42,6 +42,9 @@ pub struct ServeArgs {
     lateness: i64,
     #[arg(long, default_value = "15m", value_parser = parse_duration_us)]
     dedup_horizon: i64,
+    /// Pods quiet for this long (audit time) leave memory for the store until named again.
+    #[arg(long, default_value = "5m", value_parser = parse_duration_us)]
+    idle: i64,
     /// Keep this much audit time (e.g. 7d).
     #[arg(long, value_parser = parse_duration_us)]
     retain_age: Option<i64>,
@@ -58,6 +61,7 @@ pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
     let config = PipelineConfig {
         lateness_us: args.lateness,
         dedup_horizon_us: args.dedup_horizon,
+        idle_us: args.idle,
         retention: Retention {
             max_age_us: args.retain_age,
             max_bytes: args.retain_size,

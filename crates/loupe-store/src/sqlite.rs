@@ -79,7 +79,7 @@ impl SqliteStore {
         // auto_vacuum must be chosen before the first table exists.
         conn.execute_batch(
             "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-             PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;
+             PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;
              PRAGMA wal_autocheckpoint=16384;",
         )?;
         conn.execute_batch(SCHEMA)?;

@@ -29,7 +29,7 @@ impl Config {
             lateness_us: 60_000_000,
             dedup_horizon_us: 15 * 60_000_000,
             dedup_capacity: 2_000_000,
-            idle_us: 10 * 60_000_000,
+            idle_us: 5 * 60_000_000,
         }
     }
 }
