@@ -52,17 +52,29 @@ struct Global {
     output: Format,
 }
 
+/// How events are put in order and remembered; shared by `replay` and `serve`.
 #[derive(Args, Clone)]
-struct Ordering {
+pub(crate) struct OrderArgs {
     /// How late (audit time) an event may arrive and still be put in order.
     #[arg(long, default_value = "60s", value_parser = parse_duration_us)]
-    lateness: i64,
+    pub(crate) lateness: i64,
     /// How long (audit time) auditIDs are remembered to drop duplicates.
     #[arg(long, default_value = "15m", value_parser = parse_duration_us)]
-    dedup_horizon: i64,
+    pub(crate) dedup_horizon: i64,
     /// Pods quiet for this long (audit time) leave memory for the store until named again.
     #[arg(long, default_value = "5m", value_parser = parse_duration_us)]
-    idle: i64,
+    pub(crate) idle: i64,
+}
+
+impl OrderArgs {
+    pub(crate) fn pipeline_config(&self) -> PipelineConfig {
+        PipelineConfig {
+            lateness_us: self.lateness,
+            dedup_horizon_us: self.dedup_horizon,
+            idle_us: self.idle,
+            ..PipelineConfig::default()
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -72,7 +84,7 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         #[command(flatten)]
-        ordering: Ordering,
+        ordering: OrderArgs,
     },
     /// Receive the audit webhook and/or tail live audit logs.
     Serve(serve::ServeArgs),
@@ -310,14 +322,9 @@ struct ReplayReport {
     seconds: f64,
 }
 
-fn replay(g: &Global, paths: &[PathBuf], ordering: &Ordering) -> Result<()> {
+fn replay(g: &Global, paths: &[PathBuf], ordering: &OrderArgs) -> Result<()> {
     let cluster = cluster_or_default(g);
-    let config = PipelineConfig {
-        lateness_us: ordering.lateness,
-        dedup_horizon_us: ordering.dedup_horizon,
-        idle_us: ordering.idle,
-        ..PipelineConfig::default()
-    };
+    let config = ordering.pipeline_config();
     let started = std::time::Instant::now();
     let mut pipeline = Pipeline::new(open(g)?, config);
     let files = pipeline.replay(&cluster, paths)?;

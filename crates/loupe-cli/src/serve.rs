@@ -14,7 +14,7 @@ use loupe_ingest::writer::{self, WriterConfig};
 use loupe_ingest::{tail, Pipeline, PipelineConfig};
 use loupe_store::{Retention, Store};
 
-use crate::{open, parse_duration_us, parse_size, Global};
+use crate::{open, parse_duration_us, parse_size, Global, OrderArgs};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -38,13 +38,8 @@ pub struct ServeArgs {
     /// No webhook receiver, only tailers.
     #[arg(long)]
     no_webhook: bool,
-    #[arg(long, default_value = "60s", value_parser = parse_duration_us)]
-    lateness: i64,
-    #[arg(long, default_value = "15m", value_parser = parse_duration_us)]
-    dedup_horizon: i64,
-    /// Pods quiet for this long (audit time) leave memory for the store until named again.
-    #[arg(long, default_value = "5m", value_parser = parse_duration_us)]
-    idle: i64,
+    #[command(flatten)]
+    ordering: OrderArgs,
     /// Keep this much audit time (e.g. 7d).
     #[arg(long, value_parser = parse_duration_us)]
     retain_age: Option<i64>,
@@ -59,14 +54,11 @@ pub struct ServeArgs {
 pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
     let cluster = crate::cluster_or_default(g);
     let config = PipelineConfig {
-        lateness_us: args.lateness,
-        dedup_horizon_us: args.dedup_horizon,
-        idle_us: args.idle,
         retention: Retention {
             max_age_us: args.retain_age,
             max_bytes: args.retain_size,
         },
-        ..PipelineConfig::default()
+        ..args.ordering.pipeline_config()
     };
     let store = open(g)?;
     let checkpoints: Vec<_> = args
@@ -78,7 +70,7 @@ pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
     let metrics = IngestMetrics::register(&mut registry);
     let registry = Arc::new(Mutex::new(registry));
     let writer_config = WriterConfig {
-        idle_flush: Duration::from_micros(args.lateness.max(1_000_000) as u64),
+        idle_flush: Duration::from_micros(args.ordering.lateness.max(1_000_000) as u64),
         ..WriterConfig::default()
     };
     let (writer, writer_thread) =

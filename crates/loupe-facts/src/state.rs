@@ -254,31 +254,12 @@ impl PodState {
 
     fn apply_labels(&mut self, s: &PodSnapshot, initial: bool, facts: &mut Vec<Fact>) {
         let Some(labels) = &s.labels else { return };
-        let mut set = BTreeMap::new();
-        let mut removed = Vec::new();
-        for (k, v) in labels {
-            match v {
-                Some(v) if self.labels.get(k) != Some(v) => {
-                    self.labels.insert(k.clone(), v.clone());
-                    set.insert(k.clone(), v.clone());
-                }
-                None if self.labels.remove(k).is_some() => removed.push(k.clone()),
-                _ => {}
-            }
-        }
-        if s.full {
-            let gone: Vec<String> = self
-                .labels
-                .keys()
-                .filter(|k| !labels.contains_key(*k))
-                .cloned()
-                .collect();
-            for k in gone {
-                self.labels.remove(&k);
-                removed.push(k);
-            }
-        }
+        let (set, removed) = merge_map(&mut self.labels, labels, s.full);
         if !initial && (!set.is_empty() || !removed.is_empty()) {
+            let set = set
+                .into_iter()
+                .filter_map(|k| Some((k.clone(), self.labels.get(&k)?.clone())))
+                .collect();
             facts.push(Fact::LabelsChanged { set, removed });
         }
     }
@@ -287,30 +268,7 @@ impl PodState {
         let Some(annotations) = &s.annotations else {
             return;
         };
-        let mut set = Vec::new();
-        let mut removed = Vec::new();
-        for (k, v) in annotations {
-            match v {
-                Some(h) if self.annotations.get(k) != Some(h) => {
-                    self.annotations.insert(k.clone(), *h);
-                    set.push(k.clone());
-                }
-                None if self.annotations.remove(k).is_some() => removed.push(k.clone()),
-                _ => {}
-            }
-        }
-        if s.full {
-            let gone: Vec<String> = self
-                .annotations
-                .keys()
-                .filter(|k| !annotations.contains_key(*k))
-                .cloned()
-                .collect();
-            for k in gone {
-                self.annotations.remove(&k);
-                removed.push(k);
-            }
-        }
+        let (set, removed) = merge_map(&mut self.annotations, annotations, s.full);
         if !initial && (!set.is_empty() || !removed.is_empty()) {
             facts.push(Fact::AnnotationsChanged { set, removed });
         }
@@ -411,6 +369,39 @@ impl PodState {
             }
         }
     }
+}
+
+/// Applies a map from a pod body (a patch: `None` deletes; a full object: absent keys are
+/// gone too) and returns the keys set to a new value and the keys removed.
+fn merge_map<V: Clone + PartialEq>(
+    known: &mut SmallMap<V>,
+    given: &BTreeMap<String, Option<V>>,
+    full: bool,
+) -> (Vec<String>, Vec<String>) {
+    let mut set = Vec::new();
+    let mut removed = Vec::new();
+    for (k, v) in given {
+        match v {
+            Some(v) if known.get(k) != Some(v) => {
+                known.insert(k.clone(), v.clone());
+                set.push(k.clone());
+            }
+            None if known.remove(k).is_some() => removed.push(k.clone()),
+            _ => {}
+        }
+    }
+    if full {
+        let gone: Vec<String> = known
+            .keys()
+            .filter(|k| !given.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            known.remove(&k);
+            removed.push(k);
+        }
+    }
+    (set, removed)
 }
 
 fn set_if_changed(

@@ -502,6 +502,28 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// `(cluster, record)` rows of a table of JSON records, in cluster then `order` order.
+    fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        order: &str,
+        cluster: Option<&str>,
+    ) -> Result<Vec<(String, T)>> {
+        let sql = format!(
+            "SELECT cluster, record FROM {table} WHERE (?1 IS NULL OR cluster = ?1) ORDER BY cluster, {order}"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params![cluster], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (c, record) = row?;
+            out.push((c, serde_json::from_str(&record)?));
+        }
+        Ok(out)
+    }
+
     fn chunk_ids(&self, condition: &str, params: impl rusqlite::Params) -> Result<Vec<i64>> {
         let mut st = self
             .conn
@@ -791,33 +813,11 @@ impl StoreReader for SqliteStore {
     }
 
     fn nodes(&self, cluster: Option<&str>) -> Result<Vec<(String, NodeRecord)>> {
-        let mut st = self.conn.prepare(
-            "SELECT cluster, record FROM nodes WHERE (?1 IS NULL OR cluster = ?1) ORDER BY cluster, name",
-        )?;
-        let rows = st.query_map(params![cluster], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (c, record) = row?;
-            out.push((c, serde_json::from_str(&record)?));
-        }
-        Ok(out)
+        self.records("nodes", "name", cluster)
     }
 
     fn pvcs(&self, cluster: Option<&str>) -> Result<Vec<(String, PvcRecord)>> {
-        let mut st = self.conn.prepare(
-            "SELECT cluster, record FROM pvcs WHERE (?1 IS NULL OR cluster = ?1) ORDER BY cluster, namespace, name",
-        )?;
-        let rows = st.query_map(params![cluster], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (c, record) = row?;
-            out.push((c, serde_json::from_str(&record)?));
-        }
-        Ok(out)
+        self.records("pvcs", "namespace, name", cluster)
     }
 
     fn malformed(&self, cluster: Option<&str>, limit: usize) -> Result<Vec<MalformedRow>> {
