@@ -129,8 +129,10 @@ impl Pipeline {
         self.uncommitted >= self.config.commit_every
     }
 
-    /// Writes everything produced so far, one transaction per cluster.
-    pub fn commit(&mut self) -> loupe_store::Result<()> {
+    /// Writes everything produced so far, one transaction per cluster, and returns the
+    /// counters of what each cluster's commit held.
+    pub fn commit(&mut self) -> loupe_store::Result<Vec<(String, Stats)>> {
+        let mut committed = Vec::new();
         let clusters: Vec<String> = self.processors.keys().cloned().collect();
         for cluster in clusters {
             let out = self
@@ -154,6 +156,7 @@ impl Pipeline {
                 .entry(cluster.clone())
                 .or_default()
                 .add(&out.stats);
+            committed.push((cluster.clone(), out.stats.clone()));
             for m in &out.malformed {
                 if self.malformed.len() < MALFORMED_REPORTED {
                     self.malformed.push((cluster.clone(), m.clone()));
@@ -164,11 +167,11 @@ impl Pipeline {
             }
         }
         self.uncommitted = 0;
-        Ok(())
+        Ok(committed)
     }
 
     /// Applies everything still waiting for the watermark, then commits.
-    pub fn flush(&mut self) -> loupe_store::Result<()> {
+    pub fn flush(&mut self) -> loupe_store::Result<Vec<(String, Stats)>> {
         for p in self.processors.values_mut() {
             p.flush();
         }

@@ -95,8 +95,9 @@ fn run(mut pipeline: Pipeline, rx: Receiver<Batch>, config: WriterConfig, metric
             Ok(b) => b,
             Err(RecvTimeoutError::Timeout) => {
                 if !flushed && last_input.elapsed() >= config.idle_flush {
-                    if let Err(e) = pipeline.flush() {
-                        tracing::error!("flushing after idle: {e}");
+                    match pipeline.flush() {
+                        Ok(committed) => count(&metrics, &committed),
+                        Err(e) => tracing::error!("flushing after idle: {e}"),
                     }
                     flushed = true;
                 }
@@ -119,15 +120,7 @@ fn run(mut pipeline: Pipeline, rx: Receiver<Batch>, config: WriterConfig, metric
                 Err(_) => break,
             }
         }
-        let before = pipeline.totals().clone();
         let result = apply(&mut pipeline, &group, &metrics);
-        for (cluster, stats) in pipeline.totals() {
-            let mut delta = stats.clone();
-            if let Some(b) = before.get(cluster) {
-                delta = subtract(&delta, b);
-            }
-            metrics.count(cluster, &delta);
-        }
         metrics.in_flight_pods.set(pipeline.in_flight_pods() as i64);
         let result = result.map_err(|e| e.to_string());
         if let Err(e) = &result {
@@ -164,10 +157,11 @@ fn apply(
         });
     }
     let started = Instant::now();
-    pipeline.commit()?;
+    let committed = pipeline.commit()?;
     metrics
         .commit_seconds
         .observe(started.elapsed().as_secs_f64());
+    count(metrics, &committed);
     Ok(reports)
 }
 
@@ -184,19 +178,8 @@ fn retain(pipeline: &mut Pipeline) {
     }
 }
 
-fn subtract(a: &loupe_timeline::Stats, b: &loupe_timeline::Stats) -> loupe_timeline::Stats {
-    loupe_timeline::Stats {
-        records: a.records - b.records,
-        malformed: a.malformed - b.malformed,
-        non_final: a.non_final - b.non_final,
-        duplicates: a.duplicates - b.duplicates,
-        skipped: a.skipped - b.skipped,
-        analysed: a.analysed - b.analysed,
-        late: a.late - b.late,
-        unlinked: a.unlinked - b.unlinked,
-        unrelated: a.unrelated - b.unrelated,
-        facts: a.facts - b.facts,
-        evicted: a.evicted - b.evicted,
-        reloaded: a.reloaded - b.reloaded,
+fn count(metrics: &IngestMetrics, committed: &[(String, loupe_timeline::Stats)]) {
+    for (cluster, stats) in committed {
+        metrics.count(cluster, stats);
     }
 }
