@@ -30,6 +30,37 @@ pub fn encode(
     Ok(compressor.compress(scratch)?)
 }
 
+/// A stable 64-bit hash of an audit ID (FNV-1a): what a chunk's ID list holds.
+pub fn id_hash(audit_id: &str) -> u64 {
+    audit_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The sorted hashes of a chunk's audit IDs, as little-endian `u64`s.
+pub fn id_list<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<u8> {
+    let mut hashes: Vec<u64> = ids.map(id_hash).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes.iter().flat_map(|h| h.to_le_bytes()).collect()
+}
+
+/// Whether a chunk's ID list may hold `hash` (a hash match is confirmed in the chunk).
+pub fn id_list_contains(list: &[u8], hash: u64) -> bool {
+    let (mut lo, mut hi) = (0, list.len() / 8);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&list[mid * 8..mid * 8 + 8]);
+        match u64::from_le_bytes(word).cmp(&hash) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
 pub fn compressor() -> Result<zstd::bulk::Compressor<'static>> {
     Ok(zstd::bulk::Compressor::new(LEVEL)?)
 }
@@ -104,5 +135,18 @@ mod tests {
         assert!(got[2].json.contains("\"id-2\""));
         assert!(entries(1, &buf[..buf.len() - 1]).is_err());
         assert!(decompress(1, b"nope", 10).is_err());
+    }
+
+    #[test]
+    fn id_lists_find_exactly_their_ids() {
+        let ids: Vec<String> = (0..500).map(|i| format!("audit-{i}")).collect();
+        let list = id_list(ids.iter().map(String::as_str));
+        assert_eq!(list.len(), 500 * 8);
+        assert!(ids.iter().all(|id| id_list_contains(&list, id_hash(id))));
+        assert!(!id_list_contains(&list, id_hash("audit-500")));
+        assert!(!id_list_contains(&[], id_hash("audit-1")));
+        // The hash is part of the file format: it must not change between versions.
+        assert_eq!(id_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(id_hash("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -28,6 +28,15 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("corrupt raw chunk {0}")]
     CorruptChunk(i64),
+    #[error(
+        "the store at {path} has schema version {found}; this Loupe reads version {expected}. \
+         Move it aside and replay the audit logs into a new one"
+    )]
+    SchemaVersion {
+        path: String,
+        found: String,
+        expected: i64,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

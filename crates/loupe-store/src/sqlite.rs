@@ -9,10 +9,10 @@ use crate::chunk;
 use crate::query::{PodFilter, PodRow, StoredVersion};
 use crate::{
     Checkpoint, ClusterStatus, MalformedRow, RecoveryLimits, Result, Retention, RetentionReport,
-    Store, StoreReader,
+    Store, StoreError, StoreReader,
 };
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// `entries.body`: what the raw event holds of the pod.
 const BODY_NONE: i64 = 0;
@@ -32,24 +32,25 @@ CREATE TABLE IF NOT EXISTS checkpoints(
 CREATE TABLE IF NOT EXISTS chunks(
   id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,
   events INTEGER NOT NULL, raw_bytes INTEGER NOT NULL, data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_by_time ON chunks(cluster, max_ts);
-CREATE TABLE IF NOT EXISTS raw_index(
-  audit_id TEXT NOT NULL, stage TEXT NOT NULL, cluster TEXT NOT NULL, chunk INTEGER NOT NULL,
-  PRIMARY KEY(audit_id, stage, cluster)) WITHOUT ROWID;
--- Appended in commit order (rowid); the unique index keeps replays idempotent and serves
--- timelines. Rows are not kept in key order: random-position inserts of whole rows were
--- the store's main cost.
-CREATE TABLE IF NOT EXISTS entries(
-  cluster TEXT NOT NULL, uid TEXT NOT NULL, ts INTEGER NOT NULL, audit_id TEXT NOT NULL,
-  late INTEGER NOT NULL, body INTEGER NOT NULL, n INTEGER NOT NULL, facts TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS entries_by_pod ON entries(cluster, uid, ts, audit_id);
+CREATE INDEX IF NOT EXISTS chunks_by_time ON chunks(cluster, max_ts, min_ts);
+-- The sorted 64-bit hashes of each chunk's audit IDs, written once per commit. A B-tree
+-- keyed by audit ID took a random page write per event: most of the store's I/O.
+CREATE TABLE IF NOT EXISTS chunk_ids(chunk INTEGER PRIMARY KEY, ids BLOB NOT NULL);
+-- `seq` numbers pods in the order they were first stored, so the pods a commit touches
+-- (mostly recent ones) share pages at the end of the table and of `entries_by_pod`.
+-- Only columns that never change are indexed: an update rewrites no index.
 CREATE TABLE IF NOT EXISTS pods(
-  cluster TEXT NOT NULL, uid TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
-  node TEXT, phase TEXT, owner_kind TEXT, owner_name TEXT, created INTEGER,
+  seq INTEGER PRIMARY KEY, cluster TEXT NOT NULL, uid TEXT NOT NULL, namespace TEXT NOT NULL,
+  name TEXT NOT NULL, node TEXT, phase TEXT, owner_kind TEXT, owner_name TEXT, created INTEGER,
   deletion_requested INTEGER, gone INTEGER, first_seen INTEGER NOT NULL,
-  last_seen INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY(cluster, uid));
+  last_seen INTEGER NOT NULL, state TEXT NOT NULL, UNIQUE(cluster, uid));
 CREATE INDEX IF NOT EXISTS pods_by_name ON pods(name, namespace);
-CREATE INDEX IF NOT EXISTS pods_by_time ON pods(last_seen);
+-- One row per (pod, audit event), appended in commit order; the unique index keeps
+-- replays idempotent and serves timelines.
+CREATE TABLE IF NOT EXISTS entries(
+  pod INTEGER NOT NULL, ts INTEGER NOT NULL, audit_id TEXT NOT NULL, late INTEGER NOT NULL,
+  body INTEGER NOT NULL, n INTEGER NOT NULL, facts TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_pod ON entries(pod, ts, audit_id);
 CREATE TABLE IF NOT EXISTS nodes(
   cluster TEXT NOT NULL, name TEXT NOT NULL, record TEXT NOT NULL, last_seen INTEGER NOT NULL,
   PRIMARY KEY(cluster, name));
@@ -87,6 +88,18 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)",
             params![SCHEMA_VERSION.to_string()],
         )?;
+        let found: String = conn.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )?;
+        if found != SCHEMA_VERSION.to_string() {
+            return Err(StoreError::SchemaVersion {
+                path: path.display().to_string(),
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
         Ok(SqliteStore {
             conn,
             path,
@@ -129,22 +142,15 @@ impl SqliteStore {
     }
 
     fn delete_chunks(&self, ids: &[i64], report: &mut RetentionReport) -> Result<()> {
-        let mut del_index = self.conn.prepare_cached(
-            "DELETE FROM raw_index WHERE audit_id = ?1 AND stage = ?2 AND cluster = ?3",
-        )?;
         for &id in ids {
-            let cluster: String = self.conn.query_row(
-                "SELECT cluster FROM chunks WHERE id = ?1",
+            let events: i64 = self.conn.query_row(
+                "DELETE FROM chunks WHERE id = ?1 RETURNING events",
                 params![id],
                 |r| r.get(0),
             )?;
-            let buf = self.load_chunk(id)?;
-            for e in chunk::entries(id, &buf)? {
-                report.raw_events +=
-                    del_index.execute(params![e.audit_id, e.stage, cluster])? as u64;
-            }
             self.conn
-                .execute("DELETE FROM chunks WHERE id = ?1", params![id])?;
+                .execute("DELETE FROM chunk_ids WHERE chunk = ?1", params![id])?;
+            report.raw_events += events as u64;
             report.chunks += 1;
         }
         Ok(())
@@ -156,22 +162,18 @@ impl SqliteStore {
         report: &mut RetentionReport,
     ) -> Result<()> {
         for (cluster, cutoff) in cutoff_by_cluster {
-            let uids: Vec<String> = {
+            let seqs: Vec<i64> = {
                 let mut st = self
                     .conn
-                    .prepare("SELECT uid FROM pods WHERE cluster = ?1 AND last_seen < ?2")?;
+                    .prepare("SELECT seq FROM pods WHERE cluster = ?1 AND last_seen < ?2")?;
                 let rows = st.query_map(params![cluster, cutoff], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
-            for uid in uids {
-                self.conn.execute(
-                    "DELETE FROM entries WHERE cluster = ?1 AND uid = ?2",
-                    params![cluster, uid],
-                )?;
-                self.conn.execute(
-                    "DELETE FROM pods WHERE cluster = ?1 AND uid = ?2",
-                    params![cluster, uid],
-                )?;
+            for seq in seqs {
+                self.conn
+                    .execute("DELETE FROM entries WHERE pod = ?1", params![seq])?;
+                self.conn
+                    .execute("DELETE FROM pods WHERE seq = ?1", params![seq])?;
                 report.pods += 1;
             }
         }
@@ -200,7 +202,7 @@ impl SqliteStore {
 
 const POD_COLUMNS: &str = "p.cluster, p.uid, p.namespace, p.name, p.node, p.phase, p.owner_kind, \
     p.owner_name, p.created, p.deletion_requested, p.gone, p.first_seen, p.last_seen, \
-    (SELECT coalesce(sum(e.n), 0) FROM entries e WHERE e.cluster = p.cluster AND e.uid = p.uid)";
+    (SELECT coalesce(sum(e.n), 0) FROM entries e WHERE e.pod = p.seq)";
 
 impl Store for SqliteStore {
     fn commit(&mut self, cluster: &str, out: &Output, checkpoints: &[Checkpoint]) -> Result<()> {
@@ -219,59 +221,32 @@ impl Store for SqliteStore {
                 params![cluster, min_ts, max_ts, out.raw.len() as i64, raw_bytes as i64, data],
             )?;
             let chunk_id = tx.last_insert_rowid();
-            let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO raw_index(audit_id, stage, cluster, chunk) VALUES(?1,?2,?3,?4)",
+            let ids = chunk::id_list(out.raw.iter().map(|e| e.audit_id.as_str()));
+            tx.execute(
+                "INSERT INTO chunk_ids(chunk, ids) VALUES(?1, ?2)",
+                params![chunk_id, ids],
             )?;
-            for e in &out.raw {
-                st.execute(params![e.audit_id, e.stage, cluster, chunk_id])?;
-            }
         }
         {
+            let seqs = upsert_pods(&tx, cluster, &out.pods)?;
             // One row per (pod, audit event): its facts and whether it holds a body.
             let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO entries(cluster, uid, ts, audit_id, late, body, n, facts) \
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                "INSERT OR IGNORE INTO entries(pod, ts, audit_id, late, body, n, facts) \
+                 VALUES(?1,?2,?3,?4,?5,?6,?7)",
             )?;
             for e in entries(out) {
+                let pod = match seqs.get(e.uid) {
+                    Some(&seq) => seq,
+                    None => stored_pod_seq(&tx, cluster, e.uid, e.ts)?,
+                };
                 st.execute(params![
-                    cluster,
-                    e.uid,
+                    pod,
                     e.ts,
                     e.audit_id,
                     e.late as i64,
                     e.body,
                     e.facts.len() as i64,
                     serde_json::to_string(&e.facts)?
-                ])?;
-            }
-            let mut st = tx.prepare_cached(
-                "INSERT INTO pods(cluster, uid, namespace, name, node, phase, owner_kind, owner_name, \
-                 created, deletion_requested, gone, first_seen, last_seen, state) \
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) \
-                 ON CONFLICT(cluster, uid) DO UPDATE SET namespace=excluded.namespace, name=excluded.name, \
-                 node=excluded.node, phase=excluded.phase, owner_kind=excluded.owner_kind, \
-                 owner_name=excluded.owner_name, created=excluded.created, \
-                 deletion_requested=excluded.deletion_requested, gone=excluded.gone, \
-                 first_seen=min(first_seen, excluded.first_seen), last_seen=excluded.last_seen, \
-                 state=excluded.state",
-            )?;
-            for p in &out.pods {
-                let state = serde_json::to_string(p)?;
-                st.execute(params![
-                    cluster,
-                    p.uid,
-                    p.namespace,
-                    p.name,
-                    p.node,
-                    p.phase,
-                    p.owner.as_ref().map(|o| &o.kind),
-                    p.owner.as_ref().map(|o| &o.name),
-                    p.created,
-                    p.deletion_requested,
-                    p.gone,
-                    p.first_ts,
-                    p.last_ts,
-                    state
                 ])?;
             }
             let mut st = tx.prepare_cached(
@@ -524,6 +499,47 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// The analysed (final-stage) raw event `audit_id` of `cluster`, found among the chunks
+    /// whose time range holds `ts`; `cache` keeps chunks already decompressed.
+    fn find_raw(
+        &self,
+        cluster: &str,
+        audit_id: &str,
+        ts: i64,
+        cache: &mut HashMap<i64, Vec<u8>>,
+    ) -> Result<Option<String>> {
+        let hash = chunk::id_hash(audit_id);
+        let candidates: Vec<i64> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT k.id, i.ids FROM chunks k JOIN chunk_ids i ON i.chunk = k.id \
+                 WHERE k.cluster = ?1 AND k.max_ts >= ?2 AND k.min_ts <= ?2 ORDER BY k.id",
+            )?;
+            let mut rows = st.query(params![cluster, ts])?;
+            let mut hits = Vec::new();
+            while let Some(r) = rows.next()? {
+                if chunk::id_list_contains(
+                    r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
+                    hash,
+                ) {
+                    hits.push(r.get(0)?);
+                }
+            }
+            hits
+        };
+        for id in candidates {
+            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(id) {
+                slot.insert(self.load_chunk(id)?);
+            }
+            if let Some(e) = chunk::entries(id, &cache[&id])?
+                .into_iter()
+                .find(|e| e.audit_id == audit_id && matches!(e.stage, "ResponseComplete" | "Panic"))
+            {
+                return Ok(Some(e.json.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
     fn chunk_ids(&self, condition: &str, params: impl rusqlite::Params) -> Result<Vec<i64>> {
         let mut st = self
             .conn
@@ -629,6 +645,80 @@ fn entries(out: &Output) -> Vec<EntryRow<'_>> {
     rows
 }
 
+/// Writes the states of the pods an output touched; returns each pod's `seq`.
+fn upsert_pods<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    cluster: &str,
+    pods: &'a [PodState],
+) -> Result<HashMap<&'a str, i64>> {
+    let mut seqs = HashMap::with_capacity(pods.len());
+    for p in pods {
+        seqs.insert(p.uid.as_str(), upsert_pod(tx, cluster, p)?);
+    }
+    Ok(seqs)
+}
+
+fn upsert_pod(tx: &rusqlite::Transaction<'_>, cluster: &str, p: &PodState) -> Result<i64> {
+    // Name and namespace are set once (they are indexed); a later change goes through a
+    // separate, rare update.
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO pods(cluster, uid, namespace, name, node, phase, owner_kind, owner_name, \
+         created, deletion_requested, gone, first_seen, last_seen, state) \
+         VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) \
+         ON CONFLICT(cluster, uid) DO UPDATE SET node=excluded.node, phase=excluded.phase, \
+         owner_kind=excluded.owner_kind, owner_name=excluded.owner_name, created=excluded.created, \
+         deletion_requested=excluded.deletion_requested, gone=excluded.gone, \
+         first_seen=min(first_seen, excluded.first_seen), last_seen=excluded.last_seen, \
+         state=excluded.state RETURNING seq, namespace, name",
+    )?;
+    let state = serde_json::to_string(p)?;
+    let (seq, namespace, name): (i64, String, String) = upsert.query_row(
+        params![
+            cluster,
+            p.uid,
+            p.namespace,
+            p.name,
+            p.node,
+            p.phase,
+            p.owner.as_ref().map(|o| &o.kind),
+            p.owner.as_ref().map(|o| &o.name),
+            p.created,
+            p.deletion_requested,
+            p.gone,
+            p.first_ts,
+            p.last_ts,
+            state
+        ],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    if namespace != p.namespace || name != p.name {
+        tx.prepare_cached("UPDATE pods SET namespace = ?2, name = ?3 WHERE seq = ?1")?
+            .execute(params![seq, p.namespace, p.name])?;
+    }
+    Ok(seq)
+}
+
+/// The `seq` of a pod not in this output (a late event for a pod already closed); a pod
+/// never stored gets a bare row, so its facts are kept.
+fn stored_pod_seq(
+    tx: &rusqlite::Transaction<'_>,
+    cluster: &str,
+    uid: &str,
+    ts: i64,
+) -> Result<i64> {
+    if let Some(seq) = tx
+        .prepare_cached("SELECT seq FROM pods WHERE cluster = ?1 AND uid = ?2")?
+        .query_row(params![cluster, uid], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(seq);
+    }
+    let mut state = PodState::new(uid, "", "");
+    state.first_ts = ts;
+    state.last_ts = ts;
+    upsert_pod(tx, cluster, &state)
+}
+
 impl StoreReader for SqliteStore {
     fn clusters(&self) -> Result<Vec<ClusterStatus>> {
         let mut st = self.conn.prepare(
@@ -713,8 +803,8 @@ impl StoreReader for SqliteStore {
 
     fn timeline(&self, cluster: &str, uid: &str) -> Result<Vec<FactRecord>> {
         let mut st = self.conn.prepare(
-            "SELECT ts, audit_id, late, facts FROM entries WHERE cluster = ?1 AND uid = ?2 AND n > 0 \
-             ORDER BY ts, audit_id",
+            "SELECT e.ts, e.audit_id, e.late, e.facts FROM entries e JOIN pods p ON e.pod = p.seq \
+             WHERE p.cluster = ?1 AND p.uid = ?2 AND e.n > 0 ORDER BY e.ts, e.audit_id",
         )?;
         let rows = st.query_map(params![cluster, uid], |r| {
             Ok((
@@ -744,53 +834,59 @@ impl StoreReader for SqliteStore {
     }
 
     fn raw(&self, audit_id: &str) -> Result<Vec<(String, String, String)>> {
-        let hits: Vec<(String, String, i64)> = {
+        let hash = chunk::id_hash(audit_id);
+        let candidates: Vec<(i64, String)> = {
             let mut st = self.conn.prepare(
-                "SELECT cluster, stage, chunk FROM raw_index WHERE audit_id = ?1 ORDER BY cluster, stage",
+                "SELECT i.chunk, k.cluster, i.ids FROM chunk_ids i JOIN chunks k ON k.id = i.chunk \
+                 ORDER BY k.cluster, i.chunk",
             )?;
-            let rows =
-                st.query_map(params![audit_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
+            let mut rows = st.query([])?;
+            let mut hits = Vec::new();
+            while let Some(r) = rows.next()? {
+                if chunk::id_list_contains(
+                    r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?,
+                    hash,
+                ) {
+                    hits.push((r.get(0)?, r.get(1)?));
+                }
+            }
+            hits
         };
-        let mut out = Vec::new();
-        for (cluster, stage, chunk_id) in hits {
+        // The first copy of each (cluster, stage) wins: a batch resent after a crash may
+        // have been stored twice.
+        let mut out: Vec<(String, String, String)> = Vec::new();
+        for (chunk_id, cluster) in candidates {
             let buf = self.load_chunk(chunk_id)?;
-            if let Some(e) = chunk::entries(chunk_id, &buf)?
-                .into_iter()
-                .find(|e| e.audit_id == audit_id && e.stage == stage)
-            {
-                out.push((cluster, stage, e.json.to_string()));
+            for e in chunk::entries(chunk_id, &buf)? {
+                if e.audit_id == audit_id
+                    && !out.iter().any(|(c, s, _)| *c == cluster && s == e.stage)
+                {
+                    out.push((cluster.clone(), e.stage.to_string(), e.json.to_string()));
+                }
             }
         }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         Ok(out)
     }
 
     fn versions(&self, cluster: &str, uid: &str) -> Result<Vec<StoredVersion>> {
-        let refs: Vec<(i64, String, bool, i64)> = {
+        let refs: Vec<(i64, String, bool)> = {
             let mut st = self.conn.prepare(
-                "SELECT v.ts, v.audit_id, v.body = ?3, r.chunk FROM entries v JOIN raw_index r \
-                 ON r.audit_id = v.audit_id AND r.cluster = v.cluster AND r.stage IN ('ResponseComplete', 'Panic') \
-                 WHERE v.cluster = ?1 AND v.uid = ?2 AND v.body > 0 ORDER BY v.ts, v.audit_id",
+                "SELECT e.ts, e.audit_id, e.body = ?3 FROM entries e JOIN pods p ON e.pod = p.seq \
+                 WHERE p.cluster = ?1 AND p.uid = ?2 AND e.body > 0 ORDER BY e.ts, e.audit_id",
             )?;
             let rows = st.query_map(params![cluster, uid, BODY_FULL], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut chunks: HashMap<i64, Vec<u8>> = HashMap::new();
         let mut out = Vec::new();
-        for (ts, audit_id, full, chunk_id) in refs {
-            if let std::collections::hash_map::Entry::Vacant(slot) = chunks.entry(chunk_id) {
-                slot.insert(self.load_chunk(chunk_id)?);
-            }
-            let buf = &chunks[&chunk_id];
-            let Some(entry) = chunk::entries(chunk_id, buf)?
-                .into_iter()
-                .find(|e| e.audit_id == audit_id)
-            else {
+        for (ts, audit_id, full) in refs {
+            let Some(json) = self.find_raw(cluster, &audit_id, ts, &mut chunks)? else {
                 continue;
             };
-            let Ok(event) = loupe_audit::decode(entry.json) else {
+            let Ok(event) = loupe_audit::decode(&json) else {
                 continue;
             };
             let body = if full {
