@@ -4,6 +4,7 @@ mod demo;
 mod history;
 mod output;
 mod serve;
+mod simulate;
 
 use std::path::PathBuf;
 
@@ -90,6 +91,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Generate a sample cluster's audit log, replay it and show what Loupe saw.
     Demo(demo::DemoArgs),
+    /// Simulate a cluster's audit log with injected faults and ground truth.
+    Simulate(simulate::SimulateArgs),
     /// List pods.
     Pods {
         #[arg(long, short = 'n')]
@@ -179,6 +182,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay { paths, ordering } => replay(&g, &paths, &ordering),
         Command::Serve(args) => serve::run(&g, args),
         Command::Demo(args) => demo::run(&g, args),
+        Command::Simulate(args) => simulate::run(&cluster_or_default(&g), args),
         Command::Pods {
             namespace,
             node,

@@ -1,0 +1,1036 @@
+//! The simulation loop: pods are created on schedule, each one's plan is rendered step
+//! by step in time order (so every response shows the pod as it is at that moment),
+//! node and control-plane noise ticks beside them, and lines leave in the order the
+//! apiservers complete them.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use serde_json::json;
+
+use crate::cluster::{build_nodes, build_workloads, warm_caches, Node, Shape, Workload};
+use crate::faults::Lifecycle;
+use crate::model::{Act, Component, Deleter, EventAct, Label, StatusActor, Step};
+use crate::plan::{plan, PlanInput};
+use crate::render::*;
+use crate::rng::Rng;
+use crate::SimConfig;
+
+const S: i64 = 1_000_000;
+const MS: i64 = 1_000;
+
+/// What a simulation produced.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    pub pods: u64,
+    pub refused_creates: u64,
+    pub events: u64,
+    pub bytes: u64,
+    pub first_us: i64,
+    pub last_us: i64,
+    /// Pods (or refused attempts) per injected create code, by name.
+    pub codes: std::collections::BTreeMap<String, u64>,
+}
+
+enum Tick {
+    Pod(usize),
+    NodeLease(usize),
+    NodeHeartbeat(usize),
+    ControlLease(usize),
+    WatchCycle(usize),
+}
+
+struct Live {
+    model: PodModel,
+    steps: Vec<Step>,
+    next: usize,
+    /// Events already created: (key) → name, so repeats patch the same object.
+    started: i64,
+}
+
+struct Engine<'a> {
+    config: &'a SimConfig,
+    nodes: Vec<Node>,
+    workloads: Vec<Workload>,
+    rng: Rng,
+    heap: BinaryHeap<Reverse<(i64, u64, usize)>>,
+    ticks: Vec<Option<Tick>>,
+    free_ticks: Vec<usize>,
+    pods: Vec<Option<Live>>,
+    free_pods: Vec<usize>,
+    order: u64,
+    lines: Vec<Line>,
+    out: BinaryHeap<Reverse<(i64, u64, String)>>,
+    out_seq: u64,
+    summary: Summary,
+    horizon: i64,
+}
+
+/// Runs the simulation: `sink` gets each audit line in output order with the audit
+/// time it is delivered at (its apiserver's batch), `labels` each pod's
+/// ground truth as soon as it is planned (in creation order).
+pub fn run(
+    config: &SimConfig,
+    sink: &mut dyn FnMut(i64, &str),
+    labels: &mut dyn FnMut(&Label),
+) -> Summary {
+    let shape = Shape {
+        nodes: config.nodes.max(1),
+        workloads: config.workloads.max(1),
+        namespaces: config.namespaces.max(1),
+        slow_node_share: config.slow_node_share,
+    };
+    let mut nodes = build_nodes(&shape, config.seed);
+    let workloads = build_workloads(&shape, config.seed);
+    warm_caches(&mut nodes, &workloads, config.seed);
+    let mut engine = Engine {
+        config,
+        nodes,
+        workloads,
+        rng: Rng::derive(config.seed, 23, 0),
+        heap: BinaryHeap::new(),
+        ticks: Vec::new(),
+        free_ticks: Vec::new(),
+        pods: Vec::new(),
+        free_pods: Vec::new(),
+        order: 0,
+        lines: Vec::new(),
+        out: BinaryHeap::new(),
+        out_seq: 0,
+        summary: Summary {
+            first_us: config.start_us,
+            ..Summary::default()
+        },
+        horizon: 0,
+    };
+    // Creation times first: they fix the window every plan is cut to.
+    let mut arrivals = Vec::with_capacity(config.pods);
+    let mut t = config.start_us;
+    for _ in 0..config.pods {
+        arrivals.push(t);
+        let gap = -(1.0 - engine.rng.unit()).ln() / config.pods_per_second.max(1e-6);
+        t += (gap * 1e6) as i64 + 1;
+    }
+    engine.horizon = t + (config.tail_seconds * 1e6) as i64;
+    engine.start_noise();
+    let weights: Vec<u32> = engine.workloads.iter().map(|w| w.weight).collect();
+    let total: u32 = weights.iter().sum();
+    for (i, created) in arrivals.into_iter().enumerate() {
+        engine.advance(created, sink);
+        let mut rng = Rng::derive(config.seed, 29, i as u64);
+        let mut pick = rng.below(total as u64) as u32;
+        let wl = weights
+            .iter()
+            .position(|w| {
+                if pick < *w {
+                    true
+                } else {
+                    pick -= w;
+                    false
+                }
+            })
+            .unwrap_or(0);
+        let create = config.faults.draw(&mut rng, Lifecycle::Create);
+        let delete = rng.chance(config.delete_share).then(|| {
+            let code = config.faults.draw(&mut rng, Lifecycle::Delete);
+            let life = rng.lognormal_us(config.lifetime_seconds * 1000.0, 0.8);
+            (code, life)
+        });
+        let upgrade = (config.workload_upgrades(&engine.workloads[wl])
+            && rng.chance(config.upgrade_share))
+        .then(|| {
+            let code = config.faults.draw(&mut rng, Lifecycle::Upgrade);
+            (code, rng.lognormal_us(config.lifetime_seconds * 300.0, 0.5))
+        });
+        let input = PlanInput {
+            cluster: config.cluster.clone(),
+            created_at: created,
+            create,
+            delete,
+            upgrade,
+            horizon: engine.horizon,
+            stuck_life: rng.lognormal_us(config.stuck_seconds * 1000.0, 0.4),
+        };
+        let plan = plan(
+            &input,
+            &mut engine.workloads[wl],
+            &mut engine.nodes,
+            config.seed,
+            i as u64,
+        );
+        labels(&plan.label);
+        *engine
+            .summary
+            .codes
+            .entry(create.name().to_string())
+            .or_insert(0) += 1;
+        if plan.label.uid.is_empty() {
+            engine.summary.refused_creates += 1;
+        } else {
+            engine.summary.pods += 1;
+        }
+        let model = PodModel::new(plan.shape, wl, &engine.workloads[wl]);
+        if let Some(first) = plan.steps.first().map(|s| s.at) {
+            let slot = engine.free_pods.pop().unwrap_or_else(|| {
+                engine.pods.push(None);
+                engine.pods.len() - 1
+            });
+            engine.pods[slot] = Some(Live {
+                model,
+                steps: plan.steps,
+                next: 0,
+                started: created,
+            });
+            let tick = engine.tick(Tick::Pod(slot));
+            engine.schedule(first, tick);
+        }
+    }
+    engine.advance(engine.horizon, sink);
+    engine.drain(i64::MAX, sink);
+    engine.summary.last_us = engine.horizon;
+    engine.summary
+}
+
+impl<'a> Engine<'a> {
+    fn tick(&mut self, tick: Tick) -> usize {
+        match self.free_ticks.pop() {
+            Some(i) => {
+                self.ticks[i] = Some(tick);
+                i
+            }
+            None => {
+                self.ticks.push(Some(tick));
+                self.ticks.len() - 1
+            }
+        }
+    }
+
+    fn schedule(&mut self, at: i64, tick: usize) {
+        self.order += 1;
+        self.heap.push(Reverse((at, self.order, tick)));
+    }
+
+    fn start_noise(&mut self) {
+        let start = self.config.start_us;
+        for n in 0..self.nodes.len() {
+            let lease = self.tick(Tick::NodeLease(n));
+            let offset = self.rng.between(0, 10 * S);
+            self.schedule(start + offset, lease);
+            let beat = self.tick(Tick::NodeHeartbeat(n));
+            let offset = self.rng.between(0, 300 * S);
+            self.schedule(start + offset, beat);
+        }
+        for c in 0..2 {
+            let lease = self.tick(Tick::ControlLease(c));
+            self.schedule(start + c as i64 * 700 * MS, lease);
+        }
+        for w in 0..self.config.watchers {
+            let watch = self.tick(Tick::WatchCycle(w));
+            let offset = self.rng.between(0, 60 * S);
+            self.schedule(start + offset, watch);
+        }
+    }
+
+    /// Renders everything due before `until`, then releases the lines no later step can
+    /// precede.
+    fn advance(&mut self, until: i64, sink: &mut dyn FnMut(i64, &str)) {
+        while let Some(Reverse((at, _, tick))) = self.heap.peek().copied() {
+            if at >= until {
+                break;
+            }
+            self.heap.pop();
+            self.fire(at, tick);
+        }
+        // A request received up to a second before its completion, and apiservers that
+        // deliver in batches: hold lines back by that much.
+        self.drain(until - 2 * S - self.max_lag(), sink);
+    }
+
+    fn max_lag(&self) -> i64 {
+        self.config.apiservers.saturating_sub(1) as i64 * S
+    }
+
+    fn drain(&mut self, before: i64, sink: &mut dyn FnMut(i64, &str)) {
+        for line in self.lines.drain(..) {
+            self.out_seq += 1;
+            self.out.push(Reverse((line.key, self.out_seq, line.json)));
+        }
+        while let Some(Reverse((key, _, _))) = self.out.peek() {
+            if *key >= before {
+                break;
+            }
+            if let Some(Reverse((key, _, json))) = self.out.pop() {
+                self.summary.events += 1;
+                self.summary.bytes += json.len() as u64 + 1;
+                sink(key, &json);
+            }
+        }
+    }
+
+    fn fire(&mut self, at: i64, tick: usize) {
+        let Some(t) = self.ticks[tick].take() else {
+            return;
+        };
+        match t {
+            Tick::Pod(slot) => {
+                if self.render_pod_step(slot) {
+                    self.ticks[tick] = Some(Tick::Pod(slot));
+                    let next = self.pods[slot].as_ref().map(|p| p.steps[p.next].at);
+                    if let Some(next) = next {
+                        self.schedule(next, tick);
+                    }
+                } else {
+                    self.pods[slot] = None;
+                    self.free_pods.push(slot);
+                    self.free_ticks.push(tick);
+                }
+            }
+            Tick::NodeLease(n) => {
+                self.node_lease(at, n);
+                let next = at + 10 * S + self.rng.between(0, 200 * MS);
+                self.reschedule(tick, Tick::NodeLease(n), next);
+            }
+            Tick::NodeHeartbeat(n) => {
+                self.node_heartbeat(at, n);
+                let next = at + 300 * S + self.rng.between(0, 2 * S);
+                self.reschedule(tick, Tick::NodeHeartbeat(n), next);
+            }
+            Tick::ControlLease(c) => {
+                self.control_lease(at, c);
+                let next = at + 2 * S + self.rng.between(0, 50 * MS);
+                self.reschedule(tick, Tick::ControlLease(c), next);
+            }
+            Tick::WatchCycle(w) => {
+                let ends = at + self.rng.between(300 * S, 600 * S);
+                self.watch(at, w, ends);
+                let next = ends + self.rng.between(10 * MS, S);
+                self.reschedule(tick, Tick::WatchCycle(w), next);
+            }
+        }
+    }
+
+    fn reschedule(&mut self, slot: usize, tick: Tick, at: i64) {
+        if at < self.horizon {
+            self.ticks[slot] = Some(tick);
+            self.schedule(at, slot);
+        } else {
+            self.free_ticks.push(slot);
+        }
+    }
+
+    fn apiserver(&self, actor: &Actor) -> usize {
+        let h = actor
+            .user
+            .bytes()
+            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        (h % self.config.apiservers.max(1) as u64) as usize
+    }
+
+    fn emit(&mut self, req: Request) {
+        let server = self.apiserver(&req.actor);
+        let audit_id = self.rng.uuid();
+        // Apiservers after the first deliver in batches (a webhook's max wait): their
+        // lines arrive up to `server` seconds after lines of the first.
+        let period = server as i64 * S;
+        let lag = move |ts: i64| {
+            if period == 0 {
+                ts
+            } else {
+                (ts / period + 1) * period
+            }
+        };
+        write_request(
+            &req,
+            &audit_id,
+            self.config.request_received,
+            &lag,
+            &mut self.lines,
+        );
+        // Noise in proportion to the analysed traffic.
+        if req.level != "Metadata" {
+            let mut budget = self.config.noise_per_event;
+            while budget > 0.0 {
+                if budget >= 1.0 || self.rng.chance(budget) {
+                    let at = req.at + self.rng.between(-2 * S, 2 * S);
+                    self.misc_noise(at);
+                }
+                budget -= 1.0;
+            }
+        }
+    }
+
+    /// Renders the next step of a pod; false once its plan is done.
+    fn render_pod_step(&mut self, slot: usize) -> bool {
+        let Some(mut live) = self.pods[slot].take() else {
+            return false;
+        };
+        let step = live.steps[live.next].clone();
+        live.next += 1;
+        self.render(&mut live, &step);
+        let more = live.next < live.steps.len();
+        self.pods[slot] = Some(live);
+        more
+    }
+
+    fn render(&mut self, live: &mut Live, step: &Step) {
+        let wl_index = live.model.workload;
+        let at = step.at;
+        let node_ix = live.model.shape.node.unwrap_or(0);
+        let ns = self.workloads[wl_index].namespace.clone();
+        let name = live.model.shape.name.clone();
+        let write = |rng: &mut Rng| latency(rng, true);
+        match &step.act {
+            Act::Create => {
+                let wl = &self.workloads[wl_index];
+                let request = live.model.create_request(wl);
+                let response = live.model.pod_json(wl);
+                let object_name = if live.model.shape.generate_name.is_some() {
+                    ""
+                } else {
+                    name.as_str()
+                };
+                let req = Request {
+                    at,
+                    latency: write(&mut self.rng) + 2 * MS,
+                    verb: "create",
+                    actor: Actor::controller(wl.kind.controller()),
+                    object: ObjectRef::new("pods", &ns, object_name),
+                    code: 201,
+                    failure: None,
+                    level: "RequestResponse",
+                    request: Some(request),
+                    response: Some(response),
+                    watch_until: None,
+                    non_resource: None,
+                };
+                self.emit(req);
+            }
+            Act::CreateRefused {
+                code,
+                reason,
+                message,
+            } => {
+                let wl = &self.workloads[wl_index];
+                let request = live.model.create_request(wl);
+                let response = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": message, "reason": reason, "details": {"name": name, "kind": "pods"}, "code": code})
+                .to_string();
+                let req = Request {
+                    at,
+                    latency: write(&mut self.rng) + if *code == 500 { 10 * S } else { 0 },
+                    verb: "create",
+                    actor: Actor::controller(wl.kind.controller()),
+                    object: ObjectRef::new("pods", &ns, ""),
+                    code: *code,
+                    failure: Some((reason, message.clone())),
+                    level: "RequestResponse",
+                    request: Some(request),
+                    response: Some(response),
+                    watch_until: None,
+                    non_resource: None,
+                };
+                self.emit(req);
+            }
+            Act::OwnerEvent {
+                reason,
+                message,
+                warning,
+                count,
+            } => {
+                let wl = &self.workloads[wl_index];
+                let involved = json!({"kind": wl.kind.owner_kind(), "namespace": ns, "name": wl.owner,
+                    "uid": wl.owner_uid, "apiVersion": wl.kind.owner_api(), "resourceVersion": "4711"});
+                let event_name = event_name(&wl.owner, reason, message, wl.owner_uid.as_bytes());
+                let body = core_event_body(
+                    &event_name,
+                    &ns,
+                    involved,
+                    reason,
+                    message,
+                    wl.kind.controller(),
+                    None,
+                    *warning,
+                    *count,
+                    live.started,
+                    at,
+                );
+                let actor = Actor::controller(wl.kind.controller());
+                self.event_request(at, actor, &ns, &event_name, *count, body);
+            }
+            Act::Bind => {
+                let node = &self.nodes[node_ix];
+                let body = json!({"kind": "Binding", "apiVersion": "v1",
+                    "metadata": {"name": name, "namespace": ns, "uid": live.model.shape.uid, "creationTimestamp": null},
+                    "target": {"kind": "Node", "name": node.name}})
+                .to_string();
+                live.model.bind(node, at);
+                let req = Request {
+                    at,
+                    latency: write(&mut self.rng),
+                    verb: "create",
+                    actor: Actor::scheduler(),
+                    object: ObjectRef::new("pods", &ns, &name).sub("binding"),
+                    code: 201,
+                    failure: None,
+                    level: "Request",
+                    request: Some(body),
+                    response: None,
+                    watch_until: None,
+                    non_resource: None,
+                };
+                self.emit(req);
+            }
+            Act::SchedulerEvent {
+                reason,
+                action,
+                note,
+                warning,
+                series,
+            } => {
+                let wl = &self.workloads[wl_index];
+                let regarding = pod_reference(&live.model, wl, None);
+                let event_name = event_name(&name, reason, note, live.model.shape.uid.as_bytes());
+                let body = scheduler_event_body(
+                    &event_name,
+                    &ns,
+                    regarding,
+                    reason,
+                    action,
+                    note,
+                    *warning,
+                    *series,
+                    at,
+                );
+                let verb = if *series >= 2 { "patch" } else { "create" };
+                let req = Request {
+                    at,
+                    latency: write(&mut self.rng),
+                    verb,
+                    actor: Actor::scheduler(),
+                    object: ObjectRef::new("events", &ns, &event_name).group("events.k8s.io", "v1"),
+                    code: if verb == "create" { 201 } else { 200 },
+                    failure: None,
+                    level: "Request",
+                    request: Some(body),
+                    response: None,
+                    watch_until: None,
+                    non_resource: None,
+                };
+                self.emit(req);
+            }
+            Act::ControllerStatus(actor, change) => {
+                let wl = &self.workloads[wl_index];
+                let body = live
+                    .model
+                    .apply_status(change, &mut self.nodes[node_ix], wl, at);
+                let actor = match actor {
+                    StatusActor::Scheduler => Actor::scheduler(),
+                    StatusActor::GateController => {
+                        Actor::service("kube-system", "lb-controller", "lb-controller/v0.9.1")
+                    }
+                    StatusActor::PodGc => Actor::controller("pod-garbage-collector"),
+                };
+                self.status_request(at, actor, &ns, &name, body);
+            }
+            Act::Status(change) => {
+                let wl = &self.workloads[wl_index];
+                let body = live
+                    .model
+                    .apply_status(change, &mut self.nodes[node_ix], wl, at);
+                let actor = Actor::kubelet(&self.nodes[node_ix]);
+                // The kubelet reads the pod before each status patch.
+                let get = Request {
+                    at: at - 3 * MS,
+                    latency: 800,
+                    verb: "get",
+                    actor: actor.clone(),
+                    object: ObjectRef::new("pods", &ns, &name),
+                    code: 200,
+                    failure: None,
+                    level: "Metadata",
+                    request: None,
+                    response: None,
+                    watch_until: None,
+                    non_resource: None,
+                };
+                self.emit(get);
+                self.status_request(at, actor, &ns, &name, body);
+            }
+            Act::Event(e) => self.pod_event(live, e, at),
+            Act::NodeReady(ready) => {
+                let node = &self.nodes[node_ix];
+                let (status, reason, message) = if *ready {
+                    ("True", "KubeletReady", "kubelet is posting ready status")
+                } else {
+                    (
+                        "Unknown",
+                        "NodeStatusUnknown",
+                        "Kubelet stopped posting node status.",
+                    )
+                };
+                let body = json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
+                    "message": message, "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": format_seconds(at)}]}})
+                .to_string();
+                let req = Request {
+                    at,
+                    latency: write(&mut self.rng),
+                    verb: "patch",
+                    actor: Actor::controller("node-controller"),
+                    object: ObjectRef::new("nodes", "", &node.name).sub("status"),
+                    code: 200,
+                    failure: None,
+                    level: "Request",
+                    request: Some(body),
+                    response: None,
+                    watch_until: None,
+                    non_resource: None,
+                };
+                self.emit(req);
+            }
+            Act::Delete { by, grace } => {
+                let wl = &self.workloads[wl_index];
+                let (actor, body) = match by {
+                    Deleter::Controller => (
+                        Actor::controller(if wl.kind == crate::cluster::WorkloadKind::Job {
+                            "generic-garbage-collector"
+                        } else {
+                            wl.kind.controller()
+                        }),
+                        json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": live.model.shape.uid}, "propagationPolicy": "Background"}),
+                    ),
+                    Deleter::User => (
+                        Actor::user(),
+                        json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
+                    ),
+                    Deleter::PodGc => (
+                        Actor::controller("pod-garbage-collector"),
+                        json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "preconditions": {"uid": live.model.shape.uid}}),
+                    ),
+                };
+                live.model.request_delete(at, *grace);
+                let response = live.model.pod_json(wl);
+                self.pod_write(at, actor, "delete", &ns, &name, body.to_string(), response);
+            }
+            Act::FinalDelete => {
+                let wl = &self.workloads[wl_index];
+                live.model.request_delete(at, 0);
+                let body = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": live.model.shape.uid}});
+                let response = live.model.pod_json(wl);
+                let actor = Actor::kubelet(&self.nodes[node_ix]);
+                self.pod_write(at, actor, "delete", &ns, &name, body.to_string(), response);
+            }
+            Act::Evict { refused } => {
+                let body = json!({"kind": "Eviction", "apiVersion": "policy/v1",
+                    "metadata": {"name": name, "namespace": ns, "creationTimestamp": null}})
+                .to_string();
+                let (code, failure, response) = if *refused {
+                    let message =
+                        "Cannot evict pod as it would violate the pod's disruption budget.";
+                    (
+                        429,
+                        Some(("TooManyRequests", message.to_string())),
+                        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+                            "reason": "TooManyRequests", "details": {"causes": [{"reason": "DisruptionBudget",
+                            "message": format!("The disruption budget {}-pdb needs 2 healthy pods and has 2 currently", self.workloads[wl_index].name)}]}, "code": 429}),
+                    )
+                } else {
+                    (
+                        201,
+                        None,
+                        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                    )
+                };
+                let mut actor = Actor::user();
+                actor.agent = format!(
+                    "kubectl/v1.34.2 (linux/amd64) kubernetes/{} drain",
+                    crate::cluster::git_hash(34)
+                );
+                let req = Request {
+                    at,
+                    latency: write(&mut self.rng),
+                    verb: "create",
+                    actor,
+                    object: ObjectRef::new("pods", &ns, &name).sub("eviction"),
+                    code,
+                    failure,
+                    level: "RequestResponse",
+                    request: Some(body),
+                    response: Some(response.to_string()),
+                    watch_until: None,
+                    non_resource: None,
+                };
+                self.emit(req);
+            }
+            Act::RemoveFinalizer => {
+                let wl = &self.workloads[wl_index];
+                let finalizer = live.model.remove_finalizer().unwrap_or_default();
+                let body =
+                    json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}})
+                        .to_string();
+                let response = live.model.pod_json(wl);
+                let actor = Actor::service(
+                    "platform",
+                    "cleanup-controller",
+                    "cleanup-controller/v1.4.0 (linux/amd64)",
+                );
+                self.pod_write(at, actor, "patch", &ns, &name, body, response);
+            }
+            Act::Upgrade { image } => {
+                let wl = &self.workloads[wl_index];
+                let order: Vec<serde_json::Value> = wl
+                    .containers
+                    .iter()
+                    .map(|c| json!({"name": c.name}))
+                    .collect();
+                let body = json!({"spec": {"$setElementOrder/containers": order, "containers": [{"image": image, "name": wl.containers[0].name}]}}).to_string();
+                live.model.set_image(image);
+                let response = live.model.pod_json(wl);
+                self.pod_write(at, Actor::user(), "patch", &ns, &name, body, response);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pod_write(
+        &mut self,
+        at: i64,
+        actor: Actor,
+        verb: &'static str,
+        ns: &str,
+        name: &str,
+        body: String,
+        response: String,
+    ) {
+        let req = Request {
+            at,
+            latency: latency(&mut self.rng, true),
+            verb,
+            actor,
+            object: ObjectRef::new("pods", ns, name),
+            code: 200,
+            failure: None,
+            level: "RequestResponse",
+            request: Some(body),
+            response: Some(response),
+            watch_until: None,
+            non_resource: None,
+        };
+        self.emit(req);
+    }
+
+    fn status_request(&mut self, at: i64, actor: Actor, ns: &str, name: &str, body: String) {
+        let req = Request {
+            at,
+            latency: latency(&mut self.rng, true),
+            verb: "patch",
+            actor,
+            object: ObjectRef::new("pods", ns, name).sub("status"),
+            code: 200,
+            failure: None,
+            level: "Request",
+            request: Some(body),
+            response: None,
+            watch_until: None,
+            non_resource: None,
+        };
+        self.emit(req);
+    }
+
+    fn event_request(
+        &mut self,
+        at: i64,
+        actor: Actor,
+        ns: &str,
+        event_name: &str,
+        count: u32,
+        body: String,
+    ) {
+        let verb = if count > 1 { "patch" } else { "create" };
+        let object_name = if verb == "create" { "" } else { event_name };
+        let mut object = ObjectRef::new("events", ns, object_name);
+        if verb == "create" {
+            object.name = event_name.to_string();
+        }
+        let req = Request {
+            at,
+            latency: latency(&mut self.rng, true),
+            verb,
+            actor,
+            object,
+            code: if verb == "create" { 201 } else { 200 },
+            failure: None,
+            level: "Request",
+            request: Some(body),
+            response: None,
+            watch_until: None,
+            non_resource: None,
+        };
+        self.emit(req);
+    }
+
+    fn pod_event(&mut self, live: &Live, e: &EventAct, at: i64) {
+        let wl = &self.workloads[live.model.workload];
+        let node = &self.nodes[live.model.shape.node.unwrap_or(0)];
+        let field = e.container.map(|slot| {
+            let (list, name) = if slot.init {
+                ("initContainers", &wl.init[slot.index].name)
+            } else {
+                ("containers", &wl.containers[slot.index].name)
+            };
+            format!("spec.{list}{{{name}}}")
+        });
+        let involved = pod_reference(&live.model, wl, field.clone());
+        let key = format!("{}{}", e.message, field.unwrap_or_default());
+        let event_name = event_name(
+            &live.model.shape.name,
+            e.reason,
+            &key,
+            live.model.shape.uid.as_bytes(),
+        );
+        let (component, host, actor) = match e.component {
+            Component::Kubelet => ("kubelet", Some(node.name.as_str()), Actor::kubelet(node)),
+            Component::AttachDetach => (
+                "attachdetach-controller",
+                None,
+                Actor::controller("attachdetach-controller"),
+            ),
+            Component::NodeController => (
+                "node-controller",
+                None,
+                Actor::controller("node-controller"),
+            ),
+        };
+        let ns = wl.namespace.clone();
+        let body = core_event_body(
+            &event_name,
+            &ns,
+            involved,
+            e.reason,
+            &e.message,
+            component,
+            host,
+            e.warning,
+            e.count,
+            at,
+            at,
+        );
+        self.event_request(at, actor, &ns, &event_name, e.count, body);
+    }
+
+    fn node_lease(&mut self, at: i64, n: usize) {
+        let node = &self.nodes[n];
+        let req = Request {
+            at,
+            latency: latency(&mut self.rng, true),
+            verb: "update",
+            actor: Actor::kubelet(node),
+            object: ObjectRef::new("leases", "kube-node-lease", &node.name)
+                .group("coordination.k8s.io", "v1"),
+            code: 200,
+            failure: None,
+            level: "Metadata",
+            request: None,
+            response: None,
+            watch_until: None,
+            non_resource: None,
+        };
+        self.emit(req);
+    }
+
+    fn node_heartbeat(&mut self, at: i64, n: usize) {
+        let node = &self.nodes[n];
+        let beat = format_seconds(at);
+        let conditions: Vec<serde_json::Value> =
+            ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+                .iter()
+                .map(|t| json!({"lastHeartbeatTime": beat, "type": t}))
+                .collect();
+        let order: Vec<serde_json::Value> =
+            ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+                .iter()
+                .map(|t| json!({"type": t}))
+                .collect();
+        let body =
+            json!({"status": {"$setElementOrder/conditions": order, "conditions": conditions}})
+                .to_string();
+        let req = Request {
+            at,
+            latency: latency(&mut self.rng, true),
+            verb: "patch",
+            actor: Actor::kubelet(node),
+            object: ObjectRef::new("nodes", "", &node.name).sub("status"),
+            code: 200,
+            failure: None,
+            level: "Request",
+            request: Some(body),
+            response: None,
+            watch_until: None,
+            non_resource: None,
+        };
+        self.emit(req);
+    }
+
+    fn control_lease(&mut self, at: i64, c: usize) {
+        let (name, actor) = if c == 0 {
+            ("kube-scheduler", Actor::scheduler())
+        } else {
+            (
+                "kube-controller-manager",
+                Actor::controller("leader-election"),
+            )
+        };
+        let req = Request {
+            at,
+            latency: latency(&mut self.rng, true),
+            verb: "update",
+            actor,
+            object: ObjectRef::new("leases", "kube-system", name)
+                .group("coordination.k8s.io", "v1"),
+            code: 200,
+            failure: None,
+            level: "Metadata",
+            request: None,
+            response: None,
+            watch_until: None,
+            non_resource: None,
+        };
+        self.emit(req);
+    }
+
+    fn watch(&mut self, at: i64, w: usize, until: i64) {
+        const RESOURCES: [(&str, &str, &str); 4] = [
+            ("pods", "", "v1"),
+            ("nodes", "", "v1"),
+            ("endpointslices", "discovery.k8s.io", "v1"),
+            ("configmaps", "", "v1"),
+        ];
+        let (resource, group, version) = RESOURCES[w % RESOURCES.len()];
+        let actor = if w % 2 == 0 {
+            Actor::scheduler()
+        } else {
+            Actor::controller("endpointslice-controller")
+        };
+        let req = Request {
+            at,
+            latency: 200,
+            verb: "watch",
+            actor,
+            object: ObjectRef::new(resource, "", "").group(group, version),
+            code: 200,
+            failure: None,
+            level: "Metadata",
+            request: None,
+            response: None,
+            watch_until: Some(until),
+            non_resource: None,
+        };
+        self.emit(req);
+    }
+
+    fn misc_noise(&mut self, at: i64) {
+        let n = self.rng.below(self.nodes.len() as u64) as usize;
+        let kubelet = Actor::kubelet(&self.nodes[n]);
+        let (verb, object, actor, non_resource) = match self.rng.below(6) {
+            0 => (
+                "get",
+                ObjectRef::new("configmaps", "kube-system", "kube-root-ca.crt"),
+                kubelet,
+                None,
+            ),
+            1 => (
+                "get",
+                ObjectRef::new("secrets", "team-0", "registry-credentials"),
+                kubelet,
+                None,
+            ),
+            2 => (
+                "list",
+                ObjectRef::new("pods", "", ""),
+                Actor::controller("replicaset-controller"),
+                None,
+            ),
+            3 => (
+                "get",
+                ObjectRef::new("endpointslices", "default", "kubernetes")
+                    .group("discovery.k8s.io", "v1"),
+                Actor::controller("endpointslice-controller"),
+                None,
+            ),
+            4 => (
+                "get",
+                ObjectRef::default(),
+                Actor::service("monitoring", "prometheus", "Prometheus/2.53.1"),
+                Some("/metrics"),
+            ),
+            _ => (
+                "get",
+                ObjectRef::default(),
+                kubelet,
+                Some(["/healthz", "/livez", "/readyz", "/version"][self.rng.below(4) as usize]),
+            ),
+        };
+        let req = Request {
+            at,
+            latency: latency(&mut self.rng, false),
+            verb,
+            actor,
+            object,
+            code: 200,
+            failure: None,
+            level: "Metadata",
+            request: None,
+            response: None,
+            watch_until: None,
+            non_resource,
+        };
+        // Noise of noise is not generated: write directly.
+        let server = self.apiserver(&req.actor);
+        let audit_id = self.rng.uuid();
+        let period = server as i64 * S;
+        let lag = move |ts: i64| {
+            if period == 0 {
+                ts
+            } else {
+                (ts / period + 1) * period
+            }
+        };
+        write_request(
+            &req,
+            &audit_id,
+            self.config.request_received,
+            &lag,
+            &mut self.lines,
+        );
+    }
+}
+
+fn format_seconds(us: i64) -> String {
+    let s = loupe_audit::format_micros(us.div_euclid(S) * S);
+    match s.split_once('.') {
+        Some((head, _)) => format!("{head}Z"),
+        None => s,
+    }
+}
+
+/// A client-side Event name: `<object>.<16 hex>`, stable for a repeated Event so its
+/// repeats patch the same object.
+fn event_name(object: &str, reason: &str, key: &str, salt: &[u8]) -> String {
+    let h = reason
+        .bytes()
+        .chain(key.bytes())
+        .chain(salt.iter().copied())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{object}.{:016x}", h | 0x1000_0000_0000_0000)
+}
+
+impl SimConfig {
+    fn workload_upgrades(&self, wl: &Workload) -> bool {
+        matches!(
+            wl.kind,
+            crate::cluster::WorkloadKind::Deployment | crate::cluster::WorkloadKind::StatefulSet
+        )
+    }
+}

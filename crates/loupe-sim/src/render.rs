@@ -1,0 +1,1151 @@
+//! Turns planned steps into the audit events a kube-apiserver writes for them: the
+//! request as each component sends it, the response the apiserver returns (the full pod
+//! at RequestResponse), and the envelope, field for field.
+
+use loupe_audit::format_micros;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use crate::cluster::{git_hash, Node, Workload, WorkloadKind, CONTROL_PLANE_MINOR, READINESS_GATE};
+use crate::model::*;
+use crate::plan::PodShape;
+use crate::rng::Rng;
+
+const MS: i64 = 1_000;
+
+/// Who sends a request.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: String,
+    pub uid: Option<String>,
+    pub groups: &'static [&'static str],
+    pub agent: String,
+    pub ip: String,
+    /// RBAC's `authorization.k8s.io/reason`; empty for the Node authorizer.
+    pub authz: String,
+}
+
+const SA_GROUPS: &[&str] = &[
+    "system:serviceaccounts",
+    "system:serviceaccounts:kube-system",
+    "system:authenticated",
+];
+
+impl Actor {
+    pub fn kubelet(node: &Node) -> Actor {
+        Actor {
+            user: format!("system:node:{}", node.name),
+            uid: None,
+            groups: &["system:nodes", "system:authenticated"],
+            agent: node.kubelet_agent(),
+            ip: node.ip.clone(),
+            authz: String::new(),
+        }
+    }
+
+    pub fn controller(name: &str) -> Actor {
+        let user = format!("system:serviceaccount:kube-system:{name}");
+        Actor {
+            uid: Some(uid_for(&user)),
+            agent: format!(
+                "kube-controller-manager/v1.{CONTROL_PLANE_MINOR}.2 (linux/amd64) kubernetes/{}/system:serviceaccount:kube-system:{name}",
+                git_hash(CONTROL_PLANE_MINOR)
+            ),
+            authz: format!(
+                "RBAC: allowed by ClusterRoleBinding \"system:controller:{name}\" of ClusterRole \"system:controller:{name}\" to ServiceAccount \"{name}/kube-system\""
+            ),
+            user,
+            groups: SA_GROUPS,
+            ip: "10.0.0.2".into(),
+        }
+    }
+
+    pub fn scheduler() -> Actor {
+        Actor {
+            user: "system:kube-scheduler".into(),
+            uid: None,
+            groups: &["system:authenticated"],
+            agent: format!(
+                "kube-scheduler/v1.{CONTROL_PLANE_MINOR}.2 (linux/amd64) kubernetes/{}/scheduler",
+                git_hash(CONTROL_PLANE_MINOR)
+            ),
+            ip: "10.0.0.2".into(),
+            authz: "RBAC: allowed by ClusterRoleBinding \"system:kube-scheduler\" of ClusterRole \"system:kube-scheduler\" to User \"system:kube-scheduler\"".into(),
+        }
+    }
+
+    pub fn user() -> Actor {
+        Actor {
+            user: "alice@example.com".into(),
+            uid: None,
+            groups: &["platform-team", "system:authenticated"],
+            agent: format!(
+                "kubectl/v1.{CONTROL_PLANE_MINOR}.2 (linux/amd64) kubernetes/{}",
+                git_hash(CONTROL_PLANE_MINOR)
+            ),
+            ip: "192.168.10.24".into(),
+            authz: "RBAC: allowed by ClusterRoleBinding \"platform-admins\" of ClusterRole \"cluster-admin\" to Group \"platform-team\"".into(),
+        }
+    }
+
+    pub fn service(namespace: &str, name: &str, agent: &str) -> Actor {
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        Actor {
+            uid: Some(uid_for(&user)),
+            user,
+            groups: &["system:serviceaccounts", "system:authenticated"],
+            agent: agent.into(),
+            ip: "10.64.250.7".into(),
+            authz: format!(
+                "RBAC: allowed by ClusterRoleBinding \"{name}\" of ClusterRole \"{name}\" to ServiceAccount \"{name}/{namespace}\""
+            ),
+        }
+    }
+}
+
+/// A stable UID for a named identity.
+fn uid_for(name: &str) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut r = Rng::new(h);
+    r.uuid()
+}
+
+/// One API request as the apiserver records it.
+pub struct Request {
+    /// Completion (`stageTimestamp` of ResponseComplete), µs.
+    pub at: i64,
+    pub latency: i64,
+    pub verb: &'static str,
+    pub actor: Actor,
+    pub object: ObjectRef,
+    pub code: u16,
+    pub failure: Option<(&'static str, String)>,
+    pub level: &'static str,
+    pub request: Option<String>,
+    pub response: Option<String>,
+    /// Watches: the request stays open and reports `ResponseStarted`.
+    pub watch_until: Option<i64>,
+    pub non_resource: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ObjectRef {
+    pub resource: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub api_group: &'static str,
+    pub api_version: &'static str,
+    pub subresource: &'static str,
+}
+
+impl ObjectRef {
+    pub fn new(resource: &'static str, namespace: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            resource,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            api_version: "v1",
+            ..ObjectRef::default()
+        }
+    }
+    pub fn group(mut self, group: &'static str, version: &'static str) -> ObjectRef {
+        self.api_group = group;
+        self.api_version = version;
+        self
+    }
+    pub fn sub(mut self, sub: &'static str) -> ObjectRef {
+        self.subresource = sub;
+        self
+    }
+
+    fn uri(&self) -> String {
+        let mut uri = if self.api_group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{}/{}", self.api_group, self.api_version)
+        };
+        if !self.namespace.is_empty() {
+            uri.push_str("/namespaces/");
+            uri.push_str(&self.namespace);
+        }
+        uri.push('/');
+        uri.push_str(self.resource);
+        if !self.name.is_empty() {
+            uri.push('/');
+            uri.push_str(&self.name);
+        }
+        if !self.subresource.is_empty() {
+            uri.push('/');
+            uri.push_str(self.subresource);
+        }
+        uri
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    level: &'static str,
+    #[serde(rename = "auditID")]
+    audit_id: &'a str,
+    stage: &'static str,
+    #[serde(rename = "requestURI")]
+    request_uri: &'a str,
+    verb: &'a str,
+    user: User<'a>,
+    #[serde(rename = "sourceIPs")]
+    source_ips: [&'a str; 1],
+    user_agent: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object_ref: Option<EnvelopeRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_status: Option<Status<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_object: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_object: Option<&'a RawValue>,
+    request_received_timestamp: &'a str,
+    stage_timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<Annotations<'a>>,
+}
+
+#[derive(Serialize)]
+struct User<'a> {
+    username: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
+    groups: &'a [&'a str],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeRef<'a> {
+    resource: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    namespace: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    api_group: &'a str,
+    api_version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    subresource: &'a str,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    metadata: Empty,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    code: u16,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct Annotations<'a> {
+    #[serde(rename = "authorization.k8s.io/decision")]
+    decision: &'a str,
+    #[serde(rename = "authorization.k8s.io/reason")]
+    reason: &'a str,
+}
+
+/// One line of output: its order key in the merged stream, and the JSON.
+pub struct Line {
+    pub key: i64,
+    pub json: String,
+}
+
+/// Writes the audit events of `req` (RequestReceived unless omitted, ResponseStarted
+/// for watches, then ResponseComplete) into `out`.
+pub fn write_request(
+    req: &Request,
+    audit_id: &str,
+    request_received: bool,
+    lag: &dyn Fn(i64) -> i64,
+    out: &mut Vec<Line>,
+) {
+    let received = format_micros(req.at - req.latency);
+    let uri = match req.non_resource {
+        Some(path) => path.to_string(),
+        None => {
+            let mut u = req.object.uri();
+            if req.verb == "watch" {
+                u.push_str("?allowWatchBookmarks=true&resourceVersion=1000&timeout=7m11s&timeoutSeconds=431&watch=true");
+            }
+            u
+        }
+    };
+    let request = req
+        .request
+        .as_deref()
+        .and_then(|s| RawValue::from_string(s.to_string()).ok());
+    let response = req
+        .response
+        .as_deref()
+        .and_then(|s| RawValue::from_string(s.to_string()).ok());
+    let object_ref = req.non_resource.is_none().then(|| EnvelopeRef {
+        resource: req.object.resource,
+        namespace: &req.object.namespace,
+        name: &req.object.name,
+        api_group: req.object.api_group,
+        api_version: req.object.api_version,
+        subresource: req.object.subresource,
+    });
+    let user = || User {
+        username: &req.actor.user,
+        uid: req.actor.uid.as_deref(),
+        groups: req.actor.groups,
+    };
+    let annotations = || Annotations {
+        decision: "allow",
+        reason: &req.actor.authz,
+    };
+    let envelope = |stage: &'static str,
+                    ts: &str,
+                    status: Option<Status<'_>>,
+                    bodies: bool,
+                    annotated: bool| {
+        let e = Envelope {
+            kind: "Event",
+            api_version: "audit.k8s.io/v1",
+            level: req.level,
+            audit_id,
+            stage,
+            request_uri: &uri,
+            verb: req.verb,
+            user: user(),
+            source_ips: [&req.actor.ip],
+            user_agent: &req.actor.agent,
+            object_ref: object_ref.as_ref().map(|r| EnvelopeRef { ..*r }),
+            response_status: status,
+            request_object: if bodies { request.as_deref() } else { None },
+            response_object: if bodies { response.as_deref() } else { None },
+            request_received_timestamp: &received,
+            stage_timestamp: ts,
+            annotations: annotated.then(annotations),
+        };
+        serde_json::to_string(&e).unwrap_or_default()
+    };
+    let received_at = req.at - req.latency;
+    if request_received {
+        out.push(Line {
+            key: lag(received_at),
+            json: envelope("RequestReceived", &received, None, false, false),
+        });
+    }
+    let status = || match &req.failure {
+        Some((reason, message)) => Status {
+            metadata: Empty {},
+            status: Some("Failure"),
+            message: Some(message),
+            reason: Some(reason),
+            code: req.code,
+        },
+        None => Status {
+            metadata: Empty {},
+            status: None,
+            message: None,
+            reason: None,
+            code: req.code,
+        },
+    };
+    if let Some(until) = req.watch_until {
+        out.push(Line {
+            key: lag(req.at),
+            json: envelope(
+                "ResponseStarted",
+                &format_micros(req.at),
+                Some(status()),
+                false,
+                true,
+            ),
+        });
+        out.push(Line {
+            key: lag(until),
+            json: envelope(
+                "ResponseComplete",
+                &format_micros(until),
+                Some(status()),
+                false,
+                true,
+            ),
+        });
+        return;
+    }
+    out.push(Line {
+        key: lag(req.at),
+        json: envelope(
+            "ResponseComplete",
+            &format_micros(req.at),
+            Some(status()),
+            true,
+            true,
+        ),
+    });
+}
+
+/// Seconds-precision `metav1.Time`.
+fn seconds(us: i64) -> String {
+    let s = format_micros(us.div_euclid(1_000_000) * 1_000_000);
+    match s.split_once('.') {
+        Some((head, _)) => format!("{head}Z"),
+        None => s,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Condition {
+    kind: &'static str,
+    status: bool,
+    reason: Option<&'static str>,
+    message: Option<String>,
+    at: i64,
+}
+
+#[derive(Debug, Clone)]
+struct ContainerStatus {
+    state: CState,
+    last: Option<CState>,
+    last_times: (i64, i64),
+    restarts: u32,
+    started_at: Option<i64>,
+    image: String,
+    image_id: Option<String>,
+    container_id: Option<String>,
+    ready: bool,
+}
+
+/// A pod as the apiserver stores it, updated by each step.
+pub struct PodModel {
+    pub shape: PodShape,
+    pub workload: usize,
+    spec: String,
+    node_name: Option<String>,
+    host_ip: Option<String>,
+    phase: &'static str,
+    conditions: Vec<Condition>,
+    init: Vec<ContainerStatus>,
+    main: Vec<ContainerStatus>,
+    pod_ip: Option<String>,
+    start_time: Option<i64>,
+    reason: Option<(&'static str, String)>,
+    nominated: Option<String>,
+    deletion: Option<(i64, i64)>,
+    finalizers: Vec<String>,
+    rv: u64,
+    rng: Rng,
+}
+
+impl PodModel {
+    pub fn new(shape: PodShape, workload: usize, wl: &Workload) -> PodModel {
+        let spec = pod_spec(&shape, wl).to_string();
+        let status = |image: &String| ContainerStatus {
+            state: CState::Waiting {
+                reason: "ContainerCreating",
+                message: None,
+            },
+            last: None,
+            last_times: (0, 0),
+            restarts: 0,
+            started_at: None,
+            image: image.clone(),
+            image_id: None,
+            container_id: None,
+            ready: false,
+        };
+        let init = shape.init_images.iter().map(status).collect();
+        let main = shape.images.iter().map(status).collect();
+        let mut rng = Rng::new(shape.created_at as u64 ^ 0x5eed);
+        let rv = 10_000 + rng.below(1_000_000);
+        PodModel {
+            finalizers: shape.finalizer.iter().cloned().collect(),
+            shape,
+            workload,
+            spec,
+            node_name: None,
+            host_ip: None,
+            phase: "Pending",
+            conditions: Vec::new(),
+            init,
+            main,
+            pod_ip: None,
+            start_time: None,
+            reason: None,
+            nominated: None,
+            deletion: None,
+            rv,
+            rng,
+        }
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.rv += 1 + self.rng.below(40);
+        self.rv
+    }
+
+    fn metadata(&self, wl: &Workload) -> Value {
+        let mut labels = serde_json::Map::new();
+        for (k, v) in &wl.labels {
+            labels.insert(k.clone(), json!(v));
+        }
+        match wl.kind {
+            WorkloadKind::Deployment => {
+                let hash = wl.owner.rsplit('-').next().unwrap_or("");
+                labels.insert("pod-template-hash".into(), json!(hash));
+            }
+            WorkloadKind::StatefulSet => {
+                labels.insert(
+                    "apps.kubernetes.io/pod-index".into(),
+                    json!(self.shape.name.rsplit('-').next().unwrap_or("0")),
+                );
+                labels.insert(
+                    "controller-revision-hash".into(),
+                    json!(format!("{}-6d8f7c9b5", wl.name)),
+                );
+                labels.insert(
+                    "statefulset.kubernetes.io/pod-name".into(),
+                    json!(self.shape.name),
+                );
+            }
+            WorkloadKind::Job => {
+                labels.insert("batch.kubernetes.io/job-name".into(), json!(wl.name));
+                labels.insert("job-name".into(), json!(wl.name));
+            }
+            WorkloadKind::DaemonSet => {
+                labels.insert("controller-revision-hash".into(), json!("5f6d8c7b9"));
+                labels.insert("pod-template-generation".into(), json!("1"));
+            }
+        }
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!(self.shape.name));
+        if let Some(g) = &self.shape.generate_name {
+            m.insert("generateName".into(), json!(g));
+        }
+        m.insert("namespace".into(), json!(wl.namespace));
+        m.insert("uid".into(), json!(self.shape.uid));
+        m.insert("resourceVersion".into(), json!(self.rv.to_string()));
+        m.insert(
+            "creationTimestamp".into(),
+            json!(seconds(self.shape.created_at)),
+        );
+        if let Some((deadline, grace)) = self.deletion {
+            m.insert("deletionTimestamp".into(), json!(seconds(deadline)));
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+        m.insert("labels".into(), Value::Object(labels));
+        if wl.padding > 0 {
+            m.insert(
+                "annotations".into(),
+                json!({"kubectl.kubernetes.io/restartedAt": "2025-12-30T09:12:44Z",
+                       "example.com/owner-team": "shop-platform"}),
+            );
+        }
+        m.insert(
+            "ownerReferences".into(),
+            json!([{"apiVersion": wl.kind.owner_api(), "kind": wl.kind.owner_kind(), "name": wl.owner,
+                    "uid": wl.owner_uid, "controller": true, "blockOwnerDeletion": true}]),
+        );
+        if !self.finalizers.is_empty() {
+            m.insert("finalizers".into(), json!(self.finalizers));
+        }
+        Value::Object(m)
+    }
+
+    fn container_json(c: &ContainerStatus, name: &str) -> Value {
+        let state = |s: &CState, times: (i64, i64), started: Option<i64>| match s {
+            CState::Waiting { reason, message } => {
+                let mut w = json!({"reason": reason});
+                if let Some(m) = message {
+                    w["message"] = json!(m);
+                }
+                json!({"waiting": w})
+            }
+            CState::Running { .. } => {
+                json!({"running": {"startedAt": seconds(started.unwrap_or(times.0))}})
+            }
+            CState::Terminated { exit, reason } => {
+                let mut t = json!({"exitCode": exit, "reason": reason,
+                    "startedAt": seconds(times.0), "finishedAt": seconds(times.1)});
+                if let Some(id) = &c.container_id {
+                    t["containerID"] = json!(id);
+                }
+                json!({"terminated": t})
+            }
+        };
+        let mut v = json!({
+            "name": name,
+            "state": state(&c.state, c.last_times, c.started_at),
+            "lastState": c.last.as_ref().map_or(json!({}), |l| state(l, c.last_times, None)),
+            "ready": c.ready,
+            "restartCount": c.restarts,
+            "image": c.image,
+            "imageID": c.image_id.clone().unwrap_or_default(),
+            "started": matches!(c.state, CState::Running { .. }),
+        });
+        if let Some(id) = &c.container_id {
+            v["containerID"] = json!(id);
+        }
+        v
+    }
+
+    fn status_json(&self, wl: &Workload) -> Value {
+        let mut s = serde_json::Map::new();
+        s.insert("phase".into(), json!(self.phase));
+        if !self.conditions.is_empty() {
+            s.insert(
+                "conditions".into(),
+                Value::Array(self.conditions.iter().map(condition_json).collect()),
+            );
+        }
+        if let Some(n) = &self.nominated {
+            s.insert("nominatedNodeName".into(), json!(n));
+        }
+        if let Some((reason, message)) = &self.reason {
+            s.insert("message".into(), json!(message));
+            s.insert("reason".into(), json!(reason));
+        }
+        if let Some(ip) = &self.host_ip {
+            s.insert("hostIP".into(), json!(ip));
+            s.insert("hostIPs".into(), json!([{"ip": ip}]));
+        }
+        if let Some(ip) = &self.pod_ip {
+            s.insert("podIP".into(), json!(ip));
+            s.insert("podIPs".into(), json!([{"ip": ip}]));
+        }
+        if let Some(t) = self.start_time {
+            s.insert("startTime".into(), json!(seconds(t)));
+        }
+        if self.start_time.is_some() {
+            if !self.init.is_empty() {
+                let list = self
+                    .init
+                    .iter()
+                    .zip(&wl.init)
+                    .map(|(c, spec)| Self::container_json(c, &spec.name));
+                s.insert("initContainerStatuses".into(), Value::Array(list.collect()));
+            }
+            let list = self
+                .main
+                .iter()
+                .zip(&wl.containers)
+                .map(|(c, spec)| Self::container_json(c, &spec.name));
+            s.insert("containerStatuses".into(), Value::Array(list.collect()));
+        }
+        s.insert("qosClass".into(), json!("Burstable"));
+        Value::Object(s)
+    }
+
+    /// The whole pod, as in a RequestResponse response.
+    pub fn pod_json(&self, wl: &Workload) -> String {
+        let spec = match &self.node_name {
+            Some(node) => format!("{{\"nodeName\":{},{}", json!(node), &self.spec[1..]),
+            None => self.spec.clone(),
+        };
+        format!(
+            "{{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{},\"spec\":{spec},\"status\":{}}}",
+            self.metadata(wl),
+            self.status_json(wl)
+        )
+    }
+
+    /// The pod as its controller sends it in the create: from the template, no name.
+    pub fn create_request(&self, wl: &Workload) -> String {
+        let mut meta = self.metadata(wl);
+        if let Some(m) = meta.as_object_mut() {
+            if self.shape.generate_name.is_some() {
+                m.remove("name");
+            }
+            m.remove("uid");
+            m.remove("resourceVersion");
+            m.remove("namespace");
+            m.insert("creationTimestamp".into(), Value::Null);
+        }
+        format!(
+            "{{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{meta},\"spec\":{},\"status\":{{}}}}",
+            self.spec
+        )
+    }
+
+    pub fn bind(&mut self, node: &Node, at: i64) {
+        self.node_name = Some(node.name.clone());
+        self.set_condition("PodScheduled", true, None, None, at);
+        self.nominated = None;
+        self.bump();
+    }
+
+    fn set_condition(
+        &mut self,
+        kind: &'static str,
+        status: bool,
+        reason: Option<&'static str>,
+        message: Option<String>,
+        at: i64,
+    ) -> bool {
+        if let Some(c) = self.conditions.iter_mut().find(|c| c.kind == kind) {
+            let changed = c.status != status || c.reason != reason || c.message != message;
+            if c.status != status {
+                c.at = at;
+            }
+            c.status = status;
+            c.reason = reason;
+            c.message = message;
+            return changed;
+        }
+        self.conditions.push(Condition {
+            kind,
+            status,
+            reason,
+            message,
+            at,
+        });
+        true
+    }
+
+    /// Applies a status change and returns the strategic-merge patch that carries it.
+    pub fn apply_status(
+        &mut self,
+        change: &StatusChange,
+        node: &mut Node,
+        wl: &Workload,
+        at: i64,
+    ) -> String {
+        let mut status = serde_json::Map::new();
+        let mut changed_conditions = Vec::new();
+        for (kind, value, reason, message) in &change.conditions {
+            // "Gate" stands for the pod's readiness-gate condition type.
+            let kind: &'static str = if *kind == "Gate" {
+                READINESS_GATE
+            } else {
+                kind
+            };
+            if self.set_condition(kind, *value, *reason, message.clone(), at) {
+                changed_conditions.push(kind);
+            }
+        }
+        // The kubelet keeps conditions in its own order.
+        const ORDER: [&str; 7] = [
+            READINESS_GATE,
+            "DisruptionTarget",
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
+        ];
+        self.conditions
+            .sort_by_key(|c| ORDER.iter().position(|o| *o == c.kind).unwrap_or(0));
+        if !changed_conditions.is_empty() {
+            status.insert(
+                "$setElementOrder/conditions".into(),
+                Value::Array(
+                    self.conditions
+                        .iter()
+                        .map(|c| json!({"type": c.kind}))
+                        .collect(),
+                ),
+            );
+            status.insert(
+                "conditions".into(),
+                Value::Array(
+                    self.conditions
+                        .iter()
+                        .filter(|c| changed_conditions.contains(&c.kind))
+                        .map(condition_json)
+                        .collect(),
+                ),
+            );
+        }
+        let (mut init_changed, mut main_changed) = (false, false);
+        for (slot, state) in &change.containers {
+            let list = if slot.init {
+                &mut self.init
+            } else {
+                &mut self.main
+            };
+            let Some(c) = list.get_mut(slot.index) else {
+                continue;
+            };
+            let leaving_terminated = matches!(c.state, CState::Terminated { .. })
+                && !matches!(state, CState::Terminated { .. });
+            if leaving_terminated && self.deletion.is_none() {
+                c.last = Some(c.state.clone());
+                c.restarts += 1;
+            }
+            match state {
+                CState::Running { ready } => {
+                    if !matches!(c.state, CState::Running { .. }) {
+                        c.started_at = Some(at);
+                        c.last_times.0 = at;
+                        c.container_id = Some(format!(
+                            "containerd://{:016x}{:016x}{:016x}{:016x}",
+                            self.rng.next_u64(),
+                            self.rng.next_u64(),
+                            self.rng.next_u64(),
+                            self.rng.next_u64()
+                        ));
+                        c.image_id = Some(format!(
+                            "{}@sha256:{:016x}{:016x}{:016x}{:016x}",
+                            c.image.split(':').next().unwrap_or(""),
+                            self.rng.next_u64(),
+                            self.rng.next_u64(),
+                            self.rng.next_u64(),
+                            self.rng.next_u64()
+                        ));
+                    }
+                    c.ready = *ready;
+                }
+                CState::Terminated { .. } => {
+                    c.last_times = (c.started_at.unwrap_or(at), at);
+                    c.ready = false;
+                }
+                CState::Waiting { .. } => c.ready = false,
+            }
+            c.state = state.clone();
+            if slot.init {
+                init_changed = true;
+            } else {
+                main_changed = true;
+            }
+        }
+        if let Some(phase) = change.phase {
+            if phase != self.phase {
+                self.phase = phase;
+                status.insert("phase".into(), json!(phase));
+            }
+        }
+        if change.host_ip && self.host_ip.is_none() {
+            self.host_ip = Some(node.ip.clone());
+            status.insert("hostIP".into(), json!(node.ip));
+            status.insert("hostIPs".into(), json!([{"ip": node.ip}]));
+        }
+        if change.assign_ip && self.pod_ip.is_none() {
+            let ip = node.allocate_ip();
+            status.insert("podIP".into(), json!(ip));
+            status.insert("podIPs".into(), json!([{"ip": ip}]));
+            self.pod_ip = Some(ip);
+        }
+        if change.start_time && self.start_time.is_none() {
+            self.start_time = Some(at);
+            status.insert("startTime".into(), json!(seconds(at)));
+            init_changed = !self.init.is_empty();
+            main_changed = true;
+            status.insert("qosClass".into(), json!("Burstable"));
+        }
+        if let Some((reason, message)) = &change.pod_reason {
+            self.reason = Some((reason, message.clone()));
+            status.insert("message".into(), json!(message));
+            status.insert("reason".into(), json!(reason));
+        }
+        if let Some(n) = &change.nominated {
+            self.nominated = Some(n.clone());
+            status.insert("nominatedNodeName".into(), json!(n));
+        }
+        if init_changed && !self.init.is_empty() {
+            let list = self
+                .init
+                .iter()
+                .zip(&wl.init)
+                .map(|(c, spec)| Self::container_json(c, &spec.name));
+            status.insert("initContainerStatuses".into(), Value::Array(list.collect()));
+        }
+        if main_changed {
+            let list = self
+                .main
+                .iter()
+                .zip(&wl.containers)
+                .map(|(c, spec)| Self::container_json(c, &spec.name));
+            status.insert("containerStatuses".into(), Value::Array(list.collect()));
+        }
+        self.bump();
+        json!({"metadata": {"uid": self.shape.uid}, "status": status}).to_string()
+    }
+
+    /// A delete with `grace` seconds: the deadline only ever moves earlier, as in the
+    /// apiserver; a pod never bound goes at once.
+    pub fn request_delete(&mut self, at: i64, grace: i64) {
+        let grace = if self.is_bound() { grace } else { 0 };
+        let deadline = at + grace * 1_000_000;
+        self.deletion = Some(match self.deletion {
+            Some((d, g)) => (d.min(deadline), g.min(grace)),
+            None => (deadline, grace),
+        });
+        self.bump();
+    }
+
+    pub fn remove_finalizer(&mut self) -> Option<String> {
+        let f = self.finalizers.pop();
+        self.bump();
+        f
+    }
+
+    pub fn has_finalizers(&self) -> bool {
+        !self.finalizers.is_empty()
+    }
+
+    pub fn set_image(&mut self, image: &str) {
+        let old = std::mem::replace(&mut self.shape.images[0], image.to_string());
+        self.main[0].image = image.to_string();
+        self.spec = self.spec.replacen(
+            &format!("\"image\":{}", json!(old)),
+            &format!("\"image\":{}", json!(image)),
+            1,
+        );
+        self.bump();
+    }
+
+    pub fn is_bound(&self) -> bool {
+        self.node_name.is_some()
+    }
+
+    pub fn resource_version(&self) -> String {
+        self.rv.to_string()
+    }
+}
+
+fn condition_json(c: &Condition) -> Value {
+    let mut v = json!({"type": c.kind, "status": if c.status { "True" } else { "False" },
+        "lastProbeTime": null, "lastTransitionTime": seconds(c.at)});
+    if let Some(r) = c.reason {
+        v["reason"] = json!(r);
+    }
+    if let Some(m) = &c.message {
+        v["message"] = json!(m);
+    }
+    v
+}
+
+fn probe(path: &str, period: u32, failure: u32) -> Value {
+    json!({"httpGet": {"path": path, "port": 8080, "scheme": "HTTP"}, "timeoutSeconds": 1,
+           "periodSeconds": period, "successThreshold": 1, "failureThreshold": failure})
+}
+
+fn container_spec(
+    spec: &crate::cluster::ContainerSpec,
+    image: &str,
+    shape: &PodShape,
+    main: bool,
+    padding: usize,
+) -> Value {
+    let mut c = serde_json::Map::new();
+    c.insert("name".into(), json!(spec.name));
+    c.insert("image".into(), json!(image));
+    if main {
+        c.insert(
+            "ports".into(),
+            json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}]),
+        );
+        let mut env: Vec<Value> = (0..padding)
+            .map(|i| json!({"name": format!("FEATURE_FLAG_{i}"), "value": format!("enabled-{i}-{}", "x".repeat(60))}))
+            .collect();
+        if let Some(secret) = &shape.secret_env {
+            env.push(json!({"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}));
+        }
+        if !env.is_empty() {
+            c.insert("env".into(), Value::Array(env));
+        }
+    }
+    c.insert(
+        "resources".into(),
+        json!({"limits": {"memory": format!("{}Mi", spec.mem_mi * 2)},
+               "requests": {"cpu": format!("{}m", spec.cpu_m), "memory": format!("{}Mi", spec.mem_mi)}}),
+    );
+    if spec.sidecar {
+        c.insert("restartPolicy".into(), json!("Always"));
+    }
+    let mut mounts = vec![
+        json!({"name": "kube-api-access", "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}),
+    ];
+    if main && shape.config_map.is_some() {
+        mounts.push(json!({"name": "config", "mountPath": "/etc/app"}));
+    }
+    if main && shape.claim.is_some() {
+        mounts.push(json!({"name": "data", "mountPath": "/var/lib/app"}));
+    }
+    c.insert("volumeMounts".into(), Value::Array(mounts));
+    if main && spec.liveness {
+        c.insert("livenessProbe".into(), probe("/livez", 10, 3));
+    }
+    if main && shape.readiness_probe {
+        c.insert("readinessProbe".into(), probe("/readyz", 5, 3));
+    }
+    if main && shape.startup_probe {
+        c.insert("startupProbe".into(), probe("/startz", 10, 3));
+    }
+    if main && (spec.post_start || spec.pre_stop) {
+        let mut l = serde_json::Map::new();
+        if spec.post_start {
+            l.insert(
+                "postStart".into(),
+                json!({"exec": {"command": ["/bin/sh", "-c", "/app/warmup.sh"]}}),
+            );
+        }
+        if spec.pre_stop {
+            l.insert(
+                "preStop".into(),
+                json!({"exec": {"command": ["/bin/sh", "-c", "sleep 5"]}}),
+            );
+        }
+        c.insert("lifecycle".into(), Value::Object(l));
+    }
+    c.insert(
+        "terminationMessagePath".into(),
+        json!("/dev/termination-log"),
+    );
+    c.insert("terminationMessagePolicy".into(), json!("File"));
+    c.insert("imagePullPolicy".into(), json!("IfNotPresent"));
+    Value::Object(c)
+}
+
+fn pod_spec(shape: &PodShape, wl: &Workload) -> Value {
+    let mut volumes = vec![json!({"name": "kube-api-access", "projected": {"sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}],
+        "defaultMode": 420}})];
+    if let Some(cm) = &shape.config_map {
+        volumes.push(json!({"name": "config", "configMap": {"name": cm, "defaultMode": 420}}));
+    }
+    if let Some(claim) = &shape.claim {
+        volumes.push(json!({"name": "data", "persistentVolumeClaim": {"claimName": format!("{claim}-{}", shape.name)}}));
+    }
+    let mut spec = serde_json::Map::new();
+    spec.insert("volumes".into(), Value::Array(volumes));
+    if !wl.init.is_empty() {
+        let init: Vec<Value> = wl
+            .init
+            .iter()
+            .zip(&shape.init_images)
+            .map(|(c, img)| container_spec(c, img, shape, false, 0))
+            .collect();
+        spec.insert("initContainers".into(), Value::Array(init));
+    }
+    let containers: Vec<Value> = wl
+        .containers
+        .iter()
+        .zip(&shape.images)
+        .enumerate()
+        .map(|(i, (c, img))| {
+            container_spec(c, img, shape, i == 0, if i == 0 { wl.padding } else { 0 })
+        })
+        .collect();
+    spec.insert("containers".into(), Value::Array(containers));
+    spec.insert(
+        "restartPolicy".into(),
+        json!(if wl.restart_never() {
+            "Never"
+        } else {
+            "Always"
+        }),
+    );
+    spec.insert(
+        "terminationGracePeriodSeconds".into(),
+        json!(wl.grace_seconds),
+    );
+    spec.insert("dnsPolicy".into(), json!("ClusterFirst"));
+    spec.insert("serviceAccountName".into(), json!("default"));
+    spec.insert("serviceAccount".into(), json!("default"));
+    spec.insert("securityContext".into(), json!({}));
+    spec.insert("schedulerName".into(), json!("default-scheduler"));
+    spec.insert(
+        "tolerations".into(),
+        json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+               {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]),
+    );
+    if let Some(pc) = &wl.priority_class {
+        spec.insert("priorityClassName".into(), json!(pc));
+        spec.insert("priority".into(), json!(1_000_000));
+    } else {
+        spec.insert("priority".into(), json!(0));
+    }
+    spec.insert("enableServiceLinks".into(), json!(true));
+    spec.insert("preemptionPolicy".into(), json!("PreemptLowerPriority"));
+    if let Some(gate) = &wl.readiness_gate {
+        spec.insert("readinessGates".into(), json!([{"conditionType": gate}]));
+    }
+    Value::Object(spec)
+}
+
+/// A core `v1` Event body as a client sends it (create), or the patch that bumps it.
+#[allow(clippy::too_many_arguments)]
+pub fn core_event_body(
+    name: &str,
+    namespace: &str,
+    involved: Value,
+    reason: &str,
+    message: &str,
+    component: &str,
+    host: Option<&str>,
+    warning: bool,
+    count: u32,
+    first: i64,
+    at: i64,
+) -> String {
+    if count > 1 {
+        return json!({"count": count, "lastTimestamp": seconds(at), "message": message})
+            .to_string();
+    }
+    let mut source = json!({"component": component});
+    if let Some(h) = host {
+        source["host"] = json!(h);
+    }
+    json!({"kind": "Event", "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
+        "involvedObject": involved, "reason": reason, "message": message, "source": source,
+        "firstTimestamp": seconds(first), "lastTimestamp": seconds(at), "count": 1,
+        "type": if warning { "Warning" } else { "Normal" }, "eventTime": null,
+        "reportingComponent": component, "reportingInstance": host.unwrap_or("")})
+    .to_string()
+}
+
+/// An `events.k8s.io/v1` Event by the scheduler, or its series patch.
+pub fn scheduler_event_body(
+    name: &str,
+    namespace: &str,
+    regarding: Value,
+    reason: &str,
+    action: &str,
+    note: &str,
+    warning: bool,
+    series: u32,
+    at: i64,
+) -> String {
+    if series >= 2 {
+        return json!({"series": {"count": series, "lastObservedTime": format_micros(at)}})
+            .to_string();
+    }
+    json!({"kind": "Event", "apiVersion": "events.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
+        "eventTime": format_micros(at), "reportingController": "default-scheduler",
+        "reportingInstance": "default-scheduler-control-plane-1", "action": action, "reason": reason,
+        "regarding": regarding, "note": note, "type": if warning { "Warning" } else { "Normal" },
+        "deprecatedSource": {}, "deprecatedFirstTimestamp": null, "deprecatedLastTimestamp": null})
+    .to_string()
+}
+
+/// The `involvedObject`/`regarding` reference to a pod (and a container's fieldPath).
+pub fn pod_reference(model: &PodModel, wl: &Workload, field: Option<String>) -> Value {
+    let mut v = json!({"kind": "Pod", "namespace": wl.namespace, "name": model.shape.name,
+        "uid": model.shape.uid, "apiVersion": "v1", "resourceVersion": model.resource_version()});
+    if let Some(f) = field {
+        v["fieldPath"] = json!(f);
+    }
+    v
+}
+
+/// A realistic request latency: a few ms, longer for writes with bodies.
+pub fn latency(rng: &mut Rng, write: bool) -> i64 {
+    let base = if write { 4.0 } else { 1.5 };
+    (rng.lognormal_us(base, 0.6)).clamp(300, 900 * MS)
+}
