@@ -18,6 +18,8 @@ use crate::SimConfig;
 
 const S: i64 = 1_000_000;
 const MS: i64 = 1_000;
+/// The longest a simulated request takes (the webhook timeout, plus margin).
+const MAX_LATENCY: i64 = 12 * S;
 
 /// What a simulation produced.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -241,9 +243,9 @@ impl<'a> Engine<'a> {
             self.heap.pop();
             self.fire(at, tick);
         }
-        // A request received up to a second before its completion, and apiservers that
-        // deliver in batches: hold lines back by that much.
-        self.drain(until - 2 * S - self.max_lag(), sink);
+        // A request is received up to its latency before it completes (a webhook timeout
+        // is 10 s), and apiservers deliver in batches: hold lines back by that much.
+        self.drain(until - MAX_LATENCY - self.max_lag(), sink);
     }
 
     fn max_lag(&self) -> i64 {
@@ -469,7 +471,7 @@ impl<'a> Engine<'a> {
                     latency: write(&mut self.rng),
                     verb: "create",
                     actor: Actor::scheduler(),
-                    object: ObjectRef::new("pods", &ns, &name).sub("binding"),
+                    object: ObjectRef::new("pods", &ns, &name).subresource("binding"),
                     code: 201,
                     failure: None,
                     level: "Request",
@@ -576,7 +578,7 @@ impl<'a> Engine<'a> {
                     latency: write(&mut self.rng),
                     verb: "patch",
                     actor: Actor::controller("node-controller"),
-                    object: ObjectRef::new("nodes", "", &node.name).sub("status"),
+                    object: ObjectRef::new("nodes", "", &node.name).subresource("status"),
                     code: 200,
                     failure: None,
                     level: "Request",
@@ -651,7 +653,7 @@ impl<'a> Engine<'a> {
                     latency: write(&mut self.rng),
                     verb: "create",
                     actor,
-                    object: ObjectRef::new("pods", &ns, &name).sub("eviction"),
+                    object: ObjectRef::new("pods", &ns, &name).subresource("eviction"),
                     code,
                     failure,
                     level: "RequestResponse",
@@ -725,7 +727,7 @@ impl<'a> Engine<'a> {
             latency: latency(&mut self.rng, true),
             verb: "patch",
             actor,
-            object: ObjectRef::new("pods", ns, name).sub("status"),
+            object: ObjectRef::new("pods", ns, name).subresource("status"),
             code: 200,
             failure: None,
             level: "Request",
@@ -859,7 +861,7 @@ impl<'a> Engine<'a> {
             latency: latency(&mut self.rng, true),
             verb: "patch",
             actor: Actor::kubelet(node),
-            object: ObjectRef::new("nodes", "", &node.name).sub("status"),
+            object: ObjectRef::new("nodes", "", &node.name).subresource("status"),
             code: 200,
             failure: None,
             level: "Request",
@@ -906,7 +908,7 @@ impl<'a> Engine<'a> {
             ("configmaps", "", "v1"),
         ];
         let (resource, group, version) = RESOURCES[w % RESOURCES.len()];
-        let actor = if w % 2 == 0 {
+        let actor = if w.is_multiple_of(2) {
             Actor::scheduler()
         } else {
             Actor::controller("endpointslice-controller")

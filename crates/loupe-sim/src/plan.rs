@@ -30,6 +30,7 @@ pub struct PodShape {
     pub startup_probe: bool,
     pub readiness_probe: bool,
     pub finalizer: Option<String>,
+    pub readiness_gate: Option<String>,
     pub created_at: i64,
 }
 
@@ -59,6 +60,9 @@ enum Reached {
     Stuck,
 }
 
+/// A repeated Event's identity: reason, message, container (init?, index).
+type EventKey = (&'static str, String, Option<(bool, usize)>);
+
 struct Planner<'a> {
     rng: Rng,
     steps: Vec<Step>,
@@ -67,7 +71,7 @@ struct Planner<'a> {
     nodes: &'a mut [Node],
     shape: PodShape,
     /// Repeated Events: (reason, message) → count so far.
-    counts: HashMap<(&'static str, String, Option<(bool, usize)>), u32>,
+    counts: HashMap<EventKey, u32>,
     limit: i64,
     bound: bool,
 }
@@ -131,6 +135,10 @@ pub fn plan(
         finalizer: wl.finalizer.clone().or_else(|| {
             matches!(input.delete, Some((Code::FinalizerBlocked, _)))
                 .then(|| "example.com/cleanup-protection".to_string())
+        }),
+        readiness_gate: wl.readiness_gate.clone().or_else(|| {
+            (code == Code::ReadinessGateNotReady)
+                .then(|| crate::cluster::READINESS_GATE.to_string())
         }),
         created_at: input.created_at,
     };
@@ -1238,7 +1246,7 @@ impl<'a> Planner<'a> {
             ));
         }
         let all_ready = !probes && !self.shape.startup_probe;
-        if all_ready && self.wl.readiness_gate.is_none() {
+        if all_ready && self.shape.readiness_gate.is_none() {
             c.conditions.push(("ContainersReady", true, None, None));
             c.conditions.push(("Ready", true, None, None));
             if self.wl.kind != WorkloadKind::Job {
@@ -1358,7 +1366,7 @@ impl<'a> Planner<'a> {
             let mut c = StatusChange::default();
             c.containers.push((slot, CState::Running { ready: true }));
             c.conditions.push(("ContainersReady", true, None, None));
-            if let Some(gate) = self.wl.readiness_gate.clone() {
+            if let Some(gate) = self.shape.readiness_gate.clone() {
                 c.conditions.push((
                     "Ready",
                     false,
@@ -1371,7 +1379,7 @@ impl<'a> Planner<'a> {
                 c.conditions.push(("Ready", true, None, None));
             }
             self.status(ready, c);
-            if self.wl.readiness_gate.is_some() {
+            if self.shape.readiness_gate.is_some() {
                 if code == Code::ReadinessGateNotReady {
                     return Reached::Stuck;
                 }

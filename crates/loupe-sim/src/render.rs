@@ -156,7 +156,7 @@ impl ObjectRef {
         self.api_version = version;
         self
     }
-    pub fn sub(mut self, sub: &'static str) -> ObjectRef {
+    pub fn subresource(mut self, sub: &'static str) -> ObjectRef {
         self.subresource = sub;
         self
     }
@@ -1071,7 +1071,7 @@ fn pod_spec(shape: &PodShape, wl: &Workload) -> Value {
     }
     spec.insert("enableServiceLinks".into(), json!(true));
     spec.insert("preemptionPolicy".into(), json!("PreemptLowerPriority"));
-    if let Some(gate) = &wl.readiness_gate {
+    if let Some(gate) = &shape.readiness_gate {
         spec.insert("readinessGates".into(), json!([{"conditionType": gate}]));
     }
     Value::Object(spec)
@@ -1110,6 +1110,7 @@ pub fn core_event_body(
 }
 
 /// An `events.k8s.io/v1` Event by the scheduler, or its series patch.
+#[allow(clippy::too_many_arguments)]
 pub fn scheduler_event_body(
     name: &str,
     namespace: &str,
