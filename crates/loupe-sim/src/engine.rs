@@ -471,7 +471,9 @@ impl<'a> Engine<'a> {
                     latency: write(&mut self.rng),
                     verb: "create",
                     actor: Actor::scheduler(),
-                    object: ObjectRef::new("pods", &ns, &name).subresource("binding"),
+                    object: ObjectRef::new("pods", &ns, &name)
+                        .subresource("binding")
+                        .object(&live.model.shape.uid, ""),
                     code: 201,
                     failure: None,
                     level: "Request",
@@ -828,7 +830,11 @@ impl<'a> Engine<'a> {
             verb: "update",
             actor: Actor::kubelet(node),
             object: ObjectRef::new("leases", "kube-node-lease", &node.name)
-                .group("coordination.k8s.io", "v1"),
+                .group("coordination.k8s.io", "v1")
+                .object(
+                    &lease_uid(&node.name),
+                    &(at / 1000 % 10_000_000).to_string(),
+                ),
             code: 200,
             failure: None,
             level: "Metadata",
@@ -888,7 +894,8 @@ impl<'a> Engine<'a> {
             verb: "update",
             actor,
             object: ObjectRef::new("leases", "kube-system", name)
-                .group("coordination.k8s.io", "v1"),
+                .group("coordination.k8s.io", "v1")
+                .object(&lease_uid(name), &(at / 1000 % 10_000_000).to_string()),
             code: 200,
             failure: None,
             level: "Metadata",
@@ -1005,6 +1012,14 @@ impl<'a> Engine<'a> {
             &mut self.lines,
         );
     }
+}
+
+/// A lease's (stable) UID.
+fn lease_uid(name: &str) -> String {
+    let h = name.bytes().fold(0x1ea5e, |h: u64, b| {
+        h.wrapping_mul(131).wrapping_add(u64::from(b))
+    });
+    Rng::new(h).uuid()
 }
 
 fn format_seconds(us: i64) -> String {

@@ -24,6 +24,8 @@ pub struct Actor {
     pub ip: String,
     /// RBAC's `authorization.k8s.io/reason`; empty for the Node authorizer.
     pub authz: String,
+    /// `X509SHA256=…` for certificates, `JTI=…` for service-account tokens.
+    pub credential: String,
 }
 
 const SA_GROUPS: &[&str] = &[
@@ -41,6 +43,7 @@ impl Actor {
             agent: node.kubelet_agent(),
             ip: node.ip.clone(),
             authz: String::new(),
+            credential: x509(&format!("system:node:{}", node.name)),
         }
     }
 
@@ -48,6 +51,7 @@ impl Actor {
         let user = format!("system:serviceaccount:kube-system:{name}");
         Actor {
             uid: Some(uid_for(&user)),
+            credential: format!("JTI={}", uid_for(&format!("jti:{user}"))),
             agent: format!(
                 "kube-controller-manager/v1.{CONTROL_PLANE_MINOR}.2 (linux/amd64) kubernetes/{}/system:serviceaccount:kube-system:{name}",
                 git_hash(CONTROL_PLANE_MINOR)
@@ -72,6 +76,7 @@ impl Actor {
             ),
             ip: "10.0.0.2".into(),
             authz: "RBAC: allowed by ClusterRoleBinding \"system:kube-scheduler\" of ClusterRole \"system:kube-scheduler\" to User \"system:kube-scheduler\"".into(),
+            credential: x509("system:kube-scheduler"),
         }
     }
 
@@ -85,6 +90,7 @@ impl Actor {
                 git_hash(CONTROL_PLANE_MINOR)
             ),
             ip: "192.168.10.24".into(),
+            credential: x509("alice@example.com"),
             authz: "RBAC: allowed by ClusterRoleBinding \"platform-admins\" of ClusterRole \"cluster-admin\" to Group \"platform-team\"".into(),
         }
     }
@@ -93,6 +99,7 @@ impl Actor {
         let user = format!("system:serviceaccount:{namespace}:{name}");
         Actor {
             uid: Some(uid_for(&user)),
+            credential: format!("JTI={}", uid_for(&format!("jti:{user}"))),
             user,
             groups: &["system:serviceaccounts", "system:authenticated"],
             agent: agent.into(),
@@ -102,6 +109,21 @@ impl Actor {
             ),
         }
     }
+}
+
+/// A client certificate's fingerprint, as the authenticator records it.
+fn x509(name: &str) -> String {
+    let mut r = Rng::new(name.len() as u64 ^ 0x509);
+    for b in name.bytes() {
+        r = Rng::new(r.next_u64() ^ u64::from(b));
+    }
+    format!(
+        "X509SHA256={:016x}{:016x}{:016x}{:016x}",
+        r.next_u64(),
+        r.next_u64(),
+        r.next_u64(),
+        r.next_u64()
+    )
 }
 
 /// A stable UID for a named identity.
@@ -138,6 +160,9 @@ pub struct ObjectRef {
     pub name: String,
     pub api_group: &'static str,
     pub api_version: &'static str,
+    /// Set by the apiserver from the request's object (create/update), as in `LogRequestObject`.
+    pub uid: String,
+    pub resource_version: String,
     pub subresource: &'static str,
 }
 
@@ -154,6 +179,11 @@ impl ObjectRef {
     pub fn group(mut self, group: &'static str, version: &'static str) -> ObjectRef {
         self.api_group = group;
         self.api_version = version;
+        self
+    }
+    pub fn object(mut self, uid: &str, resource_version: &str) -> ObjectRef {
+        self.uid = uid.to_string();
+        self.resource_version = resource_version.to_string();
         self
     }
     pub fn subresource(mut self, sub: &'static str) -> ObjectRef {
@@ -221,6 +251,14 @@ struct User<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     uid: Option<&'a str>,
     groups: &'a [&'a str],
+    extra: Extra<'a>,
+}
+
+/// Since Kubernetes 1.32 the authenticator records which credential was used.
+#[derive(Serialize)]
+struct Extra<'a> {
+    #[serde(rename = "authentication.kubernetes.io/credential-id")]
+    credential: [&'a str; 1],
 }
 
 #[derive(Serialize)]
@@ -232,8 +270,12 @@ struct EnvelopeRef<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     name: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
+    uid: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     api_group: &'a str,
     api_version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    resource_version: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     subresource: &'a str,
 }
@@ -299,14 +341,19 @@ pub fn write_request(
         resource: req.object.resource,
         namespace: &req.object.namespace,
         name: &req.object.name,
+        uid: &req.object.uid,
         api_group: req.object.api_group,
         api_version: req.object.api_version,
+        resource_version: &req.object.resource_version,
         subresource: req.object.subresource,
     });
     let user = || User {
         username: &req.actor.user,
         uid: req.actor.uid.as_deref(),
         groups: req.actor.groups,
+        extra: Extra {
+            credential: [&req.actor.credential],
+        },
     };
     let annotations = || Annotations {
         decision: "allow",
@@ -432,6 +479,9 @@ pub struct PodModel {
     pub shape: PodShape,
     pub workload: usize,
     spec: String,
+    /// The spec as the controller sends it: the template, before admission plugins
+    /// (ServiceAccount, DefaultTolerationSeconds, Priority) add to it.
+    template_spec: String,
     node_name: Option<String>,
     host_ip: Option<String>,
     phase: &'static str,
@@ -450,7 +500,8 @@ pub struct PodModel {
 
 impl PodModel {
     pub fn new(shape: PodShape, workload: usize, wl: &Workload) -> PodModel {
-        let spec = pod_spec(&shape, wl).to_string();
+        let spec = pod_spec(&shape, wl, true).to_string();
+        let template_spec = pod_spec(&shape, wl, false).to_string();
         let status = |image: &String| ContainerStatus {
             state: CState::Waiting {
                 reason: "ContainerCreating",
@@ -474,6 +525,7 @@ impl PodModel {
             shape,
             workload,
             spec,
+            template_spec,
             node_name: None,
             host_ip: None,
             phase: "Pending",
@@ -674,7 +726,7 @@ impl PodModel {
         }
         format!(
             "{{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{meta},\"spec\":{},\"status\":{{}}}}",
-            self.spec
+            self.template_spec
         )
     }
 
@@ -937,6 +989,7 @@ fn container_spec(
     shape: &PodShape,
     main: bool,
     padding: usize,
+    admitted: bool,
 ) -> Value {
     let mut c = serde_json::Map::new();
     c.insert("name".into(), json!(spec.name));
@@ -964,16 +1017,19 @@ fn container_spec(
     if spec.sidecar {
         c.insert("restartPolicy".into(), json!("Always"));
     }
-    let mut mounts = vec![
-        json!({"name": "kube-api-access", "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}),
-    ];
+    let mut mounts = Vec::new();
+    if admitted {
+        mounts.push(json!({"name": "kube-api-access", "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}));
+    }
     if main && shape.config_map.is_some() {
         mounts.push(json!({"name": "config", "mountPath": "/etc/app"}));
     }
     if main && shape.claim.is_some() {
         mounts.push(json!({"name": "data", "mountPath": "/var/lib/app"}));
     }
-    c.insert("volumeMounts".into(), Value::Array(mounts));
+    if !mounts.is_empty() {
+        c.insert("volumeMounts".into(), Value::Array(mounts));
+    }
     if main && spec.liveness {
         c.insert("livenessProbe".into(), probe("/livez", 10, 3));
     }
@@ -1008,12 +1064,15 @@ fn container_spec(
     Value::Object(c)
 }
 
-fn pod_spec(shape: &PodShape, wl: &Workload) -> Value {
-    let mut volumes = vec![json!({"name": "kube-api-access", "projected": {"sources": [
-        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}],
-        "defaultMode": 420}})];
+fn pod_spec(shape: &PodShape, wl: &Workload, admitted: bool) -> Value {
+    let mut volumes = Vec::new();
+    if admitted {
+        volumes.push(json!({"name": "kube-api-access", "projected": {"sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}],
+            "defaultMode": 420}}));
+    }
     if let Some(cm) = &shape.config_map {
         volumes.push(json!({"name": "config", "configMap": {"name": cm, "defaultMode": 420}}));
     }
@@ -1021,13 +1080,15 @@ fn pod_spec(shape: &PodShape, wl: &Workload) -> Value {
         volumes.push(json!({"name": "data", "persistentVolumeClaim": {"claimName": format!("{claim}-{}", shape.name)}}));
     }
     let mut spec = serde_json::Map::new();
-    spec.insert("volumes".into(), Value::Array(volumes));
+    if !volumes.is_empty() {
+        spec.insert("volumes".into(), Value::Array(volumes));
+    }
     if !wl.init.is_empty() {
         let init: Vec<Value> = wl
             .init
             .iter()
             .zip(&shape.init_images)
-            .map(|(c, img)| container_spec(c, img, shape, false, 0))
+            .map(|(c, img)| container_spec(c, img, shape, false, 0, admitted))
             .collect();
         spec.insert("initContainers".into(), Value::Array(init));
     }
@@ -1037,7 +1098,14 @@ fn pod_spec(shape: &PodShape, wl: &Workload) -> Value {
         .zip(&shape.images)
         .enumerate()
         .map(|(i, (c, img))| {
-            container_spec(c, img, shape, i == 0, if i == 0 { wl.padding } else { 0 })
+            container_spec(
+                c,
+                img,
+                shape,
+                i == 0,
+                if i == 0 { wl.padding } else { 0 },
+                admitted,
+            )
         })
         .collect();
     spec.insert("containers".into(), Value::Array(containers));
@@ -1054,23 +1122,34 @@ fn pod_spec(shape: &PodShape, wl: &Workload) -> Value {
         json!(wl.grace_seconds),
     );
     spec.insert("dnsPolicy".into(), json!("ClusterFirst"));
-    spec.insert("serviceAccountName".into(), json!("default"));
-    spec.insert("serviceAccount".into(), json!("default"));
+    if admitted {
+        spec.insert("serviceAccountName".into(), json!("default"));
+        spec.insert("serviceAccount".into(), json!("default"));
+    }
     spec.insert("securityContext".into(), json!({}));
     spec.insert("schedulerName".into(), json!("default-scheduler"));
-    spec.insert(
-        "tolerations".into(),
-        json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-               {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]),
-    );
+    if admitted {
+        spec.insert(
+            "tolerations".into(),
+            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                   {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]),
+        );
+    }
     if let Some(pc) = &wl.priority_class {
         spec.insert("priorityClassName".into(), json!(pc));
-        spec.insert("priority".into(), json!(1_000_000));
-    } else {
-        spec.insert("priority".into(), json!(0));
+    }
+    if admitted {
+        spec.insert(
+            "priority".into(),
+            json!(if wl.priority_class.is_some() {
+                1_000_000
+            } else {
+                0
+            }),
+        );
+        spec.insert("preemptionPolicy".into(), json!("PreemptLowerPriority"));
     }
     spec.insert("enableServiceLinks".into(), json!(true));
-    spec.insert("preemptionPolicy".into(), json!("PreemptLowerPriority"));
     if let Some(gate) = &shape.readiness_gate {
         spec.insert("readinessGates".into(), json!([{"conditionType": gate}]));
     }
