@@ -721,6 +721,8 @@ impl PodModel {
             }
             m.remove("uid");
             m.remove("resourceVersion");
+            // Finalizers are added at admission (a mutating webhook), not in the template.
+            m.remove("finalizers");
             m.remove("namespace");
             m.insert("creationTimestamp".into(), Value::Null);
         }
