@@ -1,62 +1,181 @@
-//! `loupe demo`: a sample cluster's audit log, replayed into the store, then shown.
+//! `loupe demo`: Loupe's webhook receiver on the embedded store, fed live by a paced
+//! simulated cluster (with injected faults), then what Loupe saw.
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use loupe_ingest::metrics::IngestMetrics;
+use loupe_ingest::webhook::{self, WebhookConfig};
+use loupe_ingest::writer::{self, WriterConfig};
 use loupe_ingest::{Pipeline, PipelineConfig};
-use loupe_sample::{generate, SampleConfig};
+use loupe_sim::{Code, FaultClass, Label};
 use loupe_store::{PodFilter, StoreReader};
 
-use crate::{open, output::Format, Global};
+use crate::{open, output::Format, simulate::SimulateArgs, Global};
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Pods in the sample.
-    #[arg(long, default_value_t = 40)]
+    /// Pods the simulated cluster creates.
+    #[arg(long, default_value_t = 120)]
     pods: usize,
+    /// Pod creations per second of audit time.
+    #[arg(long, default_value_t = 2.0)]
+    rate: f64,
+    /// Audit time runs this many times faster than wall time.
+    #[arg(long, default_value_t = 20.0)]
+    speed: f64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Share of pods with an injected fault, spread over every code.
+    #[arg(long, default_value_t = 0.25)]
+    faults: f64,
+    /// Address of Loupe's webhook receiver (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
 }
 
 pub fn run(g: &Global, args: DemoArgs) -> Result<()> {
     let cluster = crate::cluster_or_default(g);
     std::fs::create_dir_all(&g.data)?;
-    let log = g.data.join(format!("demo-{cluster}-audit.log"));
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&log).with_context(|| log.display().to_string())?,
+    let sim = SimulateArgs {
+        profile: "default".into(),
+        pods: Some(args.pods),
+        nodes: None,
+        rate: Some(args.rate),
+        seed: args.seed,
+        faults: None,
+        // `faults` of the creates fail, spread evenly over the create codes.
+        every_fault: Some(
+            args.faults
+                / loupe_sim::CODES
+                    .iter()
+                    .filter(|c| {
+                        c.class != FaultClass::None && c.lifecycle == loupe_sim::Lifecycle::Create
+                    })
+                    .count() as f64,
+        ),
+        omit_request_received: true,
+        noise: None,
+        out: "-".into(),
+        labels: None,
+        webhook: None,
+        speed: args.speed,
+        token_file: None,
+        list_codes: false,
+        list_profiles: false,
+    };
+    let mut config = sim.config(&cluster)?;
+    config.tail_seconds = 120.0;
+
+    // Loupe: the writer behind a webhook receiver, as `loupe serve` runs them.
+    let store = open(g)?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = IngestMetrics::register(&mut registry);
+    let registry = Arc::new(Mutex::new(registry));
+    let writer_config = WriterConfig {
+        idle_flush: Duration::from_secs(2),
+        ..WriterConfig::default()
+    };
+    let (writer, writer_thread) = writer::spawn(
+        Pipeline::new(store, PipelineConfig::default()),
+        writer_config,
+        metrics.clone(),
     );
-    let mut lines = 0u64;
-    let mut failed = None;
-    generate(
-        &SampleConfig {
-            pods: args.pods,
-            seed: args.seed,
-            ..SampleConfig::default()
-        },
-        |line| {
-            if failed.is_none() {
-                lines += 1;
-                failed = writeln!(file, "{line}").err();
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let wc = WebhookConfig {
+        listen: addr,
+        default_cluster: cluster.clone(),
+        token: None,
+        tls: None,
+        max_body_bytes: 64 << 20,
+    };
+    let router = webhook::router(writer.clone(), &wc, metrics, registry);
+    drop(writer);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || -> Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        rt.block_on(webhook::serve_on(listener, router, &wc, async {
+            let _ = stop_rx.await;
+        }))
+    });
+    let url = format!("http://{addr}/audit/{cluster}");
+    eprintln!(
+        "Loupe is receiving the audit webhook at {url}; a simulated cluster ({} nodes, {} pods, faults injected) sends to it at {}× real time.",
+        config.nodes, config.pods, args.speed
+    );
+
+    // The cluster, paced, with a progress line from the store as it fills.
+    let labels: Arc<Mutex<Vec<Label>>> = Arc::default();
+    let reporter = {
+        let data = g.clone();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let cluster = cluster.clone();
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut next = Duration::from_secs(3);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(250));
+                if started.elapsed() < next {
+                    continue;
+                }
+                next += Duration::from_secs(3);
+                if let Ok(store) = open(&data) {
+                    if let Ok(pods) = store.pods(&PodFilter {
+                        cluster: Some(cluster.clone()),
+                        ..PodFilter::default()
+                    }) {
+                        let mut phases: BTreeMap<String, usize> = BTreeMap::new();
+                        for p in &pods {
+                            *phases
+                                .entry(p.phase.clone().unwrap_or_else(|| "-".into()))
+                                .or_default() += 1;
+                        }
+                        let line: Vec<String> =
+                            phases.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                        eprintln!(
+                            "  [{:>4.0}s] {} pods in Loupe: {}",
+                            started.elapsed().as_secs_f64(),
+                            pods.len(),
+                            line.join(", ")
+                        );
+                    }
+                }
             }
-        },
-    );
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    file.flush()?;
+        });
+        (done, handle)
+    };
+    let sink = labels.clone();
+    let summary = crate::simulate::paced(&config, &url, args.speed, None, &mut |l| {
+        if let Ok(mut v) = sink.lock() {
+            v.push(l.clone());
+        }
+    });
+    reporter.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = reporter.1.join();
+    let _ = stop_tx.send(());
+    let served = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the webhook thread panicked"))?;
+    let _ = writer_thread.join();
+    let summary = summary?;
+    served?;
     eprintln!(
-        "wrote {lines} audit events for {} pods to {}",
-        args.pods,
-        log.display()
+        "sent {} audit events ({:.1} MB) for {} pods and {} refused creates",
+        summary.events,
+        summary.bytes as f64 / 1e6,
+        summary.pods,
+        summary.refused_creates
     );
-    let mut pipeline = Pipeline::new(open(g)?, PipelineConfig::default());
-    pipeline.replay(&cluster, std::slice::from_ref(&log))?;
-    let stats = pipeline.totals().get(&cluster).cloned().unwrap_or_default();
-    eprintln!(
-        "replayed: {} records, {} analysed, {} skipped as noise, {} not final, {} facts",
-        stats.records, stats.analysed, stats.skipped, stats.non_final, stats.facts
-    );
+
     let store = open(g)?;
     let pods = store.pods(&PodFilter {
         cluster: Some(cluster.clone()),
@@ -65,18 +184,48 @@ pub fn run(g: &Global, args: DemoArgs) -> Result<()> {
     if g.output != Format::Table {
         return crate::output::emit(g.output, &pods, |_| crate::output::table(&[]));
     }
-    println!("{}", crate::pods_table(&pods));
-    if let Some(p) = pods.iter().find(|p| p.gone.is_some()).or(pods.first()) {
+    println!(
+        "{}",
+        crate::pods_table(&pods.iter().take(25).cloned().collect())
+    );
+    if pods.len() > 25 {
         println!(
-            "\nloupe timeline {}/{} --cluster {cluster}:",
-            p.namespace, p.name
+            "… and {} more (loupe pods --data {})",
+            pods.len() - 25,
+            g.data.display()
         );
-        let facts = store.timeline(&p.cluster, &p.uid)?;
-        let view = crate::TimelineView {
-            pod: p.clone(),
-            facts,
-        };
-        println!("{}", crate::timeline_table(&view));
+    }
+    let labels = labels.lock().map(|l| l.clone()).unwrap_or_default();
+    let injected: Vec<&Label> = labels
+        .iter()
+        .filter(|l| l.create.code != Code::Success && !l.uid.is_empty())
+        .collect();
+    let mut by_code: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in &injected {
+        *by_code.entry(l.create.code.name()).or_default() += 1;
+    }
+    println!("\nFaults the simulator injected at create (the ground truth; Loupe never reads it):");
+    for (code, n) in &by_code {
+        println!("  {code:<34} {n}");
+    }
+    if let Some(l) = injected
+        .iter()
+        .find(|l| pods.iter().any(|p| p.uid == l.uid))
+    {
+        if let Some(p) = pods.iter().find(|p| p.uid == l.uid) {
+            println!(
+                "\nloupe timeline {}/{} (injected: {}):",
+                p.namespace,
+                p.name,
+                l.create.code.name()
+            );
+            let facts = store.timeline(&p.cluster, &p.uid)?;
+            let view = crate::TimelineView {
+                pod: p.clone(),
+                facts: facts.into_iter().take(40).collect(),
+            };
+            println!("{}", crate::timeline_table(&view));
+        }
     }
     println!("\nNext: loupe pods, loupe timeline POD, loupe history POD, loupe raw AUDIT_ID (all with --data {})", g.data.display());
     Ok(())

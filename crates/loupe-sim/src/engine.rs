@@ -5,6 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::rc::Rc;
 
 use serde_json::json;
 
@@ -52,6 +53,7 @@ struct Live {
 
 struct Engine<'a> {
     config: &'a SimConfig,
+    actors: Actors,
     nodes: Vec<Node>,
     workloads: Vec<Workload>,
     rng: Rng,
@@ -87,6 +89,7 @@ pub fn run(
     warm_caches(&mut nodes, &workloads, config.seed);
     let mut engine = Engine {
         config,
+        actors: Actors::new(&nodes),
         nodes,
         workloads,
         rng: Rng::derive(config.seed, 23, 0),
@@ -395,7 +398,7 @@ impl<'a> Engine<'a> {
                     at,
                     latency: write(&mut self.rng) + 2 * MS,
                     verb: "create",
-                    actor: Actor::controller(wl.kind.controller()),
+                    actor: self.actors.controller(wl.kind.controller()),
                     object: ObjectRef::new("pods", &ns, object_name),
                     code: 201,
                     failure: None,
@@ -421,7 +424,7 @@ impl<'a> Engine<'a> {
                     at,
                     latency: write(&mut self.rng) + if *code == 500 { 10 * S } else { 0 },
                     verb: "create",
-                    actor: Actor::controller(wl.kind.controller()),
+                    actor: self.actors.controller(wl.kind.controller()),
                     object: ObjectRef::new("pods", &ns, ""),
                     code: *code,
                     failure: Some((reason, message.clone())),
@@ -456,7 +459,7 @@ impl<'a> Engine<'a> {
                     live.started,
                     at,
                 );
-                let actor = Actor::controller(wl.kind.controller());
+                let actor = self.actors.controller(wl.kind.controller());
                 self.event_request(at, actor, &ns, &event_name, *count, body);
             }
             Act::Bind => {
@@ -470,7 +473,7 @@ impl<'a> Engine<'a> {
                     at,
                     latency: write(&mut self.rng),
                     verb: "create",
-                    actor: Actor::scheduler(),
+                    actor: self.actors.scheduler(),
                     object: ObjectRef::new("pods", &ns, &name)
                         .subresource("binding")
                         .object(&live.model.shape.uid, ""),
@@ -510,7 +513,7 @@ impl<'a> Engine<'a> {
                     at,
                     latency: write(&mut self.rng),
                     verb,
-                    actor: Actor::scheduler(),
+                    actor: self.actors.scheduler(),
                     object: ObjectRef::new("events", &ns, &event_name).group("events.k8s.io", "v1"),
                     code: if verb == "create" { 201 } else { 200 },
                     failure: None,
@@ -528,11 +531,12 @@ impl<'a> Engine<'a> {
                     .model
                     .apply_status(change, &mut self.nodes[node_ix], wl, at);
                 let actor = match actor {
-                    StatusActor::Scheduler => Actor::scheduler(),
+                    StatusActor::Scheduler => self.actors.scheduler(),
                     StatusActor::GateController => {
-                        Actor::service("kube-system", "lb-controller", "lb-controller/v0.9.1")
+                        self.actors
+                            .service("kube-system", "lb-controller", "lb-controller/v0.9.1")
                     }
-                    StatusActor::PodGc => Actor::controller("pod-garbage-collector"),
+                    StatusActor::PodGc => self.actors.controller("pod-garbage-collector"),
                 };
                 self.status_request(at, actor, &ns, &name, body);
             }
@@ -541,7 +545,7 @@ impl<'a> Engine<'a> {
                 let body = live
                     .model
                     .apply_status(change, &mut self.nodes[node_ix], wl, at);
-                let actor = Actor::kubelet(&self.nodes[node_ix]);
+                let actor = self.actors.kubelet(node_ix);
                 // The kubelet reads the pod before each status patch.
                 let get = Request {
                     at: at - 3 * MS,
@@ -579,7 +583,7 @@ impl<'a> Engine<'a> {
                     at,
                     latency: write(&mut self.rng),
                     verb: "patch",
-                    actor: Actor::controller("node-controller"),
+                    actor: self.actors.controller("node-controller"),
                     object: ObjectRef::new("nodes", "", &node.name).subresource("status"),
                     code: 200,
                     failure: None,
@@ -595,19 +599,20 @@ impl<'a> Engine<'a> {
                 let wl = &self.workloads[wl_index];
                 let (actor, body) = match by {
                     Deleter::Controller => (
-                        Actor::controller(if wl.kind == crate::cluster::WorkloadKind::Job {
-                            "generic-garbage-collector"
-                        } else {
-                            wl.kind.controller()
-                        }),
+                        self.actors
+                            .controller(if wl.kind == crate::cluster::WorkloadKind::Job {
+                                "generic-garbage-collector"
+                            } else {
+                                wl.kind.controller()
+                            }),
                         json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": live.model.shape.uid}, "propagationPolicy": "Background"}),
                     ),
                     Deleter::User => (
-                        Actor::user(),
+                        self.actors.user(),
                         json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
                     ),
                     Deleter::PodGc => (
-                        Actor::controller("pod-garbage-collector"),
+                        self.actors.controller("pod-garbage-collector"),
                         json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "preconditions": {"uid": live.model.shape.uid}}),
                     ),
                 };
@@ -621,7 +626,7 @@ impl<'a> Engine<'a> {
                 let body = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
                     "preconditions": {"uid": live.model.shape.uid}});
                 let response = live.model.pod_json(wl);
-                let actor = Actor::kubelet(&self.nodes[node_ix]);
+                let actor = self.actors.kubelet(node_ix);
                 self.pod_write(at, actor, "delete", &ns, &name, body.to_string(), response);
             }
             Act::Evict { refused } => {
@@ -645,11 +650,7 @@ impl<'a> Engine<'a> {
                         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
                     )
                 };
-                let mut actor = Actor::user();
-                actor.agent = format!(
-                    "kubectl/v1.34.2 (linux/amd64) kubernetes/{} drain",
-                    crate::cluster::git_hash(34)
-                );
+                let actor = self.actors.drainer();
                 let req = Request {
                     at,
                     latency: write(&mut self.rng),
@@ -673,7 +674,7 @@ impl<'a> Engine<'a> {
                     json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}})
                         .to_string();
                 let response = live.model.pod_json(wl);
-                let actor = Actor::service(
+                let actor = self.actors.service(
                     "platform",
                     "cleanup-controller",
                     "cleanup-controller/v1.4.0 (linux/amd64)",
@@ -690,7 +691,8 @@ impl<'a> Engine<'a> {
                 let body = json!({"spec": {"$setElementOrder/containers": order, "containers": [{"image": image, "name": wl.containers[0].name}]}}).to_string();
                 live.model.set_image(image);
                 let response = live.model.pod_json(wl);
-                self.pod_write(at, Actor::user(), "patch", &ns, &name, body, response);
+                let actor = self.actors.user();
+                self.pod_write(at, actor, "patch", &ns, &name, body, response);
             }
         }
     }
@@ -699,7 +701,7 @@ impl<'a> Engine<'a> {
     fn pod_write(
         &mut self,
         at: i64,
-        actor: Actor,
+        actor: Rc<Actor>,
         verb: &'static str,
         ns: &str,
         name: &str,
@@ -723,7 +725,7 @@ impl<'a> Engine<'a> {
         self.emit(req);
     }
 
-    fn status_request(&mut self, at: i64, actor: Actor, ns: &str, name: &str, body: String) {
+    fn status_request(&mut self, at: i64, actor: Rc<Actor>, ns: &str, name: &str, body: String) {
         let req = Request {
             at,
             latency: latency(&mut self.rng, true),
@@ -744,7 +746,7 @@ impl<'a> Engine<'a> {
     fn event_request(
         &mut self,
         at: i64,
-        actor: Actor,
+        actor: Rc<Actor>,
         ns: &str,
         event_name: &str,
         count: u32,
@@ -793,16 +795,20 @@ impl<'a> Engine<'a> {
             live.model.shape.uid.as_bytes(),
         );
         let (component, host, actor) = match e.component {
-            Component::Kubelet => ("kubelet", Some(node.name.as_str()), Actor::kubelet(node)),
+            Component::Kubelet => (
+                "kubelet",
+                Some(node.name.as_str()),
+                self.actors.kubelet(node.index),
+            ),
             Component::AttachDetach => (
                 "attachdetach-controller",
                 None,
-                Actor::controller("attachdetach-controller"),
+                self.actors.controller("attachdetach-controller"),
             ),
             Component::NodeController => (
                 "node-controller",
                 None,
-                Actor::controller("node-controller"),
+                self.actors.controller("node-controller"),
             ),
         };
         let ns = wl.namespace.clone();
@@ -828,7 +834,7 @@ impl<'a> Engine<'a> {
             at,
             latency: latency(&mut self.rng, true),
             verb: "update",
-            actor: Actor::kubelet(node),
+            actor: self.actors.kubelet(node.index),
             object: ObjectRef::new("leases", "kube-node-lease", &node.name)
                 .group("coordination.k8s.io", "v1")
                 .object(
@@ -866,7 +872,7 @@ impl<'a> Engine<'a> {
             at,
             latency: latency(&mut self.rng, true),
             verb: "patch",
-            actor: Actor::kubelet(node),
+            actor: self.actors.kubelet(node.index),
             object: ObjectRef::new("nodes", "", &node.name).subresource("status"),
             code: 200,
             failure: None,
@@ -881,11 +887,11 @@ impl<'a> Engine<'a> {
 
     fn control_lease(&mut self, at: i64, c: usize) {
         let (name, actor) = if c == 0 {
-            ("kube-scheduler", Actor::scheduler())
+            ("kube-scheduler", self.actors.scheduler())
         } else {
             (
                 "kube-controller-manager",
-                Actor::controller("leader-election"),
+                self.actors.controller("leader-election"),
             )
         };
         let req = Request {
@@ -916,9 +922,9 @@ impl<'a> Engine<'a> {
         ];
         let (resource, group, version) = RESOURCES[w % RESOURCES.len()];
         let actor = if w.is_multiple_of(2) {
-            Actor::scheduler()
+            self.actors.scheduler()
         } else {
-            Actor::controller("endpointslice-controller")
+            self.actors.controller("endpointslice-controller")
         };
         let req = Request {
             at,
@@ -939,7 +945,7 @@ impl<'a> Engine<'a> {
 
     fn misc_noise(&mut self, at: i64) {
         let n = self.rng.below(self.nodes.len() as u64) as usize;
-        let kubelet = Actor::kubelet(&self.nodes[n]);
+        let kubelet = self.actors.kubelet(n);
         let (verb, object, actor, non_resource) = match self.rng.below(6) {
             0 => (
                 "get",
@@ -956,20 +962,21 @@ impl<'a> Engine<'a> {
             2 => (
                 "list",
                 ObjectRef::new("pods", "", ""),
-                Actor::controller("replicaset-controller"),
+                self.actors.controller("replicaset-controller"),
                 None,
             ),
             3 => (
                 "get",
                 ObjectRef::new("endpointslices", "default", "kubernetes")
                     .group("discovery.k8s.io", "v1"),
-                Actor::controller("endpointslice-controller"),
+                self.actors.controller("endpointslice-controller"),
                 None,
             ),
             4 => (
                 "get",
                 ObjectRef::default(),
-                Actor::service("monitoring", "prometheus", "Prometheus/2.53.1"),
+                self.actors
+                    .service("monitoring", "prometheus", "Prometheus/2.53.1"),
                 Some("/metrics"),
             ),
             _ => (

@@ -2,9 +2,11 @@
 //! request as each component sends it, the response the apiserver returns (the full pod
 //! at RequestResponse), and the envelope, field for field.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use loupe_audit::format_micros;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::cluster::{git_hash, Node, Workload, WorkloadKind, CONTROL_PLANE_MINOR, READINESS_GATE};
@@ -111,6 +113,57 @@ impl Actor {
     }
 }
 
+/// Actors are built once and shared: every request names one.
+pub struct Actors {
+    kubelets: Vec<Rc<Actor>>,
+    named: HashMap<String, Rc<Actor>>,
+}
+
+impl Actors {
+    pub fn new(nodes: &[Node]) -> Actors {
+        Actors {
+            kubelets: nodes.iter().map(|n| Rc::new(Actor::kubelet(n))).collect(),
+            named: HashMap::new(),
+        }
+    }
+    pub fn kubelet(&self, node: usize) -> Rc<Actor> {
+        self.kubelets[node.min(self.kubelets.len().saturating_sub(1))].clone()
+    }
+    fn named(&mut self, key: &str, make: impl FnOnce() -> Actor) -> Rc<Actor> {
+        if let Some(a) = self.named.get(key) {
+            return a.clone();
+        }
+        let a = Rc::new(make());
+        self.named.insert(key.to_string(), a.clone());
+        a
+    }
+    pub fn controller(&mut self, name: &str) -> Rc<Actor> {
+        self.named(&format!("controller/{name}"), || Actor::controller(name))
+    }
+    pub fn scheduler(&mut self) -> Rc<Actor> {
+        self.named("scheduler", Actor::scheduler)
+    }
+    pub fn user(&mut self) -> Rc<Actor> {
+        self.named("user", Actor::user)
+    }
+    /// The user running `kubectl drain`.
+    pub fn drainer(&mut self) -> Rc<Actor> {
+        self.named("drain", || {
+            let mut a = Actor::user();
+            a.agent = format!(
+                "kubectl/v1.{CONTROL_PLANE_MINOR}.2 (linux/amd64) kubernetes/{} drain",
+                git_hash(CONTROL_PLANE_MINOR)
+            );
+            a
+        })
+    }
+    pub fn service(&mut self, namespace: &str, name: &str, agent: &str) -> Rc<Actor> {
+        self.named(&format!("service/{namespace}/{name}"), || {
+            Actor::service(namespace, name, agent)
+        })
+    }
+}
+
 /// A client certificate's fingerprint, as the authenticator records it.
 fn x509(name: &str) -> String {
     let mut r = Rng::new(name.len() as u64 ^ 0x509);
@@ -141,7 +194,7 @@ pub struct Request {
     pub at: i64,
     pub latency: i64,
     pub verb: &'static str,
-    pub actor: Actor,
+    pub actor: Rc<Actor>,
     pub object: ObjectRef,
     pub code: u16,
     pub failure: Option<(&'static str, String)>,
@@ -215,9 +268,11 @@ impl ObjectRef {
     }
 }
 
+/// The envelope up to the bodies; bodies are spliced in verbatim (they are the
+/// simulator's own JSON) and [`Tail`] follows, in the apiserver's field order.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
+struct Head<'a> {
     kind: &'static str,
     api_version: &'static str,
     level: &'static str,
@@ -235,10 +290,11 @@ struct Envelope<'a> {
     object_ref: Option<EnvelopeRef<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_status: Option<Status<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_object: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_object: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Tail<'a> {
     request_received_timestamp: &'a str,
     stage_timestamp: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -329,14 +385,6 @@ pub fn write_request(
             u
         }
     };
-    let request = req
-        .request
-        .as_deref()
-        .and_then(|s| RawValue::from_string(s.to_string()).ok());
-    let response = req
-        .response
-        .as_deref()
-        .and_then(|s| RawValue::from_string(s.to_string()).ok());
     let object_ref = req.non_resource.is_none().then(|| EnvelopeRef {
         resource: req.object.resource,
         namespace: &req.object.namespace,
@@ -364,7 +412,7 @@ pub fn write_request(
                     status: Option<Status<'_>>,
                     bodies: bool,
                     annotated: bool| {
-        let e = Envelope {
+        let head = Head {
             kind: "Event",
             api_version: "audit.k8s.io/v1",
             level: req.level,
@@ -377,13 +425,31 @@ pub fn write_request(
             user_agent: &req.actor.agent,
             object_ref: object_ref.as_ref().map(|r| EnvelopeRef { ..*r }),
             response_status: status,
-            request_object: if bodies { request.as_deref() } else { None },
-            response_object: if bodies { response.as_deref() } else { None },
+        };
+        let tail = Tail {
             request_received_timestamp: &received,
             stage_timestamp: ts,
             annotations: annotated.then(annotations),
         };
-        serde_json::to_string(&e).unwrap_or_default()
+        let mut json = serde_json::to_string(&head).unwrap_or_default();
+        json.pop();
+        if bodies {
+            for (key, body) in [
+                ("requestObject", &req.request),
+                ("responseObject", &req.response),
+            ] {
+                if let Some(body) = body {
+                    json.push_str(",\"");
+                    json.push_str(key);
+                    json.push_str("\":");
+                    json.push_str(body);
+                }
+            }
+        }
+        let tail = serde_json::to_string(&tail).unwrap_or_default();
+        json.push(',');
+        json.push_str(&tail[1..]);
+        json
     };
     let received_at = req.at - req.latency;
     if request_received {
