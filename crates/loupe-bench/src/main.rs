@@ -24,6 +24,7 @@ use loupe_store::SqliteStore;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
+    loupe_ingest::process::disable_transparent_huge_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |name: &str, default: usize| -> usize {
         args.iter()

@@ -11,6 +11,7 @@ pub mod files;
 pub mod formats;
 pub mod metrics;
 pub mod pipeline;
+pub mod process;
 pub mod tail;
 pub mod webhook;
 pub mod writer;

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use serde_json::json;
 
-use crate::cluster::{build_nodes, build_workloads, warm_caches, Node, Shape, Workload};
+use crate::cluster::{build_nodes, build_workloads, Node, Shape, Workload};
 use crate::faults::Lifecycle;
 use crate::model::{Act, Component, Deleter, EventAct, Label, StatusActor, Step};
 use crate::plan::{plan, PlanInput};
@@ -84,9 +84,8 @@ pub fn run(
         namespaces: config.namespaces.max(1),
         slow_node_share: config.slow_node_share,
     };
-    let mut nodes = build_nodes(&shape, config.seed);
+    let nodes = build_nodes(&shape, config.seed);
     let workloads = build_workloads(&shape, config.seed);
-    warm_caches(&mut nodes, &workloads, config.seed);
     let mut engine = Engine {
         config,
         actors: Actors::new(&nodes),
@@ -534,7 +533,7 @@ impl<'a> Engine<'a> {
                     StatusActor::Scheduler => self.actors.scheduler(),
                     StatusActor::GateController => {
                         self.actors
-                            .service("kube-system", "lb-controller", "lb-controller/v0.9.1")
+                            .service("lb-system", "lb-controller", "lb-controller/v0.9.1")
                     }
                     StatusActor::PodGc => self.actors.controller("pod-garbage-collector"),
                 };
@@ -886,12 +885,18 @@ impl<'a> Engine<'a> {
     }
 
     fn control_lease(&mut self, at: i64, c: usize) {
+        // Leader election runs on its own client, with its own user agent suffix.
         let (name, actor) = if c == 0 {
-            ("kube-scheduler", self.actors.scheduler())
+            (
+                "kube-scheduler",
+                self.actors
+                    .leader_election("kube-scheduler", "system:kube-scheduler"),
+            )
         } else {
             (
                 "kube-controller-manager",
-                self.actors.controller("leader-election"),
+                self.actors
+                    .leader_election("kube-controller-manager", "system:kube-controller-manager"),
             )
         };
         let req = Request {

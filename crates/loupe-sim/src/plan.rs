@@ -74,6 +74,7 @@ struct Planner<'a> {
     counts: HashMap<EventKey, u32>,
     limit: i64,
     bound: bool,
+    seed: u64,
 }
 
 /// Plans pod `index` of workload `wl`.
@@ -152,6 +153,7 @@ pub fn plan(
         counts: HashMap::new(),
         limit: input.horizon,
         bound: false,
+        seed,
     };
     // Delivered pods live on for their lifetime; a stuck pod's owner gives up after a
     // while and deletes it.
@@ -826,7 +828,7 @@ impl<'a> Planner<'a> {
     /// puller. Returns when the image is there, or `None` if the pull fails for good.
     fn pull(&mut self, at: i64, slot: Slot, image: &str, bytes: u64, code: Code) -> Option<i64> {
         let node = self.shape.node.unwrap_or(0);
-        let cached = self.nodes[node].images.contains(image);
+        let cached = self.nodes[node].has_image(image, self.seed);
         let fault_here = !slot.init && slot.index == 0;
         let failure = match code {
             Code::ImageNotFound | Code::UpgradeImageNotFound if fault_here => Some(format!(

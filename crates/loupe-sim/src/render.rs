@@ -146,6 +146,22 @@ impl Actors {
     pub fn user(&mut self) -> Rc<Actor> {
         self.named("user", Actor::user)
     }
+    /// A control-plane component's leader-election client (x509 user, `/leader-election`).
+    pub fn leader_election(&mut self, component: &str, user: &str) -> Rc<Actor> {
+        self.named(&format!("leader/{component}"), || Actor {
+            user: user.to_string(),
+            uid: None,
+            groups: &["system:authenticated"],
+            agent: format!(
+                "{component}/v1.{CONTROL_PLANE_MINOR}.2 (linux/amd64) kubernetes/{}/leader-election",
+                git_hash(CONTROL_PLANE_MINOR)
+            ),
+            ip: "10.0.0.2".into(),
+            authz: format!("RBAC: allowed by ClusterRoleBinding \"{user}\" of ClusterRole \"{user}\" to User \"{user}\""),
+            credential: x509(user),
+        })
+    }
+
     /// The user running `kubectl drain`.
     pub fn drainer(&mut self) -> Rc<Actor> {
         self.named("drain", || {
@@ -545,9 +561,6 @@ pub struct PodModel {
     pub shape: PodShape,
     pub workload: usize,
     spec: String,
-    /// The spec as the controller sends it: the template, before admission plugins
-    /// (ServiceAccount, DefaultTolerationSeconds, Priority) add to it.
-    template_spec: String,
     node_name: Option<String>,
     host_ip: Option<String>,
     phase: &'static str,
@@ -567,7 +580,6 @@ pub struct PodModel {
 impl PodModel {
     pub fn new(shape: PodShape, workload: usize, wl: &Workload) -> PodModel {
         let spec = pod_spec(&shape, wl, true).to_string();
-        let template_spec = pod_spec(&shape, wl, false).to_string();
         let status = |image: &String| ContainerStatus {
             state: CState::Waiting {
                 reason: "ContainerCreating",
@@ -591,7 +603,6 @@ impl PodModel {
             shape,
             workload,
             spec,
-            template_spec,
             node_name: None,
             host_ip: None,
             phase: "Pending",
@@ -778,7 +789,8 @@ impl PodModel {
         )
     }
 
-    /// The pod as its controller sends it in the create: from the template, no name.
+    /// The pod as its controller sends it in the create: the template, before admission
+    /// plugins (ServiceAccount, DefaultTolerationSeconds, Priority) add to it; no name.
     pub fn create_request(&self, wl: &Workload) -> String {
         let mut meta = self.metadata(wl);
         if let Some(m) = meta.as_object_mut() {
@@ -794,7 +806,7 @@ impl PodModel {
         }
         format!(
             "{{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{meta},\"spec\":{},\"status\":{{}}}}",
-            self.template_spec
+            pod_spec(&self.shape, wl, false)
         )
     }
 

@@ -483,6 +483,95 @@ fn allowed(table: &[(&str, &str, &str)], path: &str, field: &str) -> bool {
         .any(|(p, f, _)| *f == field && (path == *p || path.ends_with(p)))
 }
 
+/// `<component>/v<version> (<os>/<arch>) kubernetes/<commit>[/<client>]`: how Kubernetes
+/// components (client-go's default) identify themselves.
+fn is_component_agent(agent: &str) -> bool {
+    let Some((head, rest)) = agent.split_once(' ') else {
+        return false;
+    };
+    let Some((name, version)) = head.split_once("/v") else {
+        return false;
+    };
+    let Some((platform, tail)) = rest.split_once(") kubernetes/") else {
+        return false;
+    };
+    let commit = tail.split('/').next().unwrap_or("");
+    !name.is_empty()
+        && version.split('.').count() == 3
+        && version
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && platform.starts_with('(')
+        && platform.contains('/')
+        && commit.len() == 7
+        && commit.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[test]
+fn user_agents_have_the_shape_real_components_send() {
+    let Some(dir) = corpus() else { return };
+    let mut real = Vec::new();
+    for path in [dir.join("audit/audit2rbac-demo/demo.log")]
+        .into_iter()
+        .chain(
+            std::fs::read_dir(dir.join("audit/falco-k8s-audit-traces"))
+                .unwrap()
+                .map(|f| f.unwrap().path()),
+        )
+    {
+        for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+            if let Ok(e) = serde_json::from_str::<Value>(line) {
+                if let Some(a) = e["userAgent"].as_str() {
+                    real.push(a.to_string());
+                }
+            }
+        }
+    }
+    real.push("kube-scheduler/v1.32.2 (linux/arm64) kubernetes/67a30c0/leader-election".into());
+    assert!(
+        real.len() >= 4 && real.iter().all(|a| is_component_agent(a)),
+        "{real:?}"
+    );
+    let mut sim = BTreeSet::new();
+    let config = SimConfig {
+        pods: 40,
+        faults: FaultMix::every_code(0.01),
+        ..(profile("dev").unwrap().config)()
+    };
+    run(
+        &config,
+        &mut |_, line| {
+            let e: Value = serde_json::from_str(line).unwrap();
+            sim.insert((
+                e["user"]["username"].as_str().unwrap().to_string(),
+                e["userAgent"].as_str().unwrap().to_string(),
+            ));
+        },
+        &mut |_| {},
+    );
+    for (user, agent) in &sim {
+        let component = user.starts_with("system:node:")
+            || user.starts_with("system:kube-")
+            || user.starts_with("system:serviceaccount:kube-system:");
+        if component || user == "alice@example.com" {
+            assert!(
+                is_component_agent(agent),
+                "{user}: {agent:?} is not a Kubernetes component's user agent"
+            );
+        }
+        if user.starts_with("system:node:") {
+            assert!(agent.starts_with("kubelet/v1.3"), "{user}: {agent}");
+        }
+    }
+    // As in the v1.32 event: leader election has its own client suffix.
+    assert!(sim
+        .iter()
+        .any(|(u, a)| u == "system:kube-scheduler" && a.ends_with("/leader-election")));
+    assert!(sim
+        .iter()
+        .any(|(u, a)| u == "system:kube-scheduler" && a.ends_with("/scheduler")));
+}
+
 #[test]
 fn simulated_events_have_the_fields_real_ones_have_and_no_others() {
     let Some(dir) = corpus() else { return };
