@@ -5,6 +5,8 @@
 //! - `inflight`: pods created and left running, to show memory grows with in-flight pods
 //!   (`--idle-seconds` sets when quiet pods move to the store; a huge value keeps all).
 //! - `phases FILE`: decode, observe and the processor timed on their own.
+//! - `simulate [--profile P] [--pods N]`: the simulator's generation rate, then the replay
+//!   of its output (no RequestReceived, as the shipped policy logs).
 //!
 //! Each measurement runs in a child process so its peak RSS is its own. Run with
 //! `cargo run --release -p loupe-bench -- ingest` (or `inflight`).
@@ -41,6 +43,13 @@ fn main() -> Result<()> {
             arg("--idle-seconds", 300),
         ),
         Some("parse") => parse_only(arg("--pods", 5_000)),
+        Some("simulate") => simulated(
+            args.iter()
+                .position(|a| a == "--profile")
+                .and_then(|i| args.get(i + 1))
+                .map_or("default", String::as_str),
+            arg("--pods", 20_000),
+        ),
         Some("phases") => phases(&args[1], args.get(2).map(String::as_str)),
         Some("child") => child(&args[1], &args[2], arg("--idle-seconds", 300)),
         // Writes the ingest mix to a file, for profiling `child` on its own.
@@ -52,7 +61,9 @@ fn main() -> Result<()> {
             };
             write_sample(Path::new(&args[1]), &mix).map(|_| ())
         }
-        _ => bail!("usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N]"),
+        _ => bail!(
+            "usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N] | simulate [--profile P] [--pods N]"
+        ),
     }
 }
 
@@ -104,6 +115,51 @@ fn ingest(pods: usize) -> Result<()> {
     );
     let report = run_child(&log, dir.path(), 300)?;
     print_report(&report, w.events, w.bytes);
+    Ok(())
+}
+
+/// The simulator's fast mode (generation rate, size, memory), then Loupe replaying what
+/// it wrote: the ingest path on the most realistic input there is here.
+fn simulated(profile: &str, pods: usize) -> Result<()> {
+    let Some(p) = loupe_sim::profile(profile) else {
+        bail!("unknown profile {profile:?}");
+    };
+    let config = loupe_sim::SimConfig {
+        pods,
+        // As the policy in deploy/ logs it.
+        request_received: false,
+        ..(p.config)()
+    };
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("audit.log");
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&log)?);
+    let mut failed = None;
+    let started = Instant::now();
+    let summary = loupe_sim::run(
+        &config,
+        &mut |_, line| {
+            if failed.is_none() {
+                failed = writeln!(out, "{line}").err();
+            }
+        },
+        &mut |_| {},
+    );
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    out.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "simulate --profile {profile} --pods {pods}: {} events, {:.1} MB in {secs:.2} s: {:.0} events/s, {:.1} MB/s, {:.0} pods/s, peak RSS {:.0} MiB",
+        summary.events,
+        summary.bytes as f64 / 1e6,
+        summary.events as f64 / secs,
+        summary.bytes as f64 / secs / 1e6,
+        pods as f64 / secs,
+        peak_rss_kb()? as f64 / 1024.0
+    );
+    let report = run_child(&log, dir.path(), 300)?;
+    print_report(&report, summary.events, summary.bytes);
     Ok(())
 }
 
