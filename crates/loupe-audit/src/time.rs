@@ -68,12 +68,58 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Formats [`Micros`] the way the apiserver writes `MicroTime`.
+/// The date of a day count since 1970-01-01 (the inverse of [`days_from_civil`]).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Formats [`Micros`] the way the apiserver writes `MicroTime`
+/// (`2025-09-03T12:55:44.912345Z`); years outside 0–9999 fall back to a general formatter.
 pub fn format_micros(us: Micros) -> String {
-    match DateTime::<Utc>::from_timestamp_micros(us) {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-        None => us.to_string(),
+    let (days, rem) = (us.div_euclid(86_400_000_000), us.rem_euclid(86_400_000_000));
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return match DateTime::<Utc>::from_timestamp_micros(us) {
+            Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+            None => us.to_string(),
+        };
     }
+    let secs = rem / 1_000_000;
+    let mut out = [0u8; 27];
+    let mut put = |at: usize, value: i64, width: usize| {
+        let mut v = value;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, secs / 3600, 2);
+    put(14, secs / 60 % 60, 2);
+    put(17, secs % 60, 2);
+    put(20, rem % 1_000_000, 6);
+    for (at, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ] {
+        out[at] = c;
+    }
+    out.iter().map(|&b| b as char).collect()
 }
 
 #[cfg(test)]
@@ -102,6 +148,19 @@ mod tests {
             Some(1_704_067_200_123_456)
         );
         assert_eq!(parse_time_micros("2024-13-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn the_formatter_agrees_with_chrono() {
+        let mut t = -2_208_988_800_000_000i64; // 1900
+        while t < 4_102_444_800_000_000 {
+            let chrono = DateTime::<Utc>::from_timestamp_micros(t)
+                .unwrap()
+                .to_rfc3339_opts(SecondsFormat::Micros, true);
+            assert_eq!(format_micros(t), chrono);
+            t += 86_399_999_937 / 7;
+        }
+        assert_eq!(format_micros(-1), "1969-12-31T23:59:59.999999Z");
     }
 
     #[test]

@@ -238,12 +238,19 @@ impl<'a> Engine<'a> {
     /// Renders everything due before `until`, then releases the lines no later step can
     /// precede.
     fn advance(&mut self, until: i64, sink: &mut dyn FnMut(i64, &str)) {
+        let mut drained_to = i64::MIN;
         while let Some(Reverse((at, _, tick))) = self.heap.peek().copied() {
             if at >= until {
                 break;
             }
             self.heap.pop();
             self.fire(at, tick);
+            // Release lines as time passes, so a long quiet stretch (noise only) is not
+            // held in memory before it is written.
+            if at > drained_to + S {
+                drained_to = at;
+                self.drain(at - MAX_LATENCY - self.max_lag(), sink);
+            }
         }
         // A request is received up to its latency before it completes (a webhook timeout
         // is 10 s), and apiservers deliver in batches: hold lines back by that much.

@@ -28,6 +28,55 @@ pub struct Actor {
     pub authz: String,
     /// `X509SHA256=…` for certificates, `JTI=…` for service-account tokens.
     pub credential: String,
+    /// Its JSON fragments, serialized once.
+    cache: ActorJson,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ActorJson {
+    identity: std::cell::OnceCell<String>,
+    annotations: std::cell::OnceCell<String>,
+}
+
+impl Actor {
+    /// `"user":{…},"sourceIPs":[…],"userAgent":"…"`, as in every event this actor causes.
+    fn identity(&self) -> &str {
+        self.cache.identity.get_or_init(|| self.identity_json())
+    }
+
+    fn annotations(&self) -> &str {
+        self.cache
+            .annotations
+            .get_or_init(|| self.annotations_json())
+    }
+
+    fn identity_json(&self) -> String {
+        let user = User {
+            username: &self.user,
+            uid: self.uid.as_deref(),
+            groups: self.groups,
+            extra: Extra {
+                credential: [&self.credential],
+            },
+        };
+        format!(
+            "\"user\":{},\"sourceIPs\":{},\"userAgent\":{}",
+            serde_json::to_string(&user).unwrap_or_default(),
+            serde_json::to_string(&[&self.ip]).unwrap_or_default(),
+            serde_json::to_string(&self.agent).unwrap_or_default()
+        )
+    }
+
+    fn annotations_json(&self) -> String {
+        let a = Annotations {
+            decision: "allow",
+            reason: &self.authz,
+        };
+        format!(
+            "\"annotations\":{}",
+            serde_json::to_string(&a).unwrap_or_default()
+        )
+    }
 }
 
 const SA_GROUPS: &[&str] = &[
@@ -46,6 +95,7 @@ impl Actor {
             ip: node.ip.clone(),
             authz: String::new(),
             credential: x509(&format!("system:node:{}", node.name)),
+            cache: ActorJson::default(),
         }
     }
 
@@ -54,6 +104,7 @@ impl Actor {
         Actor {
             uid: Some(uid_for(&user)),
             credential: format!("JTI={}", uid_for(&format!("jti:{user}"))),
+            cache: ActorJson::default(),
             agent: format!(
                 "kube-controller-manager/v1.{CONTROL_PLANE_MINOR}.2 (linux/amd64) kubernetes/{}/system:serviceaccount:kube-system:{name}",
                 git_hash(CONTROL_PLANE_MINOR)
@@ -79,6 +130,7 @@ impl Actor {
             ip: "10.0.0.2".into(),
             authz: "RBAC: allowed by ClusterRoleBinding \"system:kube-scheduler\" of ClusterRole \"system:kube-scheduler\" to User \"system:kube-scheduler\"".into(),
             credential: x509("system:kube-scheduler"),
+            cache: ActorJson::default(),
         }
     }
 
@@ -93,6 +145,7 @@ impl Actor {
             ),
             ip: "192.168.10.24".into(),
             credential: x509("alice@example.com"),
+            cache: ActorJson::default(),
             authz: "RBAC: allowed by ClusterRoleBinding \"platform-admins\" of ClusterRole \"cluster-admin\" to Group \"platform-team\"".into(),
         }
     }
@@ -102,6 +155,7 @@ impl Actor {
         Actor {
             uid: Some(uid_for(&user)),
             credential: format!("JTI={}", uid_for(&format!("jti:{user}"))),
+            cache: ActorJson::default(),
             user,
             groups: &["system:serviceaccounts", "system:authenticated"],
             agent: agent.into(),
@@ -159,6 +213,7 @@ impl Actors {
             ip: "10.0.0.2".into(),
             authz: format!("RBAC: allowed by ClusterRoleBinding \"{user}\" of ClusterRole \"{user}\" to User \"{user}\""),
             credential: x509(user),
+            cache: ActorJson::default(),
         })
     }
 
@@ -284,39 +339,6 @@ impl ObjectRef {
     }
 }
 
-/// The envelope up to the bodies; bodies are spliced in verbatim (they are the
-/// simulator's own JSON) and [`Tail`] follows, in the apiserver's field order.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Head<'a> {
-    kind: &'static str,
-    api_version: &'static str,
-    level: &'static str,
-    #[serde(rename = "auditID")]
-    audit_id: &'a str,
-    stage: &'static str,
-    #[serde(rename = "requestURI")]
-    request_uri: &'a str,
-    verb: &'a str,
-    user: User<'a>,
-    #[serde(rename = "sourceIPs")]
-    source_ips: [&'a str; 1],
-    user_agent: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    object_ref: Option<EnvelopeRef<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_status: Option<Status<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Tail<'a> {
-    request_received_timestamp: &'a str,
-    stage_timestamp: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    annotations: Option<Annotations<'a>>,
-}
-
 #[derive(Serialize)]
 struct User<'a> {
     username: &'a str,
@@ -382,7 +404,7 @@ pub struct Line {
 }
 
 /// Writes the audit events of `req` (RequestReceived unless omitted, ResponseStarted
-/// for watches, then ResponseComplete) into `out`.
+/// for watches, then ResponseComplete) into `out`, fields in the apiserver's order.
 pub fn write_request(
     req: &Request,
     audit_id: &str,
@@ -401,128 +423,143 @@ pub fn write_request(
             u
         }
     };
-    let object_ref = req.non_resource.is_none().then(|| EnvelopeRef {
-        resource: req.object.resource,
-        namespace: &req.object.namespace,
-        name: &req.object.name,
-        uid: &req.object.uid,
-        api_group: req.object.api_group,
-        api_version: req.object.api_version,
-        resource_version: &req.object.resource_version,
-        subresource: req.object.subresource,
+    let parts = Parts {
+        uri: serde_json::to_string(&uri).unwrap_or_default(),
+        object_ref: req.non_resource.is_none().then(|| {
+            serde_json::to_string(&EnvelopeRef {
+                resource: req.object.resource,
+                namespace: &req.object.namespace,
+                name: &req.object.name,
+                uid: &req.object.uid,
+                api_group: req.object.api_group,
+                api_version: req.object.api_version,
+                resource_version: &req.object.resource_version,
+                subresource: req.object.subresource,
+            })
+            .unwrap_or_default()
+        }),
+        status: serde_json::to_string(&match &req.failure {
+            Some((reason, message)) => Status {
+                metadata: Empty {},
+                status: Some("Failure"),
+                message: Some(message),
+                reason: Some(reason),
+                code: req.code,
+            },
+            None => Status {
+                metadata: Empty {},
+                status: None,
+                message: None,
+                reason: None,
+                code: req.code,
+            },
+        })
+        .unwrap_or_default(),
+        received,
+    };
+    let received_at = req.at - req.latency;
+    if request_received {
+        out.push(Line {
+            key: lag(received_at),
+            json: parts.envelope(
+                req,
+                audit_id,
+                "RequestReceived",
+                &parts.received,
+                false,
+                false,
+            ),
+        });
+    }
+    if let Some(until) = req.watch_until {
+        let started = format_micros(req.at);
+        out.push(Line {
+            key: lag(req.at),
+            json: parts.envelope(req, audit_id, "ResponseStarted", &started, true, false),
+        });
+        let ended = format_micros(until);
+        out.push(Line {
+            key: lag(until),
+            json: parts.envelope(req, audit_id, "ResponseComplete", &ended, true, false),
+        });
+        return;
+    }
+    let completed = format_micros(req.at);
+    out.push(Line {
+        key: lag(req.at),
+        json: parts.envelope(req, audit_id, "ResponseComplete", &completed, true, true),
     });
-    let user = || User {
-        username: &req.actor.user,
-        uid: req.actor.uid.as_deref(),
-        groups: req.actor.groups,
-        extra: Extra {
-            credential: [&req.actor.credential],
-        },
-    };
-    let annotations = || Annotations {
-        decision: "allow",
-        reason: &req.actor.authz,
-    };
-    let envelope = |stage: &'static str,
-                    ts: &str,
-                    status: Option<Status<'_>>,
-                    bodies: bool,
-                    annotated: bool| {
-        let head = Head {
-            kind: "Event",
-            api_version: "audit.k8s.io/v1",
-            level: req.level,
-            audit_id,
-            stage,
-            request_uri: &uri,
-            verb: req.verb,
-            user: user(),
-            source_ips: [&req.actor.ip],
-            user_agent: &req.actor.agent,
-            object_ref: object_ref.as_ref().map(|r| EnvelopeRef { ..*r }),
-            response_status: status,
-        };
-        let tail = Tail {
-            request_received_timestamp: &received,
-            stage_timestamp: ts,
-            annotations: annotated.then(annotations),
-        };
-        let mut json = serde_json::to_string(&head).unwrap_or_default();
-        json.pop();
+}
+
+/// The pieces of a request's events that every stage shares, serialized once.
+struct Parts {
+    uri: String,
+    object_ref: Option<String>,
+    status: String,
+    received: String,
+}
+
+impl Parts {
+    /// One audit event. `done`: the stage has a response (status, annotations); `bodies`:
+    /// the request and response objects, spliced in verbatim (the simulator's own JSON).
+    fn envelope(
+        &self,
+        req: &Request,
+        audit_id: &str,
+        stage: &str,
+        ts: &str,
+        done: bool,
+        bodies: bool,
+    ) -> String {
+        let size = 400
+            + req.request.as_ref().map_or(0, String::len)
+            + req.response.as_ref().map_or(0, String::len);
+        let mut j = String::with_capacity(if bodies { size } else { 700 });
+        j.push_str("{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"");
+        j.push_str(req.level);
+        j.push_str("\",\"auditID\":\"");
+        j.push_str(audit_id);
+        j.push_str("\",\"stage\":\"");
+        j.push_str(stage);
+        j.push_str("\",\"requestURI\":");
+        j.push_str(&self.uri);
+        j.push_str(",\"verb\":\"");
+        j.push_str(req.verb);
+        j.push_str("\",");
+        j.push_str(req.actor.identity());
+        if let Some(r) = &self.object_ref {
+            j.push_str(",\"objectRef\":");
+            j.push_str(r);
+        }
+        if done {
+            j.push_str(",\"responseStatus\":");
+            j.push_str(&self.status);
+        }
         if bodies {
             for (key, body) in [
                 ("requestObject", &req.request),
                 ("responseObject", &req.response),
             ] {
                 if let Some(body) = body {
-                    json.push_str(",\"");
-                    json.push_str(key);
-                    json.push_str("\":");
-                    json.push_str(body);
+                    j.push_str(",\"");
+                    j.push_str(key);
+                    j.push_str("\":");
+                    j.push_str(body);
                 }
             }
         }
-        let tail = serde_json::to_string(&tail).unwrap_or_default();
-        json.push(',');
-        json.push_str(&tail[1..]);
-        json
-    };
-    let received_at = req.at - req.latency;
-    if request_received {
-        out.push(Line {
-            key: lag(received_at),
-            json: envelope("RequestReceived", &received, None, false, false),
-        });
+        j.push_str(",\"requestReceivedTimestamp\":\"");
+        j.push_str(&self.received);
+        j.push_str("\",\"stageTimestamp\":\"");
+        j.push_str(ts);
+        j.push('"');
+        if done {
+            j.push(',');
+            j.push_str(req.actor.annotations());
+        }
+        j.push('}');
+        j
     }
-    let status = || match &req.failure {
-        Some((reason, message)) => Status {
-            metadata: Empty {},
-            status: Some("Failure"),
-            message: Some(message),
-            reason: Some(reason),
-            code: req.code,
-        },
-        None => Status {
-            metadata: Empty {},
-            status: None,
-            message: None,
-            reason: None,
-            code: req.code,
-        },
-    };
-    if let Some(until) = req.watch_until {
-        out.push(Line {
-            key: lag(req.at),
-            json: envelope(
-                "ResponseStarted",
-                &format_micros(req.at),
-                Some(status()),
-                false,
-                true,
-            ),
-        });
-        out.push(Line {
-            key: lag(until),
-            json: envelope(
-                "ResponseComplete",
-                &format_micros(until),
-                Some(status()),
-                false,
-                true,
-            ),
-        });
-        return;
-    }
-    out.push(Line {
-        key: lag(req.at),
-        json: envelope(
-            "ResponseComplete",
-            &format_micros(req.at),
-            Some(status()),
-            true,
-            true,
-        ),
-    });
 }
 
 /// Seconds-precision `metav1.Time`.
