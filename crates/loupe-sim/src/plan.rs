@@ -1527,7 +1527,6 @@ impl<'a> Planner<'a> {
         c.conditions.push(("Ready", true, None, None));
         self.status(ready, c);
         self.m.upgraded = Some(ready);
-        self.shape.images[0] = image;
     }
 
     fn delete(&mut self, at: i64, code: Code) {

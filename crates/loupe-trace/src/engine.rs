@@ -1,0 +1,355 @@
+//! Evaluates packs over a pod's timeline: traces of spans, closed or still open.
+
+use loupe_facts::{Fact, FactRecord};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Action, Owner, Per, SpanDef};
+use crate::matcher::{compile_all, Bindings, Matcher};
+use crate::Pack;
+
+/// One stage of a delivery.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Span {
+    pub name: String,
+    /// `delivery/pod_setup/…`: where it sits in the tree.
+    pub path: String,
+    pub depth: usize,
+    /// The container, image, volume or finalizer a fanned-out span is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    pub owner: Owner,
+    /// µs since the epoch (audit time).
+    pub start: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<i64>,
+    /// End − start; for an open span, the audit clock − start (its age).
+    pub duration_us: i64,
+    pub open: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub start_audit_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_audit_id: Option<String>,
+}
+
+/// One action (create, delete, upgrade) of one pod, as spans.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Trace {
+    pub action: Action,
+    pub start: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<i64>,
+    pub spans: Vec<Span>,
+}
+
+impl Trace {
+    pub fn root(&self) -> &Span {
+        &self.spans[0]
+    }
+    pub fn failed(&self) -> bool {
+        self.spans.iter().any(|s| s.error.is_some())
+    }
+}
+
+struct Facts<'a> {
+    records: &'a [FactRecord],
+    json: Vec<Value>,
+}
+
+#[derive(Clone)]
+struct Instance {
+    key: Option<String>,
+    bindings: Bindings,
+    attrs: Value,
+}
+
+/// The pod's containers, volumes and finalizers as of `until` (an upgrade's new image).
+fn instances(per: Per, facts: &Facts<'_>, until: usize) -> Vec<Instance> {
+    let mut out: Vec<Instance> = Vec::new();
+    let records = &facts.records[..=until.min(facts.records.len().saturating_sub(1))];
+    match per {
+        Per::Pod => out.push(Instance {
+            key: None,
+            bindings: Vec::new(),
+            attrs: facts
+                .records
+                .iter()
+                .zip(&facts.json)
+                .find(|(r, _)| matches!(r.fact, Fact::PodCreated { .. }))
+                .map_or(Value::Null, |(_, j)| j.clone()),
+        }),
+        Per::Container | Per::MainContainer | Per::InitContainer => {
+            let Some(containers) = records.iter().find_map(|r| match &r.fact {
+                Fact::PodCreated { containers, .. } => Some(containers.clone()),
+                _ => None,
+            }) else {
+                return out;
+            };
+            for c in containers {
+                if (per == Per::MainContainer && c.init) || (per == Per::InitContainer && !c.init) {
+                    continue;
+                }
+                let mut image = c.image.clone();
+                for r in records {
+                    if let Fact::ImageChanged { container, to, .. } = &r.fact {
+                        if *container == c.name {
+                            image = to.clone();
+                        }
+                    }
+                }
+                out.push(Instance {
+                    key: Some(c.name.clone()),
+                    bindings: vec![("container", c.name.clone()), ("image", image)],
+                    attrs: serde_json::to_value(&c).unwrap_or(Value::Null),
+                });
+            }
+        }
+        Per::Volume => {
+            if let Some(volumes) = records.iter().find_map(|r| match &r.fact {
+                Fact::PodCreated { volumes, .. } => Some(volumes.clone()),
+                _ => None,
+            }) {
+                for v in volumes {
+                    out.push(Instance {
+                        key: Some(v.name.clone()),
+                        bindings: vec![("volume", v.name.clone())],
+                        attrs: serde_json::to_value(&v).unwrap_or(Value::Null),
+                    });
+                }
+            }
+        }
+        Per::Finalizer => {
+            let mut names: Vec<String> = Vec::new();
+            for r in facts.records {
+                let found: Vec<String> = match &r.fact {
+                    Fact::FinalizerAdded { finalizer } => vec![finalizer.clone()],
+                    Fact::DeletionRequested { finalizers, .. } => finalizers.clone(),
+                    _ => Vec::new(),
+                };
+                for f in found {
+                    if !names.contains(&f) {
+                        names.push(f);
+                    }
+                }
+            }
+            for f in names {
+                out.push(Instance {
+                    key: Some(f.clone()),
+                    bindings: vec![("finalizer", f.clone())],
+                    attrs: serde_json::json!({"name": f}),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `where:` on the instance's attributes (the container or volume spec; the
+/// `pod_created` fact for per-pod spans): exact values or `/regex/` on their JSON.
+fn matches_where(def: &SpanDef, attrs: &Value) -> bool {
+    def.where_.iter().all(|(k, want)| {
+        let Some(v) = attrs.get(k) else { return false };
+        match want {
+            serde_norway::Value::String(s)
+                if s.len() >= 2 && s.starts_with('/') && s.ends_with('/') =>
+            {
+                let text = match v {
+                    Value::String(t) => t.clone(),
+                    other => other.to_string(),
+                };
+                regex::Regex::new(&s[1..s.len() - 1]).is_ok_and(|re| re.is_match(&text))
+            }
+            other => serde_json::to_value(other).is_ok_and(|w| *v == w),
+        }
+    })
+}
+
+fn first(
+    matchers: &[Matcher],
+    facts: &Facts<'_>,
+    from: usize,
+    to: usize,
+) -> Option<(usize, crate::matcher::Hit)> {
+    (from..to).find_map(|i| {
+        matchers
+            .iter()
+            .find_map(|m| m.hit(&facts.json[i]))
+            .map(|h| (i, h))
+    })
+}
+
+/// Every trace of `pack` in a pod's timeline; `now` (the audit clock) ages open spans.
+pub fn evaluate(pack: &Pack, records: &[FactRecord], now: i64) -> Vec<Trace> {
+    let facts = Facts {
+        records,
+        json: records
+            .iter()
+            .map(|r| serde_json::to_value(&r.fact).unwrap_or(Value::Null))
+            .collect(),
+    };
+    let root = &pack.def.root;
+    let starts = compile_all(&root.start, &Vec::new()).unwrap_or_default();
+    let ends = compile_all(&root.end, &Vec::new()).unwrap_or_default();
+    let mut traces = Vec::new();
+    let mut from = 0;
+    while let Some((s, _)) = first(&starts, &facts, from, records.len()) {
+        let end = first(&ends, &facts, s + 1, records.len()).map(|(i, _)| i);
+        // The next trace of this action begins after this one ends (upgrades repeat).
+        let next_start = first(&starts, &facts, s + 1, records.len()).map(|(i, _)| i);
+        let window_end = match (end, next_start) {
+            (Some(e), _) => e + 1,
+            (None, Some(n)) => n,
+            (None, None) => records.len(),
+        };
+        let mut spans = Vec::new();
+        eval_span(root, "", 0, &facts, s, window_end, now, true, &mut spans);
+        if !spans.is_empty() {
+            traces.push(Trace {
+                action: pack.def.action,
+                start: spans[0].start,
+                end: spans[0].end,
+                spans,
+            });
+        }
+        from = match (end, next_start) {
+            (Some(e), _) => e + 1,
+            (None, Some(n)) => n,
+            (None, None) => records.len(),
+        };
+    }
+    traces
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval_span(
+    def: &SpanDef,
+    parent: &str,
+    depth: usize,
+    facts: &Facts<'_>,
+    from: usize,
+    to: usize,
+    now: i64,
+    is_root: bool,
+    out: &mut Vec<Span>,
+) {
+    let path = if parent.is_empty() {
+        def.name.clone()
+    } else {
+        format!("{parent}/{}", def.name)
+    };
+    let per = if is_root { Per::Pod } else { def.per };
+    for inst in instances(per, facts, from) {
+        if !matches_where(def, &inst.attrs) {
+            continue;
+        }
+        let window_from = if is_root { from } else { from };
+        let Some(span) = eval_instance(def, &inst, &path, depth, facts, window_from, to, now)
+        else {
+            continue;
+        };
+        out.push(span);
+        let (child_from, child_to) = (from, to);
+        for child in &def.children {
+            // Children of a fanned-out span share its instance.
+            let mut child = child.clone();
+            if child.per == Per::Pod && inst.key.is_some() {
+                child.per = per;
+                child.where_.insert(
+                    "name".into(),
+                    serde_norway::Value::String(inst.key.clone().unwrap_or_default()),
+                );
+            }
+            eval_span(
+                &child,
+                &path,
+                depth + 1,
+                facts,
+                child_from,
+                child_to,
+                now,
+                false,
+                out,
+            );
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval_instance(
+    def: &SpanDef,
+    inst: &Instance,
+    path: &str,
+    depth: usize,
+    facts: &Facts<'_>,
+    from: usize,
+    to: usize,
+    now: i64,
+) -> Option<Span> {
+    let records = facts.records;
+    let (start, start_id, end, end_id) = if def.point.is_some() {
+        let points = compile_all(&def.point, &inst.bindings).ok()?;
+        // A repeated point event widens the span over all its occurrences.
+        let mut found: Option<(i64, i64, usize, usize)> = None;
+        let mut at = from;
+        while let Some((i, hit)) = first(&points, facts, at, to) {
+            // `duration` before the event; with `minus`, the part of it before the last
+            // `minus` (a pull's wait comes before the pull).
+            let ts = records[i].ts;
+            let begin = ts - hit.duration_us.unwrap_or(0);
+            let end = ts - hit.minus_us.unwrap_or(0);
+            found = Some(match found {
+                Some((b, e, bi, ei)) => (
+                    b.min(begin),
+                    e.max(end),
+                    if begin < b { i } else { bi },
+                    if end > e { i } else { ei },
+                ),
+                None => (begin, end, i, i),
+            });
+            at = i + 1;
+        }
+        let (b, e, bi, ei) = found?;
+        (
+            b,
+            records[bi].audit_id.clone(),
+            Some(e),
+            Some(records[ei].audit_id.clone()),
+        )
+    } else {
+        let starts = compile_all(&def.start, &inst.bindings).ok()?;
+        let ends = compile_all(&def.end, &inst.bindings).ok()?;
+        let (s, _) = first(&starts, facts, from, to)?;
+        let e = first(&ends, facts, s + 1, to).map(|(i, _)| i);
+        (
+            records[s].ts,
+            records[s].audit_id.clone(),
+            e.map(|i| records[i].ts),
+            e.map(|i| records[i].audit_id.clone()),
+        )
+    };
+    let errors = compile_all(&def.error, &inst.bindings).ok()?;
+    let stop = end.unwrap_or(i64::MAX);
+    let error = (from..to)
+        .filter(|&i| records[i].ts >= start && records[i].ts <= stop)
+        .find_map(|i| {
+            errors
+                .iter()
+                .find_map(|m| m.hit(&facts.json[i]))
+                .map(|_| records[i].fact.summary())
+        });
+    Some(Span {
+        name: def.name.clone(),
+        path: path.to_string(),
+        depth,
+        instance: inst.key.clone(),
+        owner: def.owner,
+        start,
+        end,
+        duration_us: end.unwrap_or(now.max(start)) - start,
+        open: end.is_none(),
+        error,
+        start_audit_id: start_id,
+        end_audit_id: end_id,
+    })
+}

@@ -1,0 +1,214 @@
+//! Matchers compiled for one span instance: placeholders filled in, regexes built.
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::config::{MatcherDef, Matchers};
+
+/// The values a span instance fills into `$container`, `$image`, `$volume`, `$finalizer`.
+pub type Bindings = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone)]
+enum Pattern {
+    Exact(Value),
+    Regex(Regex),
+}
+
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    fact: String,
+    fields: Vec<(Vec<String>, Pattern)>,
+}
+
+/// What a matching fact yields: its captures (`duration`, `minus`).
+#[derive(Debug, Default)]
+pub struct Hit {
+    pub duration_us: Option<i64>,
+    pub minus_us: Option<i64>,
+}
+
+pub const FACT_TYPES: &[&str] = &[
+    "pod_created",
+    "create_rejected",
+    "bound",
+    "binding_failed",
+    "nominated",
+    "condition",
+    "container_waiting",
+    "container_running",
+    "container_terminated",
+    "container_ready",
+    "container_restarted",
+    "phase",
+    "pod_ip",
+    "host_ip",
+    "finalizer_added",
+    "finalizer_removed",
+    "labels_changed",
+    "annotations_changed",
+    "spec_changed",
+    "image_changed",
+    "deletion_requested",
+    "delete_failed",
+    "eviction_requested",
+    "eviction_refused",
+    "gone",
+    "event",
+];
+
+const PLACEHOLDERS: &[&str] = &["$container", "$image", "$volume", "$finalizer"];
+
+fn fill(text: &str, bindings: &Bindings, regex: bool) -> String {
+    let mut out = text.to_string();
+    for (name, value) in bindings {
+        let value = if regex {
+            regex::escape(value)
+        } else {
+            value.clone()
+        };
+        out = out.replace(&format!("${name}"), &value);
+    }
+    out
+}
+
+impl Matcher {
+    /// Compiles `def` for an instance; errors say what is wrong, for the config checker.
+    pub fn compile(def: &MatcherDef, bindings: &Bindings) -> Result<Matcher, String> {
+        let fact = match def.get("fact") {
+            Some(serde_norway::Value::String(f)) => f.clone(),
+            _ => return Err("a matcher needs `fact: <type>`".into()),
+        };
+        if !FACT_TYPES.contains(&fact.as_str()) {
+            return Err(format!("unknown fact type {fact:?} (see docs/facts.md)"));
+        }
+        let mut fields = Vec::new();
+        for (key, value) in def {
+            if key == "fact" {
+                continue;
+            }
+            let path: Vec<String> = key.split('.').map(str::to_string).collect();
+            let pattern = match value {
+                serde_norway::Value::String(s)
+                    if s.len() >= 2 && s.starts_with('/') && s.ends_with('/') =>
+                {
+                    let source = fill(&s[1..s.len() - 1], bindings, true);
+                    Pattern::Regex(
+                        Regex::new(&source).map_err(|e| format!("field {key}: bad regex: {e}"))?,
+                    )
+                }
+                serde_norway::Value::String(s) => {
+                    Pattern::Exact(Value::String(fill(s, bindings, false)))
+                }
+                other => Pattern::Exact(
+                    serde_json::to_value(other).map_err(|e| format!("field {key}: {e}"))?,
+                ),
+            };
+            if let Pattern::Exact(Value::String(s)) = &pattern {
+                if let Some(p) = PLACEHOLDERS.iter().find(|p| s.contains(*p)) {
+                    return Err(format!(
+                        "field {key}: {p} has no value for this span (check `per:`)"
+                    ));
+                }
+            }
+            fields.push((path, pattern));
+        }
+        Ok(Matcher { fact, fields })
+    }
+
+    /// Whether the fact (as JSON, `type` tagged) matches; with its captures.
+    pub fn hit(&self, fact: &Value) -> Option<Hit> {
+        if fact.get("type").and_then(Value::as_str) != Some(self.fact.as_str()) {
+            return None;
+        }
+        let mut hit = Hit::default();
+        for (path, pattern) in &self.fields {
+            let mut v = fact;
+            for p in path {
+                v = v.get(p)?;
+            }
+            match pattern {
+                Pattern::Exact(want) => {
+                    let same = match (v, want) {
+                        (Value::String(a), Value::String(b)) => a == b,
+                        (a, Value::String(b)) => a.to_string() == *b,
+                        (a, b) => a == b,
+                    };
+                    if !same {
+                        return None;
+                    }
+                }
+                Pattern::Regex(re) => {
+                    let text = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let caps = re.captures(&text)?;
+                    if let Some(d) = caps.name("duration") {
+                        hit.duration_us = parse_go_duration(d.as_str());
+                    }
+                    if let Some(d) = caps.name("minus") {
+                        hit.minus_us = parse_go_duration(d.as_str());
+                    }
+                }
+            }
+        }
+        Some(hit)
+    }
+}
+
+pub fn compile_all(m: &Option<Matchers>, bindings: &Bindings) -> Result<Vec<Matcher>, String> {
+    m.iter()
+        .flat_map(|m| m.list())
+        .map(|d| Matcher::compile(d, bindings))
+        .collect()
+}
+
+/// Go's `time.Duration` syntax (`850ms`, `3.36s`, `2m13.4s`, `1h2m3s`, `1.5µs`) in µs.
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3_600e6,
+            "m" => 60e6,
+            "s" => 1e6,
+            "ms" => 1e3,
+            "us" | "µs" | "μs" => 1.0,
+            "ns" => 1e-3,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Some(total.round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("850ms"), Some(850_000));
+        assert_eq!(parse_go_duration("3.36s"), Some(3_360_000));
+        assert_eq!(parse_go_duration("2m13.4s"), Some(133_400_000));
+        assert_eq!(parse_go_duration("1h2m3.25s"), Some(3_723_250_000));
+        assert_eq!(parse_go_duration("1.5µs"), Some(2));
+        assert_eq!(parse_go_duration("soon"), None);
+        assert_eq!(parse_go_duration(""), None);
+    }
+}
