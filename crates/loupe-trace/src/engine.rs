@@ -243,9 +243,7 @@ fn eval_span(
         if !matches_where(def, &inst.attrs) {
             continue;
         }
-        let window_from = if is_root { from } else { from };
-        let Some(span) = eval_instance(def, &inst, &path, depth, facts, window_from, to, now)
-        else {
+        let Some(span) = eval_instance(def, &inst, &path, depth, facts, from, to, now) else {
             continue;
         };
         out.push(span);

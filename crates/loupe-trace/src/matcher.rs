@@ -130,7 +130,8 @@ impl Matcher {
                 Pattern::Exact(want) => {
                     let same = match (v, want) {
                         (Value::String(a), Value::String(b)) => a == b,
-                        (a, Value::String(b)) => a.to_string() == *b,
+                        (Value::Number(a), Value::String(b)) => b.parse::<f64>().ok() == a.as_f64(),
+                        (Value::Bool(a), Value::String(b)) => b.parse::<bool>().ok() == Some(*a),
                         (a, b) => a == b,
                     };
                     if !same {
