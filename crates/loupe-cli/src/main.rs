@@ -5,6 +5,7 @@ mod history;
 mod output;
 mod serve;
 mod simulate;
+mod trace;
 
 use std::path::PathBuf;
 
@@ -112,6 +113,10 @@ enum Command {
     },
     /// A pod's facts in event-time order. POD is `ns/name`, `name` or a UID.
     Timeline { pod: String },
+    /// A pod's deliveries (create, delete, upgrade) as span waterfalls.
+    Trace(trace::TraceArgs),
+    /// How long each delivery stage takes (p50/p90/p99/max) over a window of pods.
+    Stages(trace::StagesArgs),
     /// A stored audit event, verbatim.
     Raw { audit_id: String },
     /// Every stored version of a pod object, with what changed.
@@ -206,6 +211,8 @@ fn run(cli: Cli) -> Result<()> {
             let pods = store.pods(&filter)?;
             emit(g.output, &pods, pods_table)
         }
+        Command::Trace(args) => trace::run(&g, args),
+        Command::Stages(args) => trace::stages(&g, args),
         Command::Timeline { pod } => {
             let store = open(&g)?;
             let row = resolve_pod(&store, g.cluster.as_deref(), &pod)?;

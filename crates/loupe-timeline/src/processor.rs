@@ -246,8 +246,9 @@ impl Ord for Pending {
     }
 }
 
-/// Most Event templates kept per pod, to resolve Request-level repeat patches.
-const EVENT_TEMPLATES_PER_POD: usize = 6;
+/// Most Event templates kept per pod, to resolve Request-level repeat patches; the least
+/// recently used goes first (a crash-looping container repeats its early `Created`).
+const EVENT_TEMPLATES_PER_POD: usize = 12;
 /// Gone pods whose UIDs are remembered, so stragglers are not taken for new pods.
 const CLOSED_CAPACITY: usize = 1_000_000;
 
@@ -677,9 +678,16 @@ impl Processor {
         if e.involved.is_some() {
             return false;
         }
-        let Some(t) = self.events.get(&event_key(&e.namespace, &e.name)) else {
+        let key = event_key(&e.namespace, &e.name);
+        let Some(t) = self.events.get(&key) else {
             return false;
         };
+        if let Some(list) = self.pod_events.get_mut(t.uid.as_str()) {
+            if let Some(at) = list.iter().position(|k| *k == key) {
+                list.remove(at);
+                list.push_back(key);
+            }
+        }
         e.involved = Some(loupe_facts::InvolvedRef {
             kind: "Pod".into(),
             namespace: e.namespace.clone(),

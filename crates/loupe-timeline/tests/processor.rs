@@ -171,6 +171,84 @@ fn completes_request_level_event_repeats_from_the_first_copy() {
 }
 
 #[test]
+fn an_event_that_keeps_repeating_stays_resolvable_among_many_others() {
+    // A crash-looping container repeats its first Created while the pod's other Events
+    // come and go: the templates are least-recently-used, not first-in-first-out.
+    let mut p = processor();
+    p.push(&create("c", T0), "t", 1);
+    let event = |name: &str, reason: &str, container: &str| {
+        json!({"kind": "Event", "metadata": {"name": name}, "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-1", "uid": UID, "fieldPath": format!("spec.containers{{{container}}}")},
+            "reason": reason, "message": format!("{reason} {container}"), "type": "Normal", "source": {"component": "kubelet", "host": "n1"}, "count": 1})
+    };
+    let object = |name: &str| json!({"resource": "events", "namespace": "shop", "name": name, "apiVersion": "v1"});
+    let mut line = 2;
+    let mut push = |p: &mut Processor,
+                    id: String,
+                    ts: i64,
+                    verb: &str,
+                    name: &str,
+                    body: serde_json::Value| {
+        let code = if verb == "create" { 201 } else { 200 };
+        p.push(
+            &audit_event(
+                &id,
+                ts,
+                verb,
+                "system:node:n1",
+                object(name),
+                code,
+                Some(body),
+                None,
+            ),
+            "t",
+            line,
+        );
+        line += 1;
+    };
+    push(
+        &mut p,
+        "first".into(),
+        T0 + S,
+        "create",
+        "web-1.created",
+        event("web-1.created", "Created", "app"),
+    );
+    for i in 0..30 {
+        let ts = T0 + (2 + i) * S;
+        let name = format!("web-1.other{i}");
+        push(
+            &mut p,
+            format!("other{i}"),
+            ts,
+            "create",
+            &name,
+            event(&name, "Pulled", &format!("c{i}")),
+        );
+        push(
+            &mut p,
+            format!("repeat{i}"),
+            ts + 1000,
+            "patch",
+            "web-1.created",
+            json!({"count": i + 2}),
+        );
+    }
+    p.flush();
+    let out = facts(&mut p);
+    for i in 0..30 {
+        let id = format!("repeat{i}");
+        let (_, f) = out
+            .iter()
+            .find(|(_, f)| f.audit_id == id)
+            .unwrap_or_else(|| panic!("{id} was not resolved"));
+        assert!(
+            matches!(&f.fact, Fact::Event { reason, container: Some(c), repeat: true, .. } if reason == "Created" && c == "app"),
+            "{f:?}"
+        );
+    }
+}
+
+#[test]
 fn resolves_requests_that_name_the_pod_without_its_uid() {
     let mut p = processor();
     p.push(&create("c", T0), "t", 1);

@@ -95,6 +95,9 @@ pub struct SpanDef {
     /// Facts that mark the span as failed while it is open.
     #[serde(default)]
     pub error: Option<Matchers>,
+    /// Root only: facts that end the trace unfinished (a pod deleted before Ready).
+    #[serde(default)]
+    pub abort: Option<Matchers>,
     #[serde(default)]
     pub children: Vec<SpanDef>,
 }

@@ -40,6 +40,9 @@ pub struct Trace {
     pub start: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<i64>,
+    /// Ended unfinished, by the root's `abort` (e.g. deleted before Ready): when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<i64>,
     pub spans: Vec<Span>,
 }
 
@@ -191,28 +194,42 @@ pub fn evaluate(pack: &Pack, records: &[FactRecord], now: i64) -> Vec<Trace> {
     let root = &pack.def.root;
     let starts = compile_all(&root.start, &Vec::new()).unwrap_or_default();
     let ends = compile_all(&root.end, &Vec::new()).unwrap_or_default();
+    let aborts = compile_all(&root.abort, &Vec::new()).unwrap_or_default();
     let mut traces = Vec::new();
     let mut from = 0;
     while let Some((s, _)) = first(&starts, &facts, from, records.len()) {
-        let end = first(&ends, &facts, s + 1, records.len()).map(|(i, _)| i);
+        let mut end = first(&ends, &facts, s + 1, records.len()).map(|(i, _)| i);
+        let abort = first(&aborts, &facts, s + 1, end.unwrap_or(records.len())).map(|(i, _)| i);
+        if abort.is_some() {
+            end = None;
+        }
         // The next trace of this action begins after this one ends (upgrades repeat).
         let next_start = first(&starts, &facts, s + 1, records.len()).map(|(i, _)| i);
+        // A trace ends with the whole audit event of its end fact: one status patch can
+        // say ContainersReady after Ready.
         let window_end = match (end, next_start) {
-            (Some(e), _) => e + 1,
+            (Some(e), _) => (e..records.len())
+                .take_while(|&i| records[i].audit_id == records[e].audit_id)
+                .last()
+                .map_or(e + 1, |i| i + 1),
+            (None, _) if abort.is_some() => abort.map_or(records.len(), |a| a + 1),
             (None, Some(n)) => n,
             (None, None) => records.len(),
         };
+        // Spans still open when the trace ended are aged to its end, not to the clock.
+        let clock = end.or(abort).map_or(now, |e| records[e].ts);
         let mut spans = Vec::new();
-        eval_span(root, "", 0, &facts, s, window_end, now, true, &mut spans);
+        eval_span(root, "", 0, &facts, s, window_end, clock, true, &mut spans);
         if !spans.is_empty() {
             traces.push(Trace {
                 action: pack.def.action,
                 start: spans[0].start,
                 end: spans[0].end,
+                aborted: abort.map(|a| records[a].ts),
                 spans,
             });
         }
-        from = match (end, next_start) {
+        from = match (end.or(abort), next_start) {
             (Some(e), _) => e + 1,
             (None, Some(n)) => n,
             (None, None) => records.len(),

@@ -5,9 +5,11 @@
 pub mod config;
 pub mod engine;
 pub mod matcher;
+pub mod stats;
 
 pub use config::{Action, ConfigError, Owner, PackDef, Per, SpanDef};
 pub use engine::{evaluate, Span, Trace};
+pub use stats::{StageRow, StageStats};
 
 use matcher::{compile_all, Bindings};
 
@@ -105,12 +107,15 @@ fn check(
             ))
         }
     }
+    if !root && d.abort.is_some() {
+        return Err(fail("only the root span can have `abort`".into()));
+    }
     if root && d.per != Per::Pod {
         return Err(fail("the root span is per pod".into()));
     }
     let per = if d.per == Per::Pod { inherited } else { d.per };
     let bindings = sample_bindings(per);
-    for m in [&d.start, &d.end, &d.point, &d.error] {
+    for m in [&d.start, &d.end, &d.point, &d.error, &d.abort] {
         compile_all(m, &bindings).map_err(fail)?;
     }
     for c in &d.children {
