@@ -4,8 +4,7 @@ use loupe_trace::Pack;
 
 fn error(text: &str) -> String {
     Pack::load("my-spans.yaml", text)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string()
 }
 
