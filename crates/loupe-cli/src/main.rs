@@ -117,6 +117,8 @@ enum Command {
     Trace(trace::TraceArgs),
     /// How long each delivery stage takes (p50/p90/p99/max) over a window of pods.
     Stages(trace::StagesArgs),
+    /// Send the delivery traces of a window of pods to an OpenTelemetry backend (OTLP/HTTP).
+    ExportTraces(trace::ExportArgs),
     /// A stored audit event, verbatim.
     Raw { audit_id: String },
     /// Every stored version of a pod object, with what changed.
@@ -213,6 +215,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Trace(args) => trace::run(&g, args),
         Command::Stages(args) => trace::stages(&g, args),
+        Command::ExportTraces(args) => trace::export(&g, args),
         Command::Timeline { pod } => {
             let store = open(&g)?;
             let row = resolve_pod(&store, g.cluster.as_deref(), &pod)?;

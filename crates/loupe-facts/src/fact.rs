@@ -89,6 +89,9 @@ pub enum Fact {
         termination_grace_seconds: Option<i64>,
         /// The pod uses the node's network: no sandbox network (CNI) setup.
         host_network: bool,
+        /// The W3C `traceparent` annotation: the controller's trace this delivery belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
         by: Actor,
     },
     CreateRejected {

@@ -662,6 +662,12 @@ fn created_fact(
         active_deadline_seconds: spec.and_then(|s| s.active_deadline_seconds),
         termination_grace_seconds: spec.and_then(|s| s.termination_grace_period_seconds),
         host_network: spec.and_then(|s| s.host_network) == Some(true),
+        traceparent: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("traceparent"))
+            .and_then(|v| v.as_deref())
+            .map(str::to_string),
         by: actor.clone(),
     }
 }

@@ -184,5 +184,7 @@ pub struct Label {
     pub upgrade: Option<Verdict>,
     /// Refused creates: how many attempts the controller made.
     pub attempts: u32,
+    /// The pod's `traceparent` annotation, when its controller traces its work.
+    pub traceparent: Option<String>,
     pub milestones: Milestones,
 }

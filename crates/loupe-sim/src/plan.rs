@@ -31,6 +31,8 @@ pub struct PodShape {
     pub readiness_probe: bool,
     pub finalizer: Option<String>,
     pub readiness_gate: Option<String>,
+    /// A W3C `traceparent` annotation from a controller that traces its work.
+    pub traceparent: Option<String>,
     pub created_at: i64,
 }
 
@@ -140,6 +142,14 @@ pub fn plan(
         readiness_gate: wl.readiness_gate.clone().or_else(|| {
             (code == Code::ReadinessGateNotReady)
                 .then(|| crate::cluster::READINESS_GATE.to_string())
+        }),
+        traceparent: rng.chance(0.2).then(|| {
+            format!(
+                "00-{:016x}{:016x}-{:016x}-01",
+                rng.next_u64() | 1,
+                rng.next_u64(),
+                rng.next_u64() | 1
+            )
         }),
         created_at: input.created_at,
     };
@@ -1743,6 +1753,11 @@ impl<'a> Planner<'a> {
             delete,
             upgrade,
             attempts,
+            traceparent: if refused {
+                None
+            } else {
+                self.shape.traceparent.clone()
+            },
             milestones: self.m,
         };
         PodPlan {

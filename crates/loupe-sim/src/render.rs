@@ -711,12 +711,19 @@ impl PodModel {
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
         }
         m.insert("labels".into(), Value::Object(labels));
+        let mut annotations = serde_json::Map::new();
         if wl.padding > 0 {
-            m.insert(
-                "annotations".into(),
-                json!({"kubectl.kubernetes.io/restartedAt": "2025-12-30T09:12:44Z",
-                       "example.com/owner-team": "shop-platform"}),
+            annotations.insert(
+                "kubectl.kubernetes.io/restartedAt".into(),
+                json!("2025-12-30T09:12:44Z"),
             );
+            annotations.insert("example.com/owner-team".into(), json!("shop-platform"));
+        }
+        if let Some(tp) = &self.shape.traceparent {
+            annotations.insert("traceparent".into(), json!(tp));
+        }
+        if !annotations.is_empty() {
+            m.insert("annotations".into(), Value::Object(annotations));
         }
         m.insert(
             "ownerReferences".into(),
