@@ -160,6 +160,39 @@ fn simulated(profile: &str, pods: usize) -> Result<()> {
     );
     let report = run_child(&log, dir.path(), 300)?;
     print_report(&report, summary.events, summary.bytes);
+    span_cost(&dir.path().join("data"), report.cpu)
+}
+
+/// The built-in span packs evaluated over every stored timeline, against the replay's CPU.
+fn span_cost(data: &Path, replay_cpu: f64) -> Result<()> {
+    use loupe_store::StoreReader;
+    let store = SqliteStore::open(data)?;
+    let pods = store.pods(&loupe_store::PodFilter::default())?;
+    let timelines: Vec<_> = pods
+        .iter()
+        .map(|p| store.timeline(&p.cluster, &p.uid))
+        .collect::<Result<_, _>>()?;
+    let facts: usize = timelines.iter().map(Vec::len).sum();
+    let packs = loupe_trace::Pack::defaults();
+    let cpu0 = cpu_seconds()?;
+    let started = Instant::now();
+    let mut spans = 0usize;
+    for t in &timelines {
+        for p in &packs {
+            spans += loupe_trace::evaluate(p, t, i64::MAX / 2)
+                .iter()
+                .map(|t| t.spans.len())
+                .sum::<usize>();
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds()? - cpu0).max(wall);
+    println!(
+        "span evaluation (built-in packs): {} pods, {facts} facts, {spans} spans in {cpu:.2} CPU-s = {:.1} % of the replay's CPU ({:.1} µs per fact)",
+        pods.len(),
+        100.0 * cpu / replay_cpu.max(1e-9),
+        cpu * 1e6 / facts.max(1) as f64
+    );
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Action, Owner, Per, SpanDef};
-use crate::matcher::{compile_all, Bindings, Matcher};
+use crate::matcher::{Bindings, Matcher};
 use crate::Pack;
 
 /// One stage of a delivery.
@@ -61,14 +61,14 @@ struct Facts<'a> {
 }
 
 #[derive(Clone)]
-struct Instance {
+struct Instance<'f> {
     key: Option<String>,
     bindings: Bindings,
-    attrs: Value,
+    attrs: std::borrow::Cow<'f, Value>,
 }
 
 /// The pod's containers, volumes and finalizers as of `until` (an upgrade's new image).
-fn instances(per: Per, facts: &Facts<'_>, until: usize) -> Vec<Instance> {
+fn instances<'f>(per: Per, facts: &'f Facts<'_>, until: usize) -> Vec<Instance<'f>> {
     let mut out: Vec<Instance> = Vec::new();
     let records = &facts.records[..=until.min(facts.records.len().saturating_sub(1))];
     match per {
@@ -80,7 +80,9 @@ fn instances(per: Per, facts: &Facts<'_>, until: usize) -> Vec<Instance> {
                 .iter()
                 .zip(&facts.json)
                 .find(|(r, _)| matches!(r.fact, Fact::PodCreated { .. }))
-                .map_or(Value::Null, |(_, j)| j.clone()),
+                .map_or(std::borrow::Cow::Owned(Value::Null), |(_, j)| {
+                    std::borrow::Cow::Borrowed(j)
+                }),
         }),
         Per::Container | Per::MainContainer | Per::InitContainer => {
             let Some(containers) = records.iter().find_map(|r| match &r.fact {
@@ -104,7 +106,7 @@ fn instances(per: Per, facts: &Facts<'_>, until: usize) -> Vec<Instance> {
                 out.push(Instance {
                     key: Some(c.name.clone()),
                     bindings: vec![("container", c.name.clone()), ("image", image)],
-                    attrs: serde_json::to_value(&c).unwrap_or(Value::Null),
+                    attrs: std::borrow::Cow::Owned(serde_json::to_value(&c).unwrap_or(Value::Null)),
                 });
             }
         }
@@ -117,7 +119,9 @@ fn instances(per: Per, facts: &Facts<'_>, until: usize) -> Vec<Instance> {
                     out.push(Instance {
                         key: Some(v.name.clone()),
                         bindings: vec![("volume", v.name.clone())],
-                        attrs: serde_json::to_value(&v).unwrap_or(Value::Null),
+                        attrs: std::borrow::Cow::Owned(
+                            serde_json::to_value(&v).unwrap_or(Value::Null),
+                        ),
                     });
                 }
             }
@@ -140,7 +144,7 @@ fn instances(per: Per, facts: &Facts<'_>, until: usize) -> Vec<Instance> {
                 out.push(Instance {
                     key: Some(f.clone()),
                     bindings: vec![("finalizer", f.clone())],
-                    attrs: serde_json::json!({"name": f}),
+                    attrs: std::borrow::Cow::Owned(serde_json::json!({"name": f})),
                 });
             }
         }
@@ -161,15 +165,32 @@ fn matches_where(def: &SpanDef, attrs: &Value) -> bool {
                     Value::String(t) => t.clone(),
                     other => other.to_string(),
                 };
-                regex::Regex::new(&s[1..s.len() - 1]).is_ok_and(|re| re.is_match(&text))
+                where_regex(&s[1..s.len() - 1]).is_some_and(|re| re.is_match(&text))
             }
             other => serde_json::to_value(other).is_ok_and(|w| *v == w),
         }
     })
 }
 
+thread_local! {
+    /// `where:` regexes, compiled once (the packs hold a handful).
+    static WHERE_REGEXES: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> =
+        std::cell::RefCell::default();
+}
+
+fn where_regex(source: &str) -> Option<regex::Regex> {
+    WHERE_REGEXES.with(|cache| {
+        cache
+            .borrow_mut()
+            .entry(source.to_string())
+            .or_insert_with(|| regex::Regex::new(source).ok())
+            .clone()
+    })
+}
+
 fn first(
     matchers: &[Matcher],
+    bindings: &Bindings,
     facts: &Facts<'_>,
     from: usize,
     to: usize,
@@ -177,13 +198,18 @@ fn first(
     (from..to).find_map(|i| {
         matchers
             .iter()
-            .find_map(|m| m.hit(&facts.json[i]))
+            .find_map(|m| m.hit(&facts.json[i], bindings))
             .map(|h| (i, h))
     })
 }
 
 /// Every trace of `pack` in a pod's timeline; `now` (the audit clock) ages open spans.
 pub fn evaluate(pack: &Pack, records: &[FactRecord], now: i64) -> Vec<Trace> {
+    evaluate_all(std::slice::from_ref(pack), records, now)
+}
+
+/// The traces of every pack, the timeline read once.
+pub fn evaluate_all(packs: &[Pack], records: &[FactRecord], now: i64) -> Vec<Trace> {
     let facts = Facts {
         records,
         json: records
@@ -191,20 +217,29 @@ pub fn evaluate(pack: &Pack, records: &[FactRecord], now: i64) -> Vec<Trace> {
             .map(|r| serde_json::to_value(&r.fact).unwrap_or(Value::Null))
             .collect(),
     };
+    packs
+        .iter()
+        .flat_map(|p| evaluate_prepared(p, &facts, now))
+        .collect()
+}
+
+fn evaluate_prepared(pack: &Pack, facts: &Facts<'_>, now: i64) -> Vec<Trace> {
+    let records = facts.records;
     let root = &pack.def.root;
-    let starts = compile_all(&root.start, &Vec::new()).unwrap_or_default();
-    let ends = compile_all(&root.end, &Vec::new()).unwrap_or_default();
-    let aborts = compile_all(&root.abort, &Vec::new()).unwrap_or_default();
+    let compiled = pack.compiled(&root.name);
+    let none = Vec::new();
+    let (starts, ends, aborts) = (&compiled.start, &compiled.end, &compiled.abort);
     let mut traces = Vec::new();
     let mut from = 0;
-    while let Some((s, _)) = first(&starts, &facts, from, records.len()) {
-        let mut end = first(&ends, &facts, s + 1, records.len()).map(|(i, _)| i);
-        let abort = first(&aborts, &facts, s + 1, end.unwrap_or(records.len())).map(|(i, _)| i);
+    while let Some((s, _)) = first(starts, &none, facts, from, records.len()) {
+        let mut end = first(ends, &none, facts, s + 1, records.len()).map(|(i, _)| i);
+        let abort =
+            first(aborts, &none, facts, s + 1, end.unwrap_or(records.len())).map(|(i, _)| i);
         if abort.is_some() {
             end = None;
         }
         // The next trace of this action begins after this one ends (upgrades repeat).
-        let next_start = first(&starts, &facts, s + 1, records.len()).map(|(i, _)| i);
+        let next_start = first(starts, &none, facts, s + 1, records.len()).map(|(i, _)| i);
         // A trace ends with the whole audit event of its end fact: one status patch can
         // say ContainersReady after Ready.
         let window_end = match (end, next_start) {
@@ -219,7 +254,9 @@ pub fn evaluate(pack: &Pack, records: &[FactRecord], now: i64) -> Vec<Trace> {
         // Spans still open when the trace ended are aged to its end, not to the clock.
         let clock = end.or(abort).map_or(now, |e| records[e].ts);
         let mut spans = Vec::new();
-        eval_span(root, "", 0, &facts, s, window_end, clock, true, &mut spans);
+        eval_span(
+            pack, root, "", 0, facts, s, window_end, clock, true, &mut spans,
+        );
         if !spans.is_empty() {
             traces.push(Trace {
                 action: pack.def.action,
@@ -240,6 +277,7 @@ pub fn evaluate(pack: &Pack, records: &[FactRecord], now: i64) -> Vec<Trace> {
 
 #[allow(clippy::too_many_arguments)]
 fn eval_span(
+    pack: &Pack,
     def: &SpanDef,
     parent: &str,
     depth: usize,
@@ -260,7 +298,7 @@ fn eval_span(
         if !matches_where(def, &inst.attrs) {
             continue;
         }
-        let Some(span) = eval_instance(def, &inst, &path, depth, facts, from, to, now) else {
+        let Some(span) = eval_instance(pack, def, &inst, &path, depth, facts, from, to, now) else {
             continue;
         };
         out.push(span);
@@ -276,6 +314,7 @@ fn eval_span(
                 );
             }
             eval_span(
+                pack,
                 &child,
                 &path,
                 depth + 1,
@@ -292,6 +331,7 @@ fn eval_span(
 
 #[allow(clippy::too_many_arguments)]
 fn eval_instance(
+    pack: &Pack,
     def: &SpanDef,
     inst: &Instance,
     path: &str,
@@ -303,11 +343,12 @@ fn eval_instance(
 ) -> Option<Span> {
     let records = facts.records;
     let (start, start_id, end, end_id) = if def.point.is_some() {
-        let points = compile_all(&def.point, &inst.bindings).ok()?;
+        let compiled = pack.compiled(&def.name);
+        let points = &compiled.point;
         // A repeated point event widens the span over all its occurrences.
         let mut found: Option<(i64, i64, usize, usize)> = None;
         let mut at = from;
-        while let Some((i, hit)) = first(&points, facts, at, to) {
+        while let Some((i, hit)) = first(points, &inst.bindings, facts, at, to) {
             // `duration` before the event; with `minus`, the part of it before the last
             // `minus` (a pull's wait comes before the pull).
             let ts = records[i].ts;
@@ -332,10 +373,10 @@ fn eval_instance(
             Some(records[ei].audit_id.clone()),
         )
     } else {
-        let starts = compile_all(&def.start, &inst.bindings).ok()?;
-        let ends = compile_all(&def.end, &inst.bindings).ok()?;
-        let (s, _) = first(&starts, facts, from, to)?;
-        let e = first(&ends, facts, s + 1, to).map(|(i, _)| i);
+        let compiled = pack.compiled(&def.name);
+        let (starts, ends) = (&compiled.start, &compiled.end);
+        let (s, _) = first(starts, &inst.bindings, facts, from, to)?;
+        let e = first(ends, &inst.bindings, facts, s + 1, to).map(|(i, _)| i);
         (
             records[s].ts,
             records[s].audit_id.clone(),
@@ -343,14 +384,14 @@ fn eval_instance(
             e.map(|i| records[i].audit_id.clone()),
         )
     };
-    let errors = compile_all(&def.error, &inst.bindings).ok()?;
+    let errors = &pack.compiled(&def.name).error;
     let stop = end.unwrap_or(i64::MAX);
     let error = (from..to)
         .filter(|&i| records[i].ts >= start && records[i].ts <= stop)
         .find_map(|i| {
             errors
                 .iter()
-                .find_map(|m| m.hit(&facts.json[i]))
+                .find_map(|m| m.hit(&facts.json[i], &inst.bindings))
                 .map(|_| records[i].fact.summary())
         });
     Some(Span {

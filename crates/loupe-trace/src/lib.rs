@@ -8,16 +8,29 @@ pub mod matcher;
 pub mod stats;
 
 pub use config::{Action, ConfigError, Owner, PackDef, Per, SpanDef};
-pub use engine::{evaluate, Span, Trace};
+pub use engine::{evaluate, evaluate_all, Span, Trace};
 pub use stats::{StageRow, StageStats};
 
-use matcher::{compile_all, Bindings};
+use std::collections::HashMap;
 
-/// A checked pack.
+use matcher::{compile_all, Matcher};
+
+/// A checked pack, its matchers compiled once.
 #[derive(Debug, Clone)]
 pub struct Pack {
     pub file: String,
     pub def: PackDef,
+    compiled: HashMap<String, CompiledSpan>,
+}
+
+/// A span's matchers, by role.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CompiledSpan {
+    pub start: Vec<Matcher>,
+    pub end: Vec<Matcher>,
+    pub point: Vec<Matcher>,
+    pub error: Vec<Matcher>,
+    pub abort: Vec<Matcher>,
 }
 
 /// The packs shipped for upstream Kubernetes (1.31–1.34).
@@ -32,12 +45,20 @@ impl Pack {
     /// span has `start`+`end` or `point`, names are unique.
     pub fn load(file: &str, text: &str) -> Result<Pack, ConfigError> {
         let def = config::parse(file, text)?;
-        let mut names = Vec::new();
-        check(&def.root, file, text, true, Per::Pod, &mut names)?;
+        let mut compiled = HashMap::new();
+        check(&def.root, file, text, true, Per::Pod, &mut compiled)?;
         Ok(Pack {
             file: file.to_string(),
             def,
+            compiled,
         })
+    }
+
+    pub(crate) fn compiled(&self, span: &str) -> &CompiledSpan {
+        static EMPTY: std::sync::OnceLock<CompiledSpan> = std::sync::OnceLock::new();
+        self.compiled
+            .get(span)
+            .unwrap_or_else(|| EMPTY.get_or_init(CompiledSpan::default))
     }
 
     pub fn defaults() -> Vec<Pack> {
@@ -68,15 +89,13 @@ impl Pack {
     }
 }
 
-fn sample_bindings(per: Per) -> Bindings {
-    let v = |s: &str| s.to_string();
+/// The placeholders a span's instances supply.
+fn provided(per: Per) -> &'static [&'static str] {
     match per {
-        Per::Pod => Vec::new(),
-        Per::Container | Per::MainContainer | Per::InitContainer => {
-            vec![("container", v("c")), ("image", v("i"))]
-        }
-        Per::Volume => vec![("volume", v("v"))],
-        Per::Finalizer => vec![("finalizer", v("f"))],
+        Per::Pod => &[],
+        Per::Container | Per::MainContainer | Per::InitContainer => &["container", "image"],
+        Per::Volume => &["volume"],
+        Per::Finalizer => &["finalizer"],
     }
 }
 
@@ -87,16 +106,15 @@ fn check(
     text: &str,
     root: bool,
     inherited: Per,
-    names: &mut Vec<String>,
+    compiled: &mut HashMap<String, CompiledSpan>,
 ) -> Result<(), ConfigError> {
     let here = format!("name: {}", d.name);
     let fail = |problem: String| {
         ConfigError::at(file, text, &here, format!("span {:?}: {problem}", d.name))
     };
-    if names.contains(&d.name) {
+    if compiled.contains_key(&d.name) {
         return Err(fail("the name is used twice".into()));
     }
-    names.push(d.name.clone());
     match (&d.start, &d.end, &d.point) {
         (Some(_), Some(_), None) => {}
         (None, None, Some(_)) if !root => {}
@@ -113,13 +131,39 @@ fn check(
     if root && d.per != Per::Pod {
         return Err(fail("the root span is per pod".into()));
     }
-    let per = if d.per == Per::Pod { inherited } else { d.per };
-    let bindings = sample_bindings(per);
-    for m in [&d.start, &d.end, &d.point, &d.error, &d.abort] {
-        compile_all(m, &bindings).map_err(fail)?;
+    for (key, want) in &d.where_ {
+        if let serde_norway::Value::String(w) = want {
+            if w.len() >= 2 && w.starts_with('/') && w.ends_with('/') {
+                regex::Regex::new(&w[1..w.len() - 1])
+                    .map_err(|e| fail(format!("where {key}: bad regex: {e}")))?;
+            }
+        }
     }
+    let per = if d.per == Per::Pod { inherited } else { d.per };
+    let span = CompiledSpan {
+        start: compile_all(&d.start).map_err(fail)?,
+        end: compile_all(&d.end).map_err(fail)?,
+        point: compile_all(&d.point).map_err(fail)?,
+        error: compile_all(&d.error).map_err(fail)?,
+        abort: compile_all(&d.abort).map_err(fail)?,
+    };
+    let all = span
+        .start
+        .iter()
+        .chain(&span.end)
+        .chain(&span.point)
+        .chain(&span.error)
+        .chain(&span.abort);
+    for needed in all.flat_map(Matcher::placeholders) {
+        if !provided(per).contains(&needed) {
+            return Err(fail(format!(
+                "${needed} has no value for this span (check `per:`)"
+            )));
+        }
+    }
+    compiled.insert(d.name.clone(), span);
     for c in &d.children {
-        check(c, file, text, false, per, names)?;
+        check(c, file, text, false, per, compiled)?;
     }
     Ok(())
 }

@@ -11,9 +11,16 @@ pub type Bindings = Vec<(&'static str, String)>;
 #[derive(Debug, Clone)]
 enum Pattern {
     Exact(Value),
-    Regex(Regex),
+    /// A string with placeholders, filled from the instance when matching.
+    Template(String),
+    /// A regex; placeholders became capture groups checked against the instance.
+    Regex {
+        re: Regex,
+        binds: Vec<(String, &'static str)>,
+    },
 }
 
+/// A matcher compiled once per pack; an instance's values are supplied when matching.
 #[derive(Debug, Clone)]
 pub struct Matcher {
     fact: String,
@@ -56,24 +63,26 @@ pub const FACT_TYPES: &[&str] = &[
     "event",
 ];
 
-const PLACEHOLDERS: &[&str] = &["$container", "$image", "$volume", "$finalizer"];
+pub const PLACEHOLDERS: &[&str] = &["container", "image", "volume", "finalizer"];
 
-fn fill(text: &str, bindings: &Bindings, regex: bool) -> String {
+fn fill(text: &str, bindings: &Bindings) -> String {
     let mut out = text.to_string();
     for (name, value) in bindings {
-        let value = if regex {
-            regex::escape(value)
-        } else {
-            value.clone()
-        };
-        out = out.replace(&format!("${name}"), &value);
+        out = out.replace(&format!("${name}"), value);
     }
     out
 }
 
+fn binding<'b>(bindings: &'b Bindings, name: &str) -> Option<&'b str> {
+    bindings
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
+}
+
 impl Matcher {
-    /// Compiles `def` for an instance; errors say what is wrong, for the config checker.
-    pub fn compile(def: &MatcherDef, bindings: &Bindings) -> Result<Matcher, String> {
+    /// Compiles `def`; errors say what is wrong, for the config checker.
+    pub fn compile(def: &MatcherDef) -> Result<Matcher, String> {
         let fact = match def.get("fact") {
             Some(serde_norway::Value::String(f)) => f.clone(),
             _ => return Err("a matcher needs `fact: <type>`".into()),
@@ -91,32 +100,53 @@ impl Matcher {
                 serde_norway::Value::String(s)
                     if s.len() >= 2 && s.starts_with('/') && s.ends_with('/') =>
                 {
-                    let source = fill(&s[1..s.len() - 1], bindings, true);
-                    Pattern::Regex(
-                        Regex::new(&source).map_err(|e| format!("field {key}: bad regex: {e}"))?,
-                    )
+                    let mut source = s[1..s.len() - 1].to_string();
+                    let mut binds = Vec::new();
+                    for name in PLACEHOLDERS {
+                        let token = format!("${name}");
+                        while let Some(at) = source.find(&token) {
+                            let group = format!("__bind{}", binds.len());
+                            source
+                                .replace_range(at..at + token.len(), &format!("(?P<{group}>.+?)"));
+                            binds.push((group, *name));
+                        }
+                    }
+                    let re =
+                        Regex::new(&source).map_err(|e| format!("field {key}: bad regex: {e}"))?;
+                    Pattern::Regex { re, binds }
                 }
-                serde_norway::Value::String(s) => {
-                    Pattern::Exact(Value::String(fill(s, bindings, false)))
+                serde_norway::Value::String(s)
+                    if PLACEHOLDERS.iter().any(|p| s.contains(&format!("${p}"))) =>
+                {
+                    Pattern::Template(s.clone())
                 }
+                serde_norway::Value::String(s) => Pattern::Exact(Value::String(s.clone())),
                 other => Pattern::Exact(
                     serde_json::to_value(other).map_err(|e| format!("field {key}: {e}"))?,
                 ),
             };
-            if let Pattern::Exact(Value::String(s)) = &pattern {
-                if let Some(p) = PLACEHOLDERS.iter().find(|p| s.contains(*p)) {
-                    return Err(format!(
-                        "field {key}: {p} has no value for this span (check `per:`)"
-                    ));
-                }
-            }
             fields.push((path, pattern));
         }
         Ok(Matcher { fact, fields })
     }
 
-    /// Whether the fact (as JSON, `type` tagged) matches; with its captures.
-    pub fn hit(&self, fact: &Value) -> Option<Hit> {
+    /// The placeholders this matcher needs an instance to supply.
+    pub fn placeholders(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (_, p) in &self.fields {
+            match p {
+                Pattern::Template(t) => {
+                    out.extend(PLACEHOLDERS.iter().filter(|n| t.contains(&format!("${n}"))))
+                }
+                Pattern::Regex { binds, .. } => out.extend(binds.iter().map(|(_, n)| *n)),
+                Pattern::Exact(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Whether the fact (as JSON, `type` tagged) matches for this instance; its captures.
+    pub fn hit(&self, fact: &Value, bindings: &Bindings) -> Option<Hit> {
         if fact.get("type").and_then(Value::as_str) != Some(self.fact.as_str()) {
             return None;
         }
@@ -138,12 +168,22 @@ impl Matcher {
                         return None;
                     }
                 }
-                Pattern::Regex(re) => {
+                Pattern::Template(t) => {
+                    if v.as_str() != Some(fill(t, bindings).as_str()) {
+                        return None;
+                    }
+                }
+                Pattern::Regex { re, binds } => {
                     let text = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
+                        Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                        other => std::borrow::Cow::Owned(other.to_string()),
                     };
                     let caps = re.captures(&text)?;
+                    for (group, name) in binds {
+                        if caps.name(group).map(|m| m.as_str()) != binding(bindings, name) {
+                            return None;
+                        }
+                    }
                     if let Some(d) = caps.name("duration") {
                         hit.duration_us = parse_go_duration(d.as_str());
                     }
@@ -157,10 +197,10 @@ impl Matcher {
     }
 }
 
-pub fn compile_all(m: &Option<Matchers>, bindings: &Bindings) -> Result<Vec<Matcher>, String> {
+pub fn compile_all(m: &Option<Matchers>) -> Result<Vec<Matcher>, String> {
     m.iter()
         .flat_map(|m| m.list())
-        .map(|d| Matcher::compile(d, bindings))
+        .map(Matcher::compile)
         .collect()
 }
 
