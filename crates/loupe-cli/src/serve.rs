@@ -46,6 +46,15 @@ pub struct ServeArgs {
     /// Keep the store under this size (e.g. 20GB).
     #[arg(long, value_parser = parse_size)]
     retain_size: Option<u64>,
+    /// Stream delivery spans to this OTLP/HTTP traces endpoint as they finish.
+    #[arg(long, env = "LOUPE_OTLP_ENDPOINT")]
+    otlp: Option<String>,
+    /// Span packs (*.yaml) replacing the built-in ones; reloaded when they change.
+    #[arg(long, env = "LOUPE_SPANS")]
+    spans: Option<PathBuf>,
+    /// How often finished spans are looked for and sent.
+    #[arg(long, default_value = "2s", value_parser = parse_duration_us)]
+    otlp_every: i64,
     /// Largest webhook body accepted.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     max_body: u64,
@@ -92,6 +101,25 @@ pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
             }
         }));
     }
+    let streamer = match &args.otlp {
+        Some(endpoint) => {
+            let config = crate::trace::StreamConfig {
+                otlp: endpoint.clone(),
+                spans: args.spans.clone(),
+                every: Duration::from_micros(args.otlp_every.max(100_000) as u64),
+                lateness_us: args.ordering.lateness,
+            };
+            // Refuse a bad pack at start; later changes only replace good ones.
+            crate::trace::packs(config.spans.as_deref())?;
+            let (g, s) = (g.clone(), stop.clone());
+            Some(std::thread::spawn(move || {
+                if let Err(e) = crate::trace::stream(g, config, s) {
+                    tracing::error!("span stream stopped: {e:#}");
+                }
+            }))
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -131,6 +159,9 @@ pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
     });
     stop.store(true, Ordering::Relaxed);
     for t in tailers {
+        let _ = t.join();
+    }
+    if let Some(t) = streamer {
         let _ = t.join();
     }
     drop(writer);

@@ -355,3 +355,118 @@ pub fn export(g: &Global, args: ExportArgs) -> Result<()> {
         t
     })
 }
+
+/// What `serve --otlp` streams.
+pub struct StreamConfig {
+    pub otlp: String,
+    pub spans: Option<PathBuf>,
+    pub every: std::time::Duration,
+    /// Late facts can still close spans this far (audit time) behind the newest.
+    pub lateness_us: i64,
+}
+
+/// The newest modification of the packs in `dir` (reloaded when it changes).
+fn packs_stamp(dir: Option<&Path>) -> Option<(std::time::SystemTime, usize)> {
+    let dir = dir?;
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .collect();
+    let newest = entries
+        .iter()
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
+        .unwrap_or(std::time::UNIX_EPOCH);
+    Some((newest, entries.len()))
+}
+
+/// Streams finished spans of the pods the store receives to an OTLP endpoint, every
+/// `every`; each span is sent once (a restart resends, with the same IDs). Span packs in
+/// `spans` are reloaded when they change; a bad one is reported and the old ones stay.
+pub fn stream(
+    g: Global,
+    config: StreamConfig,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<()> {
+    use std::collections::{HashMap, HashSet};
+    let mut packs = packs(config.spans.as_deref())?;
+    let mut stamp = packs_stamp(config.spans.as_deref());
+    let mut exporter = loupe_otel::Exporter::new(&config.otlp)?;
+    let mut sent: HashMap<String, (HashSet<loupe_otel::SpanIdOf>, u64)> = HashMap::new();
+    let mut cursor = i64::MIN;
+    let mut round = 0u64;
+    tracing::info!(endpoint = %config.otlp, "streaming delivery spans over OTLP");
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(config.every);
+        round += 1;
+        let now_stamp = packs_stamp(config.spans.as_deref());
+        if now_stamp != stamp {
+            stamp = now_stamp;
+            match self::packs(config.spans.as_deref()) {
+                Ok(p) => {
+                    packs = p;
+                    tracing::info!("span packs reloaded");
+                }
+                Err(e) => tracing::error!("span packs not reloaded, the previous ones stay: {e:#}"),
+            }
+        }
+        let Ok(store) = open(&g) else { continue };
+        let pods = match store.pods(&loupe_store::PodFilter {
+            since: (cursor > i64::MIN).then_some(cursor),
+            ..loupe_store::PodFilter::default()
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("span stream: reading pods: {e}");
+                continue;
+            }
+        };
+        let clocks: HashMap<String, i64> = store
+            .clusters()
+            .map(|cs| cs.into_iter().map(|c| (c.cluster, c.max_seen)).collect())
+            .unwrap_or_default();
+        let mut newest = cursor;
+        for pod in &pods {
+            let Ok(facts) = store.timeline(&pod.cluster, &pod.uid) else {
+                continue;
+            };
+            let clock = clocks.get(&pod.cluster).copied().unwrap_or(pod.last_seen);
+            let parent = facts.iter().find_map(|f| match &f.fact {
+                loupe_facts::Fact::PodCreated {
+                    traceparent: Some(tp),
+                    ..
+                } => loupe_otel::parse_traceparent(tp),
+                _ => None,
+            });
+            let resource = loupe_otel::PodResource {
+                cluster: pod.cluster.clone(),
+                uid: pod.uid.clone(),
+                namespace: pod.namespace.clone(),
+                name: pod.name.clone(),
+                node: pod.node.clone(),
+                owner_kind: pod.owner_kind.clone(),
+                owner_name: pod.owner_name.clone(),
+            };
+            let entry = sent.entry(pod.uid.clone()).or_default();
+            entry.1 = round;
+            for pack in &packs {
+                let traces = evaluate(pack, &facts, clock);
+                let parent = if pack.def.action == Action::Create {
+                    parent
+                } else {
+                    None
+                };
+                if let Err(e) = exporter.export_new(&resource, &traces, parent, &mut entry.0) {
+                    tracing::warn!("span stream: {e} (retried next round)");
+                }
+            }
+            newest = newest.max(pod.last_seen);
+        }
+        if newest > i64::MIN {
+            cursor = newest.saturating_sub(config.lateness_us);
+        }
+        // Pods not seen for a while have sent all they will.
+        sent.retain(|_, (_, seen)| round.saturating_sub(*seen) < 600);
+    }
+    Ok(())
+}

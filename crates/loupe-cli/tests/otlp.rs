@@ -227,3 +227,174 @@ fn delivery_traces_reach_a_real_otlp_receiver_deterministically() {
         .iter()
         .any(|s| s["resource"]["k8s.pod.uid"] == stuck["uid"] && s["name"] == "image app"));
 }
+
+struct Receiver {
+    child: std::process::Child,
+    port: u16,
+    file: std::path::PathBuf,
+}
+
+impl Receiver {
+    fn start(dir: &Path) -> Receiver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let file = dir.join("streamed.jsonl");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/receivers/otlp_receiver.py"
+        );
+        let mut child = Command::new("python3")
+            .args([script, &port.to_string(), file.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        Receiver { child, port, file }
+    }
+    fn names(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|s| s["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn serve_streams_finished_spans_and_reloads_span_packs() {
+    if !receiver_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path());
+    let data = dir.path().join("data");
+    let packs = dir.path().join("spans");
+    std::fs::create_dir_all(&packs).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--cluster",
+            "live",
+            "serve",
+            "--listen",
+            &listen,
+            "--lateness",
+            "2s",
+            "--otlp",
+            &format!("http://127.0.0.1:{}/v1/traces", receiver.port),
+            "--spans",
+            packs.to_str().unwrap(),
+            "--otlp-every",
+            "300ms",
+        ])
+        .env("LOUPE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("serve", || std::net::TcpStream::connect(&listen).is_ok());
+    let send = |seed: &str| {
+        let out = loupe(
+            &data,
+            &[
+                "simulate",
+                "--profile",
+                "dev",
+                "--pods",
+                "8",
+                "--rate",
+                "4",
+                "--seed",
+                seed,
+                "--webhook",
+                &format!("http://{listen}/audit/live"),
+                "--speed",
+                "500",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    send("1");
+    wait_for("streamed stages", || {
+        receiver.names().iter().any(|n| n == "schedule")
+    });
+    // A broken pack: reported, the running server keeps the packs it has.
+    std::fs::write(
+        packs.join("create.yaml"),
+        "action: create\nroot:\n  name: x\n  start: {fact: nope}\n  end: {fact: bound}\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "a bad span pack took the server down"
+    );
+    // A good one replaces the built-in creation pack for what comes next.
+    std::fs::write(packs.join("create.yaml"), "action: create\nroot:\n  name: until_bound\n  start: {fact: pod_created}\n  end: {fact: bound}\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    send("2");
+    wait_for("spans of the reloaded pack", || {
+        receiver.names().iter().any(|n| n == "until_bound")
+    });
+    let names = receiver.names();
+    let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert!(unique.len() > 5, "{unique:?}");
+    // Every finished span was sent once, however many rounds saw it.
+    let ids: Vec<(String, String)> = std::fs::read_to_string(&receiver.file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|s| {
+            (
+                s["trace_id"].as_str().unwrap().to_string(),
+                s["span_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<&(String, String)> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "a span was streamed twice");
+    let _ = server.kill();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut err);
+    let _ = server.wait();
+    assert!(
+        err.contains("span packs not reloaded") && err.contains("unknown fact type \"nope\""),
+        "{err}"
+    );
+}

@@ -37,6 +37,9 @@ pub struct PodResource {
     pub owner_name: Option<String>,
 }
 
+/// The ID of an exported span (what a stream remembers having sent).
+pub type SpanIdOf = SpanId;
+
 /// A remote parent, from the pod's W3C `traceparent` annotation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RemoteParent {
@@ -237,16 +240,34 @@ impl Exporter {
         traces: &[Trace],
         parent: Option<RemoteParent>,
     ) -> Result<usize, ExportError> {
-        let batch: Vec<SpanData> = traces.iter().flat_map(|t| spans(pod, t, parent)).collect();
+        self.export_new(pod, traces, parent, &mut std::collections::HashSet::new())
+    }
+
+    /// As [`Exporter::export`], skipping the spans whose IDs are in `sent`, and adding the
+    /// ones sent: a stream sends each finished span once.
+    pub fn export_new(
+        &mut self,
+        pod: &PodResource,
+        traces: &[Trace],
+        parent: Option<RemoteParent>,
+        sent: &mut std::collections::HashSet<SpanId>,
+    ) -> Result<usize, ExportError> {
+        let batch: Vec<SpanData> = traces
+            .iter()
+            .flat_map(|t| spans(pod, t, parent))
+            .filter(|s| !sent.contains(&s.span_context.span_id()))
+            .collect();
         if batch.is_empty() {
             return Ok(0);
         }
+        let ids: Vec<SpanId> = batch.iter().map(|s| s.span_context.span_id()).collect();
         let n = batch.len();
         self.inner.set_resource(&resource(pod));
         futures_executor::block_on(self.inner.export(batch)).map_err(|e| ExportError::Export {
             endpoint: self.endpoint.clone(),
             message: e.to_string(),
         })?;
+        sent.extend(ids);
         Ok(n)
     }
 }
