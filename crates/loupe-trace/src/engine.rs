@@ -57,7 +57,29 @@ impl Trace {
 
 struct Facts<'a> {
     records: &'a [FactRecord],
-    json: Vec<Value>,
+    /// Each fact as JSON, made when a matcher of its type first looks at it.
+    json: Vec<std::cell::OnceCell<Value>>,
+}
+
+impl Facts<'_> {
+    fn json(&self, i: usize) -> &Value {
+        self.json[i]
+            .get_or_init(|| serde_json::to_value(&self.records[i].fact).unwrap_or(Value::Null))
+    }
+
+    /// The first matcher that matches fact `i` (only matchers of its type look at it).
+    fn hit(
+        &self,
+        matchers: &[Matcher],
+        bindings: &Bindings,
+        i: usize,
+    ) -> Option<crate::matcher::Hit> {
+        let kind = self.records[i].fact.type_name();
+        matchers
+            .iter()
+            .filter(|m| m.fact_type() == kind)
+            .find_map(|m| m.hit(self.json(i), bindings))
+    }
 }
 
 #[derive(Clone)]
@@ -78,10 +100,9 @@ fn instances<'f>(per: Per, facts: &'f Facts<'_>, until: usize) -> Vec<Instance<'
             attrs: facts
                 .records
                 .iter()
-                .zip(&facts.json)
-                .find(|(r, _)| matches!(r.fact, Fact::PodCreated { .. }))
-                .map_or(std::borrow::Cow::Owned(Value::Null), |(_, j)| {
-                    std::borrow::Cow::Borrowed(j)
+                .position(|r| matches!(r.fact, Fact::PodCreated { .. }))
+                .map_or(std::borrow::Cow::Owned(Value::Null), |i| {
+                    std::borrow::Cow::Borrowed(facts.json(i))
                 }),
         }),
         Per::Container | Per::MainContainer | Per::InitContainer => {
@@ -195,12 +216,7 @@ fn first(
     from: usize,
     to: usize,
 ) -> Option<(usize, crate::matcher::Hit)> {
-    (from..to).find_map(|i| {
-        matchers
-            .iter()
-            .find_map(|m| m.hit(&facts.json[i], bindings))
-            .map(|h| (i, h))
-    })
+    (from..to).find_map(|i| facts.hit(matchers, bindings, i).map(|h| (i, h)))
 }
 
 /// Every trace of `pack` in a pod's timeline; `now` (the audit clock) ages open spans.
@@ -212,10 +228,7 @@ pub fn evaluate(pack: &Pack, records: &[FactRecord], now: i64) -> Vec<Trace> {
 pub fn evaluate_all(packs: &[Pack], records: &[FactRecord], now: i64) -> Vec<Trace> {
     let facts = Facts {
         records,
-        json: records
-            .iter()
-            .map(|r| serde_json::to_value(&r.fact).unwrap_or(Value::Null))
-            .collect(),
+        json: vec![std::cell::OnceCell::new(); records.len()],
     };
     packs
         .iter()
@@ -389,9 +402,8 @@ fn eval_instance(
     let error = (from..to)
         .filter(|&i| records[i].ts >= start && records[i].ts <= stop)
         .find_map(|i| {
-            errors
-                .iter()
-                .find_map(|m| m.hit(&facts.json[i], &inst.bindings))
+            facts
+                .hit(errors, &inst.bindings, i)
                 .map(|_| records[i].fact.summary())
         });
     Some(Span {

@@ -130,6 +130,10 @@ impl Matcher {
         Ok(Matcher { fact, fields })
     }
 
+    pub fn fact_type(&self) -> &str {
+        &self.fact
+    }
+
     /// The placeholders this matcher needs an instance to supply.
     pub fn placeholders(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
