@@ -312,7 +312,9 @@ impl<'a> Engine<'a> {
                 self.reschedule(tick, Tick::ControlLease(c), next);
             }
             Tick::WatchCycle(w) => {
-                let ends = at + self.rng.between(300 * S, 600 * S);
+                // A watch still open when the window ends is closed with it, so the paced
+                // stream does not wait for it.
+                let ends = (at + self.rng.between(300 * S, 600 * S)).min(self.horizon);
                 self.watch(at, w, ends);
                 let next = ends + self.rng.between(10 * MS, S);
                 self.reschedule(tick, Tick::WatchCycle(w), next);

@@ -83,11 +83,20 @@ impl SqliteStore {
              PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;
              PRAGMA wal_autocheckpoint=16384;",
         )?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)",
-            params![SCHEMA_VERSION.to_string()],
+        // A store that exists is only read here: readers beside a running writer (queries,
+        // the span stream) must not take the write lock.
+        let exists: bool = conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'meta'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
         )?;
+        if !exists {
+            conn.execute_batch(SCHEMA)?;
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )?;
+        }
         let found: String = conn.query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
             [],
@@ -212,7 +221,11 @@ impl Store for SqliteStore {
             chunk::encode(out, &mut self.scratch, &mut self.compressor)?
         };
         let raw_bytes = self.scratch.len();
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: take the write lock up front (waiting out readers' busy time) instead
+        // of upgrading a read transaction, which fails at once if the snapshot is stale.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if !out.raw.is_empty() {
             let min_ts = out.raw.iter().map(|e| e.ts).min().unwrap_or(0);
             let max_ts = out.raw.iter().map(|e| e.ts).max().unwrap_or(0);

@@ -224,3 +224,35 @@ fn a_store_of_another_schema_version_is_refused_with_a_clear_error() {
         "{text}"
     );
 }
+
+#[test]
+fn readers_opening_the_store_never_fail_the_writer() {
+    // `loupe pods` and the span stream open the store beside `loupe serve`'s writer.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let lines = sample(40, 13);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (path, stop) = (dir.path().to_path_buf(), stop.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = SqliteStore::open(&path).unwrap();
+                r.pods(&PodFilter::default()).unwrap();
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let mut p = Processor::new(Config::new("c"));
+    for (i, line) in lines.iter().enumerate() {
+        p.push(line, "s", i as u64);
+        if i % 20 == 19 {
+            store
+                .commit("c", &p.take_output(), &[])
+                .expect("a commit beside readers");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+}
