@@ -312,22 +312,7 @@ pub fn export(g: &Global, args: ExportArgs) -> Result<()> {
     for pod in &pods {
         let facts = store.timeline(&pod.cluster, &pod.uid)?;
         let clock = clocks.get(&pod.cluster).copied().unwrap_or(pod.last_seen);
-        let parent = facts.iter().find_map(|f| match &f.fact {
-            loupe_facts::Fact::PodCreated {
-                traceparent: Some(tp),
-                ..
-            } => loupe_otel::parse_traceparent(tp),
-            _ => None,
-        });
-        let resource = loupe_otel::PodResource {
-            cluster: pod.cluster.clone(),
-            uid: pod.uid.clone(),
-            namespace: pod.namespace.clone(),
-            name: pod.name.clone(),
-            node: pod.node.clone(),
-            owner_kind: pod.owner_kind.clone(),
-            owner_name: pod.owner_name.clone(),
-        };
+        let (resource, parent) = otel_parts(pod, &facts);
         for pack in &packs {
             let traces = evaluate(pack, &facts, clock);
             // The controller's trace is the creation's parent.
@@ -431,22 +416,7 @@ pub fn stream(
                 continue;
             };
             let clock = clocks.get(&pod.cluster).copied().unwrap_or(pod.last_seen);
-            let parent = facts.iter().find_map(|f| match &f.fact {
-                loupe_facts::Fact::PodCreated {
-                    traceparent: Some(tp),
-                    ..
-                } => loupe_otel::parse_traceparent(tp),
-                _ => None,
-            });
-            let resource = loupe_otel::PodResource {
-                cluster: pod.cluster.clone(),
-                uid: pod.uid.clone(),
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                node: pod.node.clone(),
-                owner_kind: pod.owner_kind.clone(),
-                owner_name: pod.owner_name.clone(),
-            };
+            let (resource, parent) = otel_parts(pod, &facts);
             let entry = sent.entry(pod.uid.clone()).or_default();
             entry.1 = round;
             for pack in &packs {
@@ -469,4 +439,29 @@ pub fn stream(
         sent.retain(|_, (_, seen)| round.saturating_sub(*seen) < 600);
     }
     Ok(())
+}
+
+/// What OTLP needs of a pod: its resource, and the controller's trace from its
+/// `traceparent` annotation.
+fn otel_parts(
+    pod: &PodRow,
+    facts: &[loupe_facts::FactRecord],
+) -> (loupe_otel::PodResource, Option<loupe_otel::RemoteParent>) {
+    let parent = facts.iter().find_map(|f| match &f.fact {
+        loupe_facts::Fact::PodCreated {
+            traceparent: Some(tp),
+            ..
+        } => loupe_otel::parse_traceparent(tp),
+        _ => None,
+    });
+    let resource = loupe_otel::PodResource {
+        cluster: pod.cluster.clone(),
+        uid: pod.uid.clone(),
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+        node: pod.node.clone(),
+        owner_kind: pod.owner_kind.clone(),
+        owner_name: pod.owner_name.clone(),
+    };
+    (resource, parent)
 }
