@@ -402,20 +402,17 @@ impl<'a> Engine<'a> {
                 } else {
                     name.as_str()
                 };
-                let req = Request {
+                let req = Request::new(
                     at,
-                    latency: write(&mut self.rng) + 2 * MS,
-                    verb: "create",
-                    actor: self.actors.controller(wl.kind.controller()),
-                    object: ObjectRef::new("pods", &ns, object_name),
-                    code: 201,
-                    failure: None,
-                    level: "RequestResponse",
-                    request: Some(request),
-                    response: Some(response),
-                    watch_until: None,
-                    non_resource: None,
-                };
+                    write(&mut self.rng) + 2 * MS,
+                    "create",
+                    self.actors.controller(wl.kind.controller()),
+                    ObjectRef::new("pods", &ns, object_name),
+                    201,
+                    "RequestResponse",
+                )
+                .request(request)
+                .response(response);
                 self.emit(req);
             }
             Act::CreateRefused {
@@ -428,20 +425,18 @@ impl<'a> Engine<'a> {
                 let response = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                     "message": message, "reason": reason, "details": {"name": name, "kind": "pods"}, "code": code})
                 .to_string();
-                let req = Request {
+                let req = Request::new(
                     at,
-                    latency: write(&mut self.rng) + if *code == 500 { 10 * S } else { 0 },
-                    verb: "create",
-                    actor: self.actors.controller(wl.kind.controller()),
-                    object: ObjectRef::new("pods", &ns, ""),
-                    code: *code,
-                    failure: Some((reason, message.clone())),
-                    level: "RequestResponse",
-                    request: Some(request),
-                    response: Some(response),
-                    watch_until: None,
-                    non_resource: None,
-                };
+                    write(&mut self.rng) + if *code == 500 { 10 * S } else { 0 },
+                    "create",
+                    self.actors.controller(wl.kind.controller()),
+                    ObjectRef::new("pods", &ns, ""),
+                    *code,
+                    "RequestResponse",
+                )
+                .failed((reason, message.clone()))
+                .request(request)
+                .response(response);
                 self.emit(req);
             }
             Act::OwnerEvent {
@@ -477,22 +472,18 @@ impl<'a> Engine<'a> {
                     "target": {"kind": "Node", "name": node.name}})
                 .to_string();
                 live.model.bind(node, at);
-                let req = Request {
+                let req = Request::new(
                     at,
-                    latency: write(&mut self.rng),
-                    verb: "create",
-                    actor: self.actors.scheduler(),
-                    object: ObjectRef::new("pods", &ns, &name)
+                    write(&mut self.rng),
+                    "create",
+                    self.actors.scheduler(),
+                    ObjectRef::new("pods", &ns, &name)
                         .subresource("binding")
                         .object(&live.model.shape.uid, ""),
-                    code: 201,
-                    failure: None,
-                    level: "Request",
-                    request: Some(body),
-                    response: None,
-                    watch_until: None,
-                    non_resource: None,
-                };
+                    201,
+                    "Request",
+                )
+                .request(body);
                 self.emit(req);
             }
             Act::SchedulerEvent {
@@ -517,20 +508,16 @@ impl<'a> Engine<'a> {
                     at,
                 );
                 let verb = if *series >= 2 { "patch" } else { "create" };
-                let req = Request {
+                let req = Request::new(
                     at,
-                    latency: write(&mut self.rng),
+                    write(&mut self.rng),
                     verb,
-                    actor: self.actors.scheduler(),
-                    object: ObjectRef::new("events", &ns, &event_name).group("events.k8s.io", "v1"),
-                    code: if verb == "create" { 201 } else { 200 },
-                    failure: None,
-                    level: "Request",
-                    request: Some(body),
-                    response: None,
-                    watch_until: None,
-                    non_resource: None,
-                };
+                    self.actors.scheduler(),
+                    ObjectRef::new("events", &ns, &event_name).group("events.k8s.io", "v1"),
+                    if verb == "create" { 201 } else { 200 },
+                    "Request",
+                )
+                .request(body);
                 self.emit(req);
             }
             Act::ControllerStatus(actor, change) => {
@@ -555,20 +542,15 @@ impl<'a> Engine<'a> {
                     .apply_status(change, &mut self.nodes[node_ix], wl, at);
                 let actor = self.actors.kubelet(node_ix);
                 // The kubelet reads the pod before each status patch.
-                let get = Request {
-                    at: at - 3 * MS,
-                    latency: 800,
-                    verb: "get",
-                    actor: actor.clone(),
-                    object: ObjectRef::new("pods", &ns, &name),
-                    code: 200,
-                    failure: None,
-                    level: "Metadata",
-                    request: None,
-                    response: None,
-                    watch_until: None,
-                    non_resource: None,
-                };
+                let get = Request::new(
+                    at - 3 * MS,
+                    800,
+                    "get",
+                    actor.clone(),
+                    ObjectRef::new("pods", &ns, &name),
+                    200,
+                    "Metadata",
+                );
                 self.emit(get);
                 self.status_request(at, actor, &ns, &name, body);
             }
@@ -587,20 +569,16 @@ impl<'a> Engine<'a> {
                 let body = json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
                     "message": message, "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": format_seconds(at)}]}})
                 .to_string();
-                let req = Request {
+                let req = Request::new(
                     at,
-                    latency: write(&mut self.rng),
-                    verb: "patch",
-                    actor: self.actors.controller("node-controller"),
-                    object: ObjectRef::new("nodes", "", &node.name).subresource("status"),
-                    code: 200,
-                    failure: None,
-                    level: "Request",
-                    request: Some(body),
-                    response: None,
-                    watch_until: None,
-                    non_resource: None,
-                };
+                    write(&mut self.rng),
+                    "patch",
+                    self.actors.controller("node-controller"),
+                    ObjectRef::new("nodes", "", &node.name).subresource("status"),
+                    200,
+                    "Request",
+                )
+                .request(body);
                 self.emit(req);
             }
             Act::Delete { by, grace } => {
@@ -659,20 +637,18 @@ impl<'a> Engine<'a> {
                     )
                 };
                 let actor = self.actors.drainer();
-                let req = Request {
+                let req = Request::new(
                     at,
-                    latency: write(&mut self.rng),
-                    verb: "create",
+                    write(&mut self.rng),
+                    "create",
                     actor,
-                    object: ObjectRef::new("pods", &ns, &name).subresource("eviction"),
+                    ObjectRef::new("pods", &ns, &name).subresource("eviction"),
                     code,
-                    failure,
-                    level: "RequestResponse",
-                    request: Some(body),
-                    response: Some(response.to_string()),
-                    watch_until: None,
-                    non_resource: None,
-                };
+                    "RequestResponse",
+                )
+                .with_failure(failure)
+                .request(body)
+                .response(response.to_string());
                 self.emit(req);
             }
             Act::RemoveFinalizer => {
@@ -716,38 +692,31 @@ impl<'a> Engine<'a> {
         body: String,
         response: String,
     ) {
-        let req = Request {
+        let req = Request::new(
             at,
-            latency: latency(&mut self.rng, true),
+            latency(&mut self.rng, true),
             verb,
             actor,
-            object: ObjectRef::new("pods", ns, name),
-            code: 200,
-            failure: None,
-            level: "RequestResponse",
-            request: Some(body),
-            response: Some(response),
-            watch_until: None,
-            non_resource: None,
-        };
+            ObjectRef::new("pods", ns, name),
+            200,
+            "RequestResponse",
+        )
+        .request(body)
+        .response(response);
         self.emit(req);
     }
 
     fn status_request(&mut self, at: i64, actor: Rc<Actor>, ns: &str, name: &str, body: String) {
-        let req = Request {
+        let req = Request::new(
             at,
-            latency: latency(&mut self.rng, true),
-            verb: "patch",
+            latency(&mut self.rng, true),
+            "patch",
             actor,
-            object: ObjectRef::new("pods", ns, name).subresource("status"),
-            code: 200,
-            failure: None,
-            level: "Request",
-            request: Some(body),
-            response: None,
-            watch_until: None,
-            non_resource: None,
-        };
+            ObjectRef::new("pods", ns, name).subresource("status"),
+            200,
+            "Request",
+        )
+        .request(body);
         self.emit(req);
     }
 
@@ -766,20 +735,16 @@ impl<'a> Engine<'a> {
         if verb == "create" {
             object.name = event_name.to_string();
         }
-        let req = Request {
+        let req = Request::new(
             at,
-            latency: latency(&mut self.rng, true),
+            latency(&mut self.rng, true),
             verb,
             actor,
             object,
-            code: if verb == "create" { 201 } else { 200 },
-            failure: None,
-            level: "Request",
-            request: Some(body),
-            response: None,
-            watch_until: None,
-            non_resource: None,
-        };
+            if verb == "create" { 201 } else { 200 },
+            "Request",
+        )
+        .request(body);
         self.emit(req);
     }
 
@@ -838,25 +803,20 @@ impl<'a> Engine<'a> {
 
     fn node_lease(&mut self, at: i64, n: usize) {
         let node = &self.nodes[n];
-        let req = Request {
+        let req = Request::new(
             at,
-            latency: latency(&mut self.rng, true),
-            verb: "update",
-            actor: self.actors.kubelet(node.index),
-            object: ObjectRef::new("leases", "kube-node-lease", &node.name)
+            latency(&mut self.rng, true),
+            "update",
+            self.actors.kubelet(node.index),
+            ObjectRef::new("leases", "kube-node-lease", &node.name)
                 .group("coordination.k8s.io", "v1")
                 .object(
                     &lease_uid(&node.name),
                     &(at / 1000 % 10_000_000).to_string(),
                 ),
-            code: 200,
-            failure: None,
-            level: "Metadata",
-            request: None,
-            response: None,
-            watch_until: None,
-            non_resource: None,
-        };
+            200,
+            "Metadata",
+        );
         self.emit(req);
     }
 
@@ -876,20 +836,16 @@ impl<'a> Engine<'a> {
         let body =
             json!({"status": {"$setElementOrder/conditions": order, "conditions": conditions}})
                 .to_string();
-        let req = Request {
+        let req = Request::new(
             at,
-            latency: latency(&mut self.rng, true),
-            verb: "patch",
-            actor: self.actors.kubelet(node.index),
-            object: ObjectRef::new("nodes", "", &node.name).subresource("status"),
-            code: 200,
-            failure: None,
-            level: "Request",
-            request: Some(body),
-            response: None,
-            watch_until: None,
-            non_resource: None,
-        };
+            latency(&mut self.rng, true),
+            "patch",
+            self.actors.kubelet(node.index),
+            ObjectRef::new("nodes", "", &node.name).subresource("status"),
+            200,
+            "Request",
+        )
+        .request(body);
         self.emit(req);
     }
 
@@ -908,22 +864,17 @@ impl<'a> Engine<'a> {
                     .leader_election("kube-controller-manager", "system:kube-controller-manager"),
             )
         };
-        let req = Request {
+        let req = Request::new(
             at,
-            latency: latency(&mut self.rng, true),
-            verb: "update",
+            latency(&mut self.rng, true),
+            "update",
             actor,
-            object: ObjectRef::new("leases", "kube-system", name)
+            ObjectRef::new("leases", "kube-system", name)
                 .group("coordination.k8s.io", "v1")
                 .object(&lease_uid(name), &(at / 1000 % 10_000_000).to_string()),
-            code: 200,
-            failure: None,
-            level: "Metadata",
-            request: None,
-            response: None,
-            watch_until: None,
-            non_resource: None,
-        };
+            200,
+            "Metadata",
+        );
         self.emit(req);
     }
 
@@ -940,20 +891,16 @@ impl<'a> Engine<'a> {
         } else {
             self.actors.controller("endpointslice-controller")
         };
-        let req = Request {
+        let req = Request::new(
             at,
-            latency: 200,
-            verb: "watch",
+            200,
+            "watch",
             actor,
-            object: ObjectRef::new(resource, "", "").group(group, version),
-            code: 200,
-            failure: None,
-            level: "Metadata",
-            request: None,
-            response: None,
-            watch_until: Some(until),
-            non_resource: None,
-        };
+            ObjectRef::new(resource, "", "").group(group, version),
+            200,
+            "Metadata",
+        )
+        .watch_until(until);
         self.emit(req);
     }
 
@@ -1000,20 +947,16 @@ impl<'a> Engine<'a> {
                 Some(["/healthz", "/livez", "/readyz", "/version"][self.rng.below(4) as usize]),
             ),
         };
-        let req = Request {
+        let req = Request::new(
             at,
-            latency: latency(&mut self.rng, false),
+            latency(&mut self.rng, false),
             verb,
             actor,
             object,
-            code: 200,
-            failure: None,
-            level: "Metadata",
-            request: None,
-            response: None,
-            watch_until: None,
-            non_resource,
-        };
+            200,
+            "Metadata",
+        )
+        .with_non_resource(non_resource);
         // Noise of noise is not generated: write directly.
         let server = self.apiserver(&req.actor);
         let audit_id = self.rng.uuid();

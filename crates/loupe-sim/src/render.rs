@@ -277,6 +277,61 @@ pub struct Request {
     pub non_resource: Option<&'static str>,
 }
 
+impl Request {
+    /// A request that completes at `at` after `latency`; bodies and the rest are added.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        at: i64,
+        latency: i64,
+        verb: &'static str,
+        actor: Rc<Actor>,
+        object: ObjectRef,
+        code: u16,
+        level: &'static str,
+    ) -> Request {
+        Request {
+            at,
+            latency,
+            verb,
+            actor,
+            object,
+            code,
+            failure: None,
+            level,
+            request: None,
+            response: None,
+            watch_until: None,
+            non_resource: None,
+        }
+    }
+    /// A refusal: the status reason and message.
+    pub fn failed(self, failure: (&'static str, String)) -> Request {
+        self.with_failure(Some(failure))
+    }
+    pub fn with_failure(mut self, failure: Option<(&'static str, String)>) -> Request {
+        self.failure = failure;
+        self
+    }
+    pub fn request(mut self, body: String) -> Request {
+        self.request = Some(body);
+        self
+    }
+    pub fn response(mut self, body: String) -> Request {
+        self.response = Some(body);
+        self
+    }
+    /// A watch: it reports ResponseStarted and completes at `until`.
+    pub fn watch_until(mut self, until: i64) -> Request {
+        self.watch_until = Some(until);
+        self
+    }
+    /// A non-resource URL (`/healthz`): no objectRef.
+    pub fn with_non_resource(mut self, path: Option<&'static str>) -> Request {
+        self.non_resource = path;
+        self
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ObjectRef {
     pub resource: &'static str,
