@@ -339,7 +339,8 @@ impl<'a> Engine<'a> {
         (h % self.config.apiservers.max(1) as u64) as usize
     }
 
-    fn emit(&mut self, req: Request) {
+    /// Writes a request's audit events, as its apiserver delivers them.
+    fn write(&mut self, req: &Request) {
         let server = self.apiserver(&req.actor);
         let audit_id = self.rng.uuid();
         // Apiservers after the first deliver in batches (a webhook's max wait): their
@@ -353,12 +354,17 @@ impl<'a> Engine<'a> {
             }
         };
         write_request(
-            &req,
+            req,
             &audit_id,
             self.config.request_received,
             &lag,
             &mut self.lines,
         );
+    }
+
+    /// Writes a pod-related request, and unrelated noise in proportion to it.
+    fn emit(&mut self, req: Request) {
+        self.write(&req);
         // Noise in proportion to the analysed traffic.
         if req.level != "Metadata" {
             let mut budget = self.config.noise_per_event;
@@ -957,24 +963,8 @@ impl<'a> Engine<'a> {
             "Metadata",
         )
         .with_non_resource(non_resource);
-        // Noise of noise is not generated: write directly.
-        let server = self.apiserver(&req.actor);
-        let audit_id = self.rng.uuid();
-        let period = server as i64 * S;
-        let lag = move |ts: i64| {
-            if period == 0 {
-                ts
-            } else {
-                (ts / period + 1) * period
-            }
-        };
-        write_request(
-            &req,
-            &audit_id,
-            self.config.request_received,
-            &lag,
-            &mut self.lines,
-        );
+        // Noise of noise is not generated.
+        self.write(&req);
     }
 }
 

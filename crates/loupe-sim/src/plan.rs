@@ -589,19 +589,7 @@ impl<'a> Planner<'a> {
         } else {
             c.conditions.push(("Initialized", true, None, None));
         }
-        let unready = self.unready_message();
-        c.conditions.push((
-            "Ready",
-            false,
-            Some("ContainersNotReady"),
-            Some(unready.clone()),
-        ));
-        c.conditions.push((
-            "ContainersReady",
-            false,
-            Some("ContainersNotReady"),
-            Some(unready),
-        ));
+        self.not_ready(&mut c);
         for i in 0..self.wl.init.len() {
             c.containers.push((
                 Slot {
@@ -632,6 +620,19 @@ impl<'a> Planner<'a> {
             ));
         }
         c
+    }
+
+    /// `Ready` and `ContainersReady` False, naming the containers not ready.
+    fn not_ready(&self, c: &mut StatusChange) {
+        let unready = self.unready_message();
+        for condition in ["Ready", "ContainersReady"] {
+            c.conditions.push((
+                condition,
+                false,
+                Some("ContainersNotReady"),
+                Some(unready.clone()),
+            ));
+        }
     }
 
     fn unready_message(&self) -> String {
@@ -1487,19 +1488,7 @@ impl<'a> Planner<'a> {
                 reason: "Completed",
             },
         ));
-        let unready = self.unready_message();
-        c.conditions.push((
-            "Ready",
-            false,
-            Some("ContainersNotReady"),
-            Some(unready.clone()),
-        ));
-        c.conditions.push((
-            "ContainersReady",
-            false,
-            Some("ContainersNotReady"),
-            Some(unready),
-        ));
+        self.not_ready(&mut c);
         let stopped = kill + self.k(600.0);
         self.status(stopped, c);
         let bytes = self.wl.containers[0].image_bytes;
