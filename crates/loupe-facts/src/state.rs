@@ -36,6 +36,10 @@ pub struct PodState {
     pub nominated: Option<String>,
     /// Condition type → (status, audit time it was set).
     pub conditions: SmallMap<(String, i64)>,
+    /// Condition type → a hash of its last reason: a new reason under the same status
+    /// (Ready False: ContainersNotReady → ReadinessGatesNotReady) is a fact too.
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub condition_reasons: SmallMap<u64>,
     pub containers: SmallMap<ContainerRecord>,
     pub labels: SmallMap<String>,
     pub annotations: SmallMap<u64>,
@@ -216,7 +220,16 @@ impl PodState {
         });
         for (condition, status, reason, message) in &s.conditions {
             let known = self.conditions.get(condition);
-            if known.map(|(st, _)| st) == Some(status) {
+            let reason_hash = reason.as_deref().map(fnv1a);
+            let same_status = known.map(|(st, _)| st) == Some(status);
+            let new_reason =
+                reason_hash.is_some_and(|h| self.condition_reasons.get(condition) != Some(&h));
+            if let Some(h) = reason_hash {
+                if known.is_none_or(|(_, at)| *at <= ts) {
+                    self.condition_reasons.insert(condition.clone(), h);
+                }
+            }
+            if same_status && !(new_reason && known.is_some_and(|(_, at)| *at <= ts)) {
                 continue;
             }
             // An older observation never overwrites a newer one (late arrivals).
@@ -476,4 +489,11 @@ pub(crate) fn event_fact(e: &EventObs) -> Fact {
         count: e.count.unwrap_or(1),
         repeat: e.repeat,
     }
+}
+
+/// FNV-1a, 64-bit: a stable hash for remembering a value without keeping it.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

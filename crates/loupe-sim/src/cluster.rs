@@ -19,13 +19,40 @@ pub struct Node {
     pub minor: u32,
     /// Images already present on the node.
     pub images: HashSet<String>,
-    /// When the node's (serialized) image puller is free again, µs.
-    pub puller_free_at: i64,
+    /// When the node's (serialized) image puller is busy: (start, end) µs, in order. A
+    /// pod's whole life is planned at its creation, so a later pull (an upgrade's) can be
+    /// booked before an earlier one: pulls take the first free gap, not the end.
+    pub pulls: Vec<(i64, i64)>,
     pub next_ip: u32,
     pub index: usize,
 }
 
 impl Node {
+    /// Books the serialized puller for `len` µs from `at` or the first gap after it;
+    /// returns when the pull starts.
+    pub fn book_pull(&mut self, at: i64, len: i64) -> i64 {
+        let mut start = at;
+        let mut slot = self.pulls.len();
+        for (i, &(b, e)) in self.pulls.iter().enumerate() {
+            if e <= start {
+                continue;
+            }
+            if b >= start + len {
+                slot = i;
+                break;
+            }
+            start = e;
+        }
+        self.pulls.insert(slot, (start, start + len));
+        start
+    }
+
+    /// Forgets pulls that ended before `t` (no pod created from then on pulls earlier).
+    pub fn forget_pulls_before(&mut self, t: i64) {
+        let keep = self.pulls.partition_point(|&(_, e)| e < t);
+        self.pulls.drain(..keep);
+    }
+
     pub fn kubelet_agent(&self) -> String {
         format!(
             "kubelet/v1.{}.{} (linux/amd64) kubernetes/{}",
@@ -213,7 +240,7 @@ pub fn build_nodes(shape: &Shape, seed: u64) -> Vec<Node> {
                 speed,
                 minor: KUBELET_MINORS[(i / 3) % KUBELET_MINORS.len()],
                 images: HashSet::new(),
-                puller_free_at: 0,
+                pulls: Vec::new(),
                 next_ip: 0,
                 index: i,
             }

@@ -121,6 +121,9 @@ pub fn run(
     let total: u32 = weights.iter().sum();
     for (i, created) in arrivals.into_iter().enumerate() {
         engine.advance(created, sink);
+        for node in engine.nodes.iter_mut() {
+            node.forget_pulls_before(created);
+        }
         let mut rng = Rng::derive(config.seed, 29, i as u64);
         let mut pick = rng.below(total as u64) as u32;
         let wl = weights
@@ -135,8 +138,19 @@ pub fn run(
             })
             .unwrap_or(0);
         let create = config.faults.draw(&mut rng, Lifecycle::Create);
+        // A fault the workload cannot have is not injected: the label stays true.
+        let create = if crate::plan::applies(create, &engine.workloads[wl]) {
+            create
+        } else {
+            crate::faults::Code::Success
+        };
         let delete = rng.chance(config.delete_share).then(|| {
             let code = config.faults.draw(&mut rng, Lifecycle::Delete);
+            let code = if crate::plan::delete_applies(code, create) {
+                code
+            } else {
+                crate::faults::Code::DeleteSuccess
+            };
             let life = rng.lognormal_us(config.lifetime_seconds * 1000.0, 0.8);
             (code, life)
         });

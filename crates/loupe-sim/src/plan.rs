@@ -29,6 +29,9 @@ pub struct PodShape {
     pub claim: Option<String>,
     pub startup_probe: bool,
     pub readiness_probe: bool,
+    /// The first main container declares a postStart (preStop) hook.
+    pub post_start: bool,
+    pub pre_stop: bool,
     pub finalizer: Option<String>,
     pub readiness_gate: Option<String>,
     /// A W3C `traceparent` annotation from a controller that traces its work.
@@ -77,6 +80,8 @@ struct Planner<'a> {
     limit: i64,
     bound: bool,
     seed: u64,
+    /// The longest a create-time pull waited behind the node's other pulls.
+    queued: i64,
 }
 
 /// Plans pod `index` of workload `wl`.
@@ -135,6 +140,13 @@ pub fn plan(
         }),
         startup_probe: wl.containers[0].startup || code == Code::StartupProbeFailed,
         readiness_probe: wl.containers[0].readiness || code == Code::ContainerReadinessFailed,
+        post_start: wl.containers[0].post_start
+            || matches!(
+                code,
+                Code::FailedPostStartHook | Code::PostStartHookTooMuchTime
+            ),
+        pre_stop: wl.containers[0].pre_stop
+            || matches!(input.delete, Some((Code::PreStopHookFailed, _))),
         finalizer: wl.finalizer.clone().or_else(|| {
             matches!(input.delete, Some((Code::FinalizerBlocked, _)))
                 .then(|| "example.com/cleanup-protection".to_string())
@@ -164,6 +176,7 @@ pub fn plan(
         limit: input.horizon,
         bound: false,
         seed,
+        queued: 0,
     };
     // Delivered pods live on for their lifetime; a stuck pod's owner gives up after a
     // while and deletes it.
@@ -188,7 +201,9 @@ pub fn plan(
     let mut upgrade = None;
     if let (Reached::Delivered(ready), Some((up_code, after))) = (&reached, input.upgrade) {
         let at = ready + after;
-        if delete_at.is_none_or(|d| at + 5 * S < d) && at < input.horizon {
+        // Only upgrades that can finish (or fail) before the delete: an upgrade cut short
+        // by it would have no outcome of its own.
+        if delete_at.is_none_or(|d| at + 120 * S < d) && at + 120 * S < input.horizon {
             p.limit = delete_at.unwrap_or(input.horizon);
             p.upgrade(at, up_code);
             upgrade = Some(Verdict::of(up_code));
@@ -209,10 +224,35 @@ pub fn plan(
         }
         p.limit = input.horizon;
         let code = input.delete.map(|d| d.0).unwrap_or(Code::DeleteSuccess);
-        p.delete(at, code);
+        let code = p.delete(at, code);
         delete = Some(Verdict::of(code));
     }
     p.finish(input, Verdict::of(code), delete, upgrade, 1)
+}
+
+/// A wait behind other pulls this long is `ImagePullQueueTooMuchTime` even when nothing
+/// was injected (the injected fault waits 40–80 s).
+pub const EMERGENT_QUEUE_WAIT: i64 = 30 * S;
+
+/// Whether `code` can strike a pod of `wl` (an init container fault needs an init
+/// container; a run-to-completion pod is never Ready, so it has no readiness gate to wait
+/// for and is not evicted after delivery).
+pub fn applies(code: Code, wl: &Workload) -> bool {
+    match code {
+        Code::InitContainerFailed => wl.init.iter().any(|c| !c.sidecar),
+        Code::ReadinessGateNotReady | Code::Evicted => wl.kind != WorkloadKind::Job,
+        _ => true,
+    }
+}
+
+/// Whether a delete fault can strike a pod whose create ended with `create`: a pod the
+/// kubelet already failed (evicted, rejected) has no running container to stop.
+pub fn delete_applies(code: Code, create: Code) -> bool {
+    let terminal = matches!(
+        create,
+        Code::Evicted | Code::AdmissionRejected_OutOfResource
+    );
+    !(terminal && matches!(code, Code::GracePeriodExceeded | Code::PreStopHookFailed))
 }
 
 fn pick_node(rng: &mut Rng, wl: &Workload, nodes: &[Node], index: u64) -> Option<usize> {
@@ -779,7 +819,8 @@ impl<'a> Planner<'a> {
             Code::SandboxCreateTimeout => Some((
                 "FailedCreatePodSandBox",
                 sandbox_err("rpc error: code = DeadlineExceeded desc = context deadline exceeded"),
-                240 * S,
+                // The kubelet's --runtime-request-timeout (2 m).
+                120 * S,
             )),
             Code::SandboxCreateFailed => Some((
                 "FailedCreatePodSandBox",
@@ -924,7 +965,14 @@ impl<'a> Planner<'a> {
             });
             return None;
         }
-        if cached {
+        // An injected slow pull is of an image the node does not have, and it does not
+        // hold the node's puller: its slowness stays on the pod it was injected into.
+        let slow_pull = fault_here
+            && matches!(
+                code,
+                Code::ImagePullTooMuchTime | Code::ImagePullQueueTooMuchTime
+            );
+        if cached && !slow_pull {
             let t = at + self.k(5.0);
             self.event(
                 t,
@@ -942,26 +990,28 @@ impl<'a> Planner<'a> {
             false,
             Some(slot),
         );
-        let free = self.nodes[node].puller_free_at;
-        let mut start = at.max(free);
         let mut bytes = bytes;
         // ~60 MB/s from the registry, slower on slow nodes.
         let mut pull =
             ((bytes as f64 / 60e6) * 1e6 * self.speed()) as i64 + self.rng.lognormal_us(400.0, 0.4);
+        let mut start = at;
         if fault_here {
             match code {
                 Code::ImagePullTooMuchTime => {
                     bytes = 2_147_483_648 + self.rng.below(500_000_000);
                     pull = self.rng.between(90 * S, 180 * S);
                 }
-                Code::ImagePullQueueTooMuchTime => {
-                    start = start.max(at + self.rng.between(40 * S, 80 * S))
-                }
+                Code::ImagePullQueueTooMuchTime => start = at + self.rng.between(40 * S, 80 * S),
                 _ => {}
             }
         }
+        if !slow_pull {
+            start = self.nodes[node].book_pull(at, pull);
+            if self.m.upgrade_requested.is_none() {
+                self.queued = self.queued.max(start - at);
+            }
+        }
         let done = start + pull;
-        self.nodes[node].puller_free_at = done;
         self.nodes[node].images.insert(image.to_string());
         self.event(
             done,
@@ -1144,7 +1194,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             at += self.rng.lognormal_us(1500.0, 0.6);
-            if code == Code::InitContainerFailed && i == 0 {
+            if code == Code::InitContainerFailed && self.wl.init[..i].iter().all(|c| c.sidecar) {
                 let mut c = StatusChange::default();
                 c.containers.push((
                     slot,
@@ -1198,13 +1248,7 @@ impl<'a> Planner<'a> {
             let bytes = self.wl.containers[i].image_bytes;
             at = self.pull(at, slot, &image, bytes, code)?;
             at = self.create_and_start(at, slot, code)?;
-            if self.wl.containers[i].post_start
-                || (i == 0
-                    && matches!(
-                        code,
-                        Code::FailedPostStartHook | Code::PostStartHookTooMuchTime
-                    ))
-            {
+            if self.wl.containers[i].post_start || (i == 0 && self.shape.post_start) {
                 if i == 0 && code == Code::FailedPostStartHook {
                     let fail = at + self.rng.between(S, 3 * S);
                     self.event(
@@ -1528,11 +1572,13 @@ impl<'a> Planner<'a> {
         self.m.upgraded = Some(ready);
     }
 
-    fn delete(&mut self, at: i64, code: Code) {
+    /// Plans the delete; returns the code it really ends with (a fault of the kubelet's
+    /// part cannot strike a pod no kubelet has).
+    fn delete(&mut self, at: i64, code: Code) -> Code {
         if code == Code::EvictionBlockedByPDB {
             // A node drain retries the eviction every 5 s; the budget never allows it.
             self.every(at, 5 * S, |p, t, _| p.push(t, Act::Evict { refused: true }));
-            return;
+            return code;
         }
         let by = if self.rng.chance(0.7) {
             Deleter::Controller
@@ -1575,10 +1621,24 @@ impl<'a> Planner<'a> {
             if let Some(t) = finalizer_removed {
                 self.m.gone = Some(t.max(at));
             }
-            return;
+            return if code == Code::FinalizerBlocked {
+                code
+            } else {
+                Code::DeleteSuccess
+            };
         }
         if code == Code::NodeUnreachableTerminating {
             self.push(at + S, Act::NodeReady(false));
+            // The node lifecycle controller marks the pods of a node it stopped hearing
+            // from (node-monitor-grace-period, 40 s).
+            self.event_by(
+                at + 41 * S,
+                Component::NodeController,
+                "NodeNotReady",
+                "Node is not ready".into(),
+                true,
+                None,
+            );
             let gc = at + self.rng.between(360 * S, 720 * S);
             let mut c = StatusChange::default();
             c.conditions.push((
@@ -1598,7 +1658,7 @@ impl<'a> Planner<'a> {
             if let Some(t) = finalizer_removed {
                 self.m.gone = Some((gc + 5 * MS).max(t));
             }
-            return;
+            return code;
         }
         let mut kill = at + self.k(150.0);
         if code == Code::KubeletKillDelay {
@@ -1618,7 +1678,7 @@ impl<'a> Planner<'a> {
             );
         }
         let mut stopped = kill;
-        if self.wl.containers[0].pre_stop || code == Code::PreStopHookFailed {
+        if self.shape.pre_stop {
             stopped += self.rng.lognormal_us(1200.0, 0.5);
             if code == Code::PreStopHookFailed {
                 self.event(
@@ -1681,6 +1741,7 @@ impl<'a> Planner<'a> {
                 self.m.gone = Some(final_delete.max(t));
             }
         }
+        code
     }
 
     fn finish(
@@ -1691,6 +1752,13 @@ impl<'a> Planner<'a> {
         upgrade: Option<Verdict>,
         attempts: u32,
     ) -> PodPlan {
+        // The node's serialized puller can make a pod wait with nothing injected: then
+        // that is what truly happened to it.
+        let create = if create.code == Code::Success && self.queued > EMERGENT_QUEUE_WAIT {
+            Verdict::of(Code::ImagePullQueueTooMuchTime)
+        } else {
+            create
+        };
         // Milestones past the window are not in the output.
         let horizon = input.horizon;
         for m in [

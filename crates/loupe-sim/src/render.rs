@@ -1218,15 +1218,17 @@ fn container_spec(
     if main && shape.startup_probe {
         c.insert("startupProbe".into(), probe("/startz", 10, 3));
     }
-    if main && (spec.post_start || spec.pre_stop) {
+    let post_start = spec.post_start || (main && shape.post_start);
+    let pre_stop = spec.pre_stop || (main && shape.pre_stop);
+    if main && (post_start || pre_stop) {
         let mut l = serde_json::Map::new();
-        if spec.post_start {
+        if post_start {
             l.insert(
                 "postStart".into(),
                 json!({"exec": {"command": ["/bin/sh", "-c", "/app/warmup.sh"]}}),
             );
         }
-        if spec.pre_stop {
+        if pre_stop {
             l.insert(
                 "preStop".into(),
                 json!({"exec": {"command": ["/bin/sh", "-c", "sleep 5"]}}),

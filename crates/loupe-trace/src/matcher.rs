@@ -32,6 +32,11 @@ pub struct Matcher {
 pub struct Hit {
     pub duration_us: Option<i64>,
     pub minus_us: Option<i64>,
+    /// The `detail` capture: what a diagnosis names (a webhook, a resource, a volume).
+    pub detail: Option<String>,
+    /// The `weight` capture: which of several matching rules the fact supports most
+    /// (the node count of a `FailedScheduling` reason).
+    pub weight: Option<u64>,
 }
 
 pub const FACT_TYPES: &[&str] = &[
@@ -127,7 +132,20 @@ impl Matcher {
             };
             fields.push((path, pattern));
         }
+        // Exact fields first: they are cheap and reject most facts before a regex runs.
+        fields.sort_by_key(|(_, p)| matches!(p, Pattern::Regex { .. }));
         Ok(Matcher { fact, fields })
+    }
+
+    /// The exact value the matcher wants for a top-level string field (e.g. `reason`),
+    /// for indexing matchers by it.
+    pub fn exact(&self, field: &str) -> Option<&str> {
+        self.fields.iter().find_map(|(path, p)| match p {
+            Pattern::Exact(Value::String(s)) if path.len() == 1 && path[0] == field => {
+                Some(s.as_str())
+            }
+            _ => None,
+        })
     }
 
     pub fn fact_type(&self) -> &str {
@@ -193,6 +211,12 @@ impl Matcher {
                     }
                     if let Some(d) = caps.name("minus") {
                         hit.minus_us = parse_go_duration(d.as_str());
+                    }
+                    if let Some(d) = caps.name("detail") {
+                        hit.detail = Some(d.as_str().to_string());
+                    }
+                    if let Some(w) = caps.name("weight") {
+                        hit.weight = w.as_str().parse().ok();
                     }
                 }
             }
