@@ -1,6 +1,7 @@
 //! `loupe`: the command line. Every command takes `--data`, `--cluster` and `-o`.
 
 mod demo;
+mod diagnose;
 mod history;
 mod output;
 mod serve;
@@ -117,6 +118,12 @@ enum Command {
     Trace(trace::TraceArgs),
     /// How long each delivery stage takes (p50/p90/p99/max) over a window of pods.
     Stages(trace::StagesArgs),
+    /// Why a pod (or each pod of a window) failed or was slow: a result code with its
+    /// evidence and a remedy. Works on pods stuck right now.
+    Diagnose(diagnose::DiagnoseArgs),
+    /// Result codes over a window: counts by namespace, node, workload; where a code
+    /// concentrates and when it jumped. `--list` prints the code table.
+    Codes(diagnose::CodesArgs),
     /// Send the delivery traces of a window of pods to an OpenTelemetry backend (OTLP/HTTP).
     ExportTraces(trace::ExportArgs),
     /// A stored audit event, verbatim.
@@ -215,6 +222,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Trace(args) => trace::run(&g, args),
         Command::Stages(args) => trace::stages(&g, args),
+        Command::Diagnose(args) => diagnose::run(&g, args),
+        Command::Codes(args) => diagnose::codes(&g, args),
         Command::ExportTraces(args) => trace::export(&g, args),
         Command::Timeline { pod } => {
             let store = open(&g)?;

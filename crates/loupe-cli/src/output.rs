@@ -17,12 +17,17 @@ pub fn emit<T: Serialize>(
     value: &T,
     table: impl FnOnce(&T) -> Table,
 ) -> Result<()> {
-    match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        Format::Yaml => print!("{}", serde_norway::to_string(value)?),
-        Format::Table => println!("{}", table(value)),
+    let text = match format {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(value)?),
+        Format::Yaml => serde_norway::to_string(value)?,
+        Format::Table => format!("{}\n", table(value)),
+    };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
 pub fn table(header: &[&str]) -> Table {

@@ -125,13 +125,21 @@ pub struct Options {
 }
 
 /// Rows outside `[since, until)` are left out.
+/// The series starts at the first result, not before: windows before any data would make
+/// every code look like it jumped.
 pub fn aggregate(rows: &[ResultRow], o: Options) -> Aggregation {
     let window = o.window_us.max(1);
-    let windows = ((o.until - o.since).max(1) + window - 1) / window;
     let rows: Vec<&ResultRow> = rows
         .iter()
         .filter(|r| r.at >= o.since && r.at < o.until)
         .collect();
+    let since = rows
+        .iter()
+        .map(|r| r.at)
+        .min()
+        .map_or(o.since, |first| first.max(o.since));
+    let o = Options { since, ..o };
+    let windows = ((o.until - o.since).max(1) + window - 1) / window;
     let mut by_code: BTreeMap<(Action, &str), Vec<&ResultRow>> = BTreeMap::new();
     for r in &rows {
         by_code

@@ -488,9 +488,11 @@ fn judge(
         notes.push("no Kubernetes Events were recorded for this pod: the audit policy probably leaves out `events`; only status changes were seen".to_string());
     }
     let age = end_ts - records[w.start].ts;
+    // The pod last made progress when it entered its latest stage (the first done marker
+    // of each stage; repeats, like a failing kubelet's Events, are not progress).
     let progress_ts = markers
         .iter()
-        .flatten()
+        .filter_map(|m| m.first())
         .map(|&i| records[i].ts)
         .max()
         .unwrap_or(records[w.start].ts);
@@ -528,9 +530,15 @@ fn judge(
             })
             .collect();
     }
+    // Without Events, an unfinished stage that is merely slow has no proven cause: the
+    // result says the signal is missing (NoEvent) rather than guess.
+    let may_guess = has_events || phase == Phase::Finished;
     let (candidate, kind) = if let Some(c) = standing.into_iter().next() {
         (Some(c), Kind::Fault)
-    } else if let Some(c) = trace.and_then(|t| pick_slow(span_rules(set, facts, t, w, false))) {
+    } else if let Some(c) = trace
+        .filter(|_| may_guess)
+        .and_then(|t| pick_slow(span_rules(set, facts, t, w, false)))
+    {
         (Some(c), Kind::Slow)
     } else {
         (None, Kind::Success)
