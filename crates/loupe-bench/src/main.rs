@@ -193,6 +193,45 @@ fn span_cost(data: &Path, replay_cpu: f64) -> Result<()> {
         100.0 * cpu / replay_cpu.max(1e-9),
         cpu * 1e6 / facts.max(1) as f64
     );
+    diagnosis_cost(&timelines, replay_cpu)
+}
+
+/// Diagnosing every stored pod (its traces included), against the replay's CPU; the
+/// slowest pod too, for the per-pod budget (1 ms).
+fn diagnosis_cost(timelines: &[Vec<loupe_facts::FactRecord>], replay_cpu: f64) -> Result<()> {
+    let book = loupe_diagnose::RuleBook::defaults();
+    let clock = timelines
+        .iter()
+        .filter_map(|t| t.last().map(|f| f.ts))
+        .max()
+        .unwrap_or(0);
+    let cpu0 = cpu_seconds()?;
+    let started = Instant::now();
+    let mut results = 0usize;
+    let mut each = Vec::with_capacity(timelines.len());
+    for t in timelines {
+        let one = Instant::now();
+        results += loupe_diagnose::diagnose(&book, t, clock).len();
+        each.push(one.elapsed().as_secs_f64());
+    }
+    each.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        each.get(((each.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
+            * 1e6
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds()? - cpu0).max(wall);
+    println!(
+        "diagnosis (built-in rules, traces included): {} pods, {results} results in {cpu:.2} CPU-s = {:.1} % of the replay's CPU; per pod {:.0} µs mean, p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+        timelines.len(),
+        100.0 * cpu / replay_cpu.max(1e-9),
+        cpu * 1e6 / timelines.len().max(1) as f64,
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
     Ok(())
 }
 

@@ -269,7 +269,9 @@ fn change_point(series: &[u64], since: i64, window: i64) -> Option<ChangePoint> 
 }
 
 fn failing_workloads(rows: &[&ResultRow], top: usize) -> Vec<FailingWorkload> {
-    let mut groups: BTreeMap<(&str, &str, &str, &str), (BTreeSet<&str>, u64)> = BTreeMap::new();
+    // (cluster, namespace, workload, code) → (pods, attempts)
+    type Key<'a> = (&'a str, &'a str, &'a str, &'a str);
+    let mut groups: BTreeMap<Key, (BTreeSet<&str>, u64)> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.kind == Kind::Fault) {
         let Some(w) = r.workload.as_deref() else {
             continue;

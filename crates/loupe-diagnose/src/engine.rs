@@ -379,8 +379,8 @@ fn judge(
     let none = Vec::new();
     let mut hits: HashMap<usize, RuleHits> = HashMap::new();
     let mut markers: Vec<Vec<usize>> = vec![Vec::new(); set.stages.len()];
-    for i in w.start..w.end {
-        let fact = &records[i].fact;
+    for (i, record) in records.iter().enumerate().take(w.end).skip(w.start) {
+        let fact = &record.fact;
         // One fact supports one rule: the heaviest `weight`, else the first in
         // evaluation order (stage, then the order rules are written).
         let mut claim: Option<(usize, Hit)> = None;
