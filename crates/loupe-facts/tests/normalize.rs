@@ -678,3 +678,30 @@ fn facts_serialize_with_their_type_tag() {
         json!({"type": "condition", "condition": "Ready", "status": "True"})
     );
 }
+
+#[test]
+fn a_new_reason_under_the_same_status_is_a_fact() {
+    let mut s = created_state();
+    s.apply(&status_patch(
+        "r1",
+        100_000,
+        json!({
+        "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]}),
+    ));
+    // The containers are ready now, but a readiness gate is not: Ready stays False.
+    let gated = s.apply(&status_patch("r2", 200_000, json!({
+        "conditions": [{"type": "ContainersReady", "status": "True"},
+                       {"type": "Ready", "status": "False", "reason": "ReadinessGatesNotReady",
+                        "message": "corresponding condition of pod readiness gate \"example.com/lb-ready\" does not exist."}]})));
+    assert!(gated.iter().any(|f| matches!(f, Fact::Condition { condition, status, reason, .. }
+        if condition == "Ready" && status == "False" && reason.as_deref() == Some("ReadinessGatesNotReady"))), "{gated:?}");
+    // The same reason again, or a patch without one, is no news.
+    let again = s.apply(&status_patch(
+        "r3",
+        300_000,
+        json!({
+        "conditions": [{"type": "Ready", "status": "False", "reason": "ReadinessGatesNotReady"},
+                       {"type": "Ready", "status": "False"}]}),
+    ));
+    assert!(again.is_empty(), "{again:?}");
+}
