@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::format::human;
-use crate::rules::{Class, Detect, Outcome, Rule, RuleSet};
+use crate::rules::{Budget, Class, Detect, Outcome, Rule, RuleSet};
 use crate::RuleBook;
 
 /// A fact that proves a result, and where it sits in the pod's timeline.
@@ -766,8 +766,16 @@ fn span_rules<'r>(
             }
             _ => continue,
         };
+        // A grace period is judged on a kill that finished: an open one is not yet known.
+        let closed_only = matches!(
+            def.detect,
+            Detect::Slow {
+                budget: Budget::Grace(_),
+                ..
+            }
+        );
         for s in trace.spans.iter().filter(|s| s.name == *span) {
-            if (open_only && !s.open) || s.duration_us <= limit {
+            if (open_only && !s.open) || (closed_only && s.open) || s.duration_us <= limit {
                 continue;
             }
             let mut evidence = Vec::new();
