@@ -168,10 +168,17 @@ fn span_cost(data: &Path, replay_cpu: f64) -> Result<()> {
     use loupe_store::StoreReader;
     let store = SqliteStore::open(data)?;
     let pods = store.pods(&loupe_store::PodFilter::default())?;
+    let cpu0 = cpu_seconds()?;
     let timelines: Vec<_> = pods
         .iter()
         .map(|p| store.timeline(&p.cluster, &p.uid))
         .collect::<Result<_, _>>()?;
+    let read_cpu = cpu_seconds()? - cpu0;
+    println!(
+        "reading every pod's timeline back: {} pods in {read_cpu:.2} CPU-s = {:.1} % of the replay's CPU",
+        pods.len(),
+        100.0 * read_cpu / replay_cpu.max(1e-9)
+    );
     let facts: usize = timelines.iter().map(Vec::len).sum();
     let packs = loupe_trace::Pack::defaults();
     let cpu0 = cpu_seconds()?;

@@ -388,7 +388,9 @@ fn judge(
             match probe {
                 Probe::Marker(s, m) => {
                     if markers[s].last() != Some(&i)
-                        && set.stages[s].done[m].hit(facts.json(i), &none).is_some()
+                        && set.stages[s].done[m]
+                            .hit_fact(fact, || facts.json(i), &none)
+                            .is_some()
                     {
                         markers[s].push(i);
                     }
@@ -397,7 +399,7 @@ fn judge(
                     let Detect::When { matchers, .. } = &set.rules[r].detect else {
                         continue;
                     };
-                    let Some(hit) = matchers[m].hit(facts.json(i), &none) else {
+                    let Some(hit) = matchers[m].hit_fact(fact, || facts.json(i), &none) else {
                         continue;
                     };
                     let better = match &claim {

@@ -241,7 +241,151 @@ pub enum Fact {
     },
 }
 
+/// A top-level field of a fact as its JSON form has it, borrowed: what matchers compare
+/// without building the JSON. `Other` is a list or an object (look at the JSON).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Field<'a> {
+    Str(&'a str),
+    Int(i64),
+    Bool(bool),
+    Other,
+}
+
+fn opt_str(v: &Option<String>) -> Option<Field<'_>> {
+    v.as_deref().map(Field::Str)
+}
+
 impl Fact {
+    /// The field `key` of the fact's JSON (`None` when the JSON has no such key), without
+    /// serializing it. `tests/docs.rs` holds it to the serde form.
+    pub fn field(&self, key: &str) -> Option<Field<'_>> {
+        use Field::*;
+        if key == "type" {
+            return Some(Str(self.type_name()));
+        }
+        let int = |v: i64| Some(Int(v));
+        match (self, key) {
+            (Fact::PodCreated { namespace, .. }, "namespace") => Some(Str(namespace)),
+            (Fact::PodCreated { name, .. }, "name") => Some(Str(name)),
+            (Fact::PodCreated { generate_name, .. }, "generate_name") => opt_str(generate_name),
+            (Fact::PodCreated { scheduler, .. }, "scheduler") => Some(Str(scheduler)),
+            (Fact::PodCreated { node, .. }, "node") => opt_str(node),
+            (Fact::PodCreated { priority, .. }, "priority") => priority.map(|p| Int(p.into())),
+            (Fact::PodCreated { priority_class, .. }, "priority_class") => opt_str(priority_class),
+            (
+                Fact::PodCreated {
+                    active_deadline_seconds,
+                    ..
+                },
+                "active_deadline_seconds",
+            ) => active_deadline_seconds.map(Int),
+            (
+                Fact::PodCreated {
+                    termination_grace_seconds,
+                    ..
+                },
+                "termination_grace_seconds",
+            ) => termination_grace_seconds.map(Int),
+            (Fact::PodCreated { host_network, .. }, "host_network") => Some(Bool(*host_network)),
+            (Fact::PodCreated { traceparent, .. }, "traceparent") => opt_str(traceparent),
+            (Fact::PodCreated { owner, .. }, "owner") => owner.as_ref().map(|_| Other),
+            (Fact::PodCreated { .. }, "containers" | "volumes" | "readiness_gates" | "by") => {
+                Some(Other)
+            }
+            (Fact::CreateRejected { code, .. }, "code") => int((*code).into()),
+            (Fact::CreateRejected { reason, .. }, "reason") => Some(Str(reason)),
+            (Fact::CreateRejected { message, .. }, "message") => Some(Str(message)),
+            (Fact::CreateRejected { webhook, .. }, "webhook") => opt_str(webhook),
+            (Fact::Bound { node, .. }, "node") => Some(Str(node)),
+            (Fact::BindingFailed { code, .. }, "code") => int((*code).into()),
+            (Fact::BindingFailed { message, .. }, "message") => Some(Str(message)),
+            (Fact::Nominated { node }, "node") => Some(Str(node)),
+            (Fact::Condition { condition, .. }, "condition") => Some(Str(condition)),
+            (Fact::Condition { status, .. }, "status") => Some(Str(status)),
+            (Fact::Condition { reason, .. }, "reason") => opt_str(reason),
+            (Fact::Condition { message, .. }, "message") => opt_str(message),
+            (
+                Fact::ContainerWaiting { container, .. }
+                | Fact::ContainerRunning { container, .. }
+                | Fact::ContainerTerminated { container, .. }
+                | Fact::ContainerReady { container, .. }
+                | Fact::ContainerRestarted { container, .. },
+                "container",
+            ) => Some(Str(container)),
+            (
+                Fact::ContainerWaiting { init, .. }
+                | Fact::ContainerRunning { init, .. }
+                | Fact::ContainerTerminated { init, .. }
+                | Fact::ContainerReady { init, .. }
+                | Fact::ContainerRestarted { init, .. },
+                "init",
+            ) => Some(Bool(*init)),
+            (Fact::ContainerWaiting { reason, .. }, "reason") => opt_str(reason),
+            (Fact::ContainerWaiting { message, .. }, "message") => opt_str(message),
+            (Fact::ContainerRunning { started_at, .. }, "started_at") => opt_str(started_at),
+            (Fact::ContainerTerminated { reason, .. }, "reason") => opt_str(reason),
+            (Fact::ContainerTerminated { exit_code, .. }, "exit_code") => int((*exit_code).into()),
+            (Fact::ContainerTerminated { signal, .. }, "signal") => signal.map(|s| Int(s.into())),
+            (Fact::ContainerTerminated { message, .. }, "message") => opt_str(message),
+            (Fact::ContainerReady { ready, .. }, "ready") => Some(Bool(*ready)),
+            (Fact::ContainerRestarted { restart_count, .. }, "restart_count") => {
+                int((*restart_count).into())
+            }
+            (Fact::ContainerRestarted { last_reason, .. }, "last_reason") => opt_str(last_reason),
+            (Fact::ContainerRestarted { last_exit_code, .. }, "last_exit_code") => {
+                last_exit_code.map(|c| Int(c.into()))
+            }
+            (Fact::Phase { phase, .. }, "phase") => Some(Str(phase)),
+            (Fact::Phase { reason, .. }, "reason") => opt_str(reason),
+            (Fact::Phase { message, .. }, "message") => opt_str(message),
+            (Fact::PodIp { ip } | Fact::HostIp { ip }, "ip") => Some(Str(ip)),
+            (
+                Fact::FinalizerAdded { finalizer } | Fact::FinalizerRemoved { finalizer },
+                "finalizer",
+            ) => Some(Str(finalizer)),
+            (Fact::LabelsChanged { .. } | Fact::AnnotationsChanged { .. }, "set" | "removed") => {
+                Some(Other)
+            }
+            (Fact::ImageChanged { container, .. }, "container") => Some(Str(container)),
+            (Fact::ImageChanged { from, .. }, "from") => Some(Str(from)),
+            (Fact::ImageChanged { to, .. }, "to") => Some(Str(to)),
+            (Fact::DeletionRequested { grace_seconds, .. }, "grace_seconds") => {
+                grace_seconds.map(Int)
+            }
+            (Fact::DeletionRequested { .. }, "finalizers") => Some(Other),
+            (Fact::DeleteFailed { code, .. } | Fact::EvictionRefused { code, .. }, "code") => {
+                int((*code).into())
+            }
+            (
+                Fact::DeleteFailed { message, .. } | Fact::EvictionRefused { message, .. },
+                "message",
+            ) => Some(Str(message)),
+            (
+                Fact::CreateRejected { .. }
+                | Fact::Bound { .. }
+                | Fact::SpecChanged { .. }
+                | Fact::ImageChanged { .. }
+                | Fact::DeletionRequested { .. }
+                | Fact::DeleteFailed { .. }
+                | Fact::EvictionRequested { .. }
+                | Fact::EvictionRefused { .. }
+                | Fact::Gone { .. },
+                "by",
+            ) => Some(Other),
+            (Fact::Event { api, .. }, "api") => Some(Str(api)),
+            (Fact::Event { reason, .. }, "reason") => Some(Str(reason)),
+            (Fact::Event { message, .. }, "message") => Some(Str(message)),
+            (Fact::Event { kind, .. }, "event_type") => Some(Str(kind)),
+            (Fact::Event { component, .. }, "component") => Some(Str(component)),
+            (Fact::Event { host, .. }, "host") => opt_str(host),
+            (Fact::Event { container, .. }, "container") => opt_str(container),
+            (Fact::Event { field_path, .. }, "field_path") => opt_str(field_path),
+            (Fact::Event { count, .. }, "count") => int((*count).into()),
+            (Fact::Event { repeat, .. }, "repeat") => Some(Bool(*repeat)),
+            _ => None,
+        }
+    }
+
     /// The fact's type name, as in its JSON `type` field.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -78,7 +78,7 @@ impl Facts<'_> {
         matchers
             .iter()
             .filter(|m| m.fact_type() == kind)
-            .find_map(|m| m.hit(self.json(i), bindings))
+            .find_map(|m| m.hit_fact(&self.records[i].fact, || self.json(i), bindings))
     }
 }
 

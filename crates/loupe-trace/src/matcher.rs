@@ -1,5 +1,6 @@
 //! Matchers compiled for one span instance: placeholders filled in, regexes built.
 
+use loupe_facts::{Fact, Field};
 use regex::Regex;
 use serde_json::Value;
 
@@ -178,32 +179,115 @@ impl Matcher {
             for p in path {
                 v = v.get(p)?;
             }
+            if !check(pattern, Seen::Json(v), bindings, &mut hit) {
+                return None;
+            }
+        }
+        Some(hit)
+    }
+
+    /// [`Matcher::hit`] on the fact itself: top-level scalar fields are read borrowed, and
+    /// the JSON (`json`) is built only for nested paths, lists and objects.
+    pub fn hit_fact<'j>(
+        &self,
+        fact: &Fact,
+        json: impl Fn() -> &'j Value,
+        bindings: &Bindings,
+    ) -> Option<Hit> {
+        if fact.type_name() != self.fact {
+            return None;
+        }
+        let mut hit = Hit::default();
+        for (path, pattern) in &self.fields {
+            let seen = match (path.len(), fact.field(&path[0])) {
+                (1, Some(Field::Other)) | (2.., _) => {
+                    let mut v = json();
+                    for p in path {
+                        v = v.get(p)?;
+                    }
+                    Seen::Json(v)
+                }
+                (_, Some(f)) => Seen::Field(f),
+                (_, None) => return None,
+            };
+            if !check(pattern, seen, bindings, &mut hit) {
+                return None;
+            }
+        }
+        Some(hit)
+    }
+}
+
+/// A field's value as a matcher sees it: borrowed from the fact, or from its JSON.
+enum Seen<'a> {
+    Field(Field<'a>),
+    Json(&'a Value),
+}
+
+impl Seen<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Seen::Field(Field::Str(s)) => Some(s),
+            Seen::Json(v) => v.as_str(),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
+        match self {
+            Seen::Field(Field::Str(s)) => Cow::Borrowed(s),
+            Seen::Field(Field::Int(i)) => Cow::Owned(i.to_string()),
+            Seen::Field(Field::Bool(b)) => Cow::Owned(b.to_string()),
+            Seen::Field(Field::Other) => Cow::Borrowed(""),
+            Seen::Json(Value::String(s)) => Cow::Borrowed(s.as_str()),
+            Seen::Json(other) => Cow::Owned(other.to_string()),
+        }
+    }
+
+    fn equals(&self, want: &Value) -> bool {
+        match (self, want) {
+            (Seen::Json(v), want) => match (v, want) {
+                (Value::String(a), Value::String(b)) => a == b,
+                (Value::Number(a), Value::String(b)) => b.parse::<f64>().ok() == a.as_f64(),
+                (Value::Bool(a), Value::String(b)) => b.parse::<bool>().ok() == Some(*a),
+                (a, b) => *a == b,
+            },
+            (Seen::Field(Field::Str(a)), Value::String(b)) => a == b,
+            (Seen::Field(Field::Int(a)), Value::String(b)) => {
+                b.parse::<f64>().ok() == Some(*a as f64)
+            }
+            (Seen::Field(Field::Int(a)), Value::Number(b)) => b.as_f64() == Some(*a as f64),
+            (Seen::Field(Field::Bool(a)), Value::String(b)) => b.parse::<bool>().ok() == Some(*a),
+            (Seen::Field(Field::Bool(a)), Value::Bool(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// One field against its pattern; captures go into `hit`.
+fn check(pattern: &Pattern, v: Seen<'_>, bindings: &Bindings, hit: &mut Hit) -> bool {
+    {
+        {
             match pattern {
                 Pattern::Exact(want) => {
-                    let same = match (v, want) {
-                        (Value::String(a), Value::String(b)) => a == b,
-                        (Value::Number(a), Value::String(b)) => b.parse::<f64>().ok() == a.as_f64(),
-                        (Value::Bool(a), Value::String(b)) => b.parse::<bool>().ok() == Some(*a),
-                        (a, b) => a == b,
-                    };
-                    if !same {
-                        return None;
+                    if !v.equals(want) {
+                        return false;
                     }
                 }
                 Pattern::Template(t) => {
                     if v.as_str() != Some(fill(t, bindings).as_str()) {
-                        return None;
+                        return false;
                     }
                 }
                 Pattern::Regex { re, binds } => {
-                    let text = match v {
-                        Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
-                        other => std::borrow::Cow::Owned(other.to_string()),
+                    let text = v.text();
+                    let Some(caps) = re.captures(&text) else {
+                        return false;
                     };
-                    let caps = re.captures(&text)?;
                     for (group, name) in binds {
                         if caps.name(group).map(|m| m.as_str()) != binding(bindings, name) {
-                            return None;
+                            return false;
                         }
                     }
                     if let Some(d) = caps.name("duration") {
@@ -221,8 +305,8 @@ impl Matcher {
                 }
             }
         }
-        Some(hit)
     }
+    true
 }
 
 pub fn compile_all(m: &Option<Matchers>) -> Result<Vec<Matcher>, String> {
