@@ -38,7 +38,7 @@ pub enum Owner {
 }
 
 /// What a span is instantiated for: once per pod, or once per item of the pod's spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Per {
     Pod,

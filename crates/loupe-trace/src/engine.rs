@@ -59,6 +59,8 @@ struct Facts<'a> {
     records: &'a [FactRecord],
     /// Each fact as JSON, made when a matcher of its type first looks at it.
     json: Vec<std::cell::OnceCell<Value>>,
+    /// A trace's span instances, listed once per (kind, trace start) for all its spans.
+    instances: std::cell::RefCell<InstanceMemo>,
 }
 
 impl Facts<'_> {
@@ -82,6 +84,8 @@ impl Facts<'_> {
     }
 }
 
+type InstanceMemo = std::collections::HashMap<(Per, usize), std::rc::Rc<Vec<Instance<'static>>>>;
+
 #[derive(Clone)]
 struct Instance<'f> {
     key: Option<String>,
@@ -90,8 +94,8 @@ struct Instance<'f> {
 }
 
 /// The pod's containers, volumes and finalizers as of `until` (an upgrade's new image).
-fn instances<'f>(per: Per, facts: &'f Facts<'_>, until: usize) -> Vec<Instance<'f>> {
-    let mut out: Vec<Instance> = Vec::new();
+fn instances(per: Per, facts: &Facts<'_>, until: usize) -> Vec<Instance<'static>> {
+    let mut out: Vec<Instance<'static>> = Vec::new();
     let records = &facts.records[..=until.min(facts.records.len().saturating_sub(1))];
     match per {
         Per::Pod => out.push(Instance {
@@ -102,7 +106,7 @@ fn instances<'f>(per: Per, facts: &'f Facts<'_>, until: usize) -> Vec<Instance<'
                 .iter()
                 .position(|r| matches!(r.fact, Fact::PodCreated { .. }))
                 .map_or(std::borrow::Cow::Owned(Value::Null), |i| {
-                    std::borrow::Cow::Borrowed(facts.json(i))
+                    std::borrow::Cow::Owned(facts.json(i).clone())
                 }),
         }),
         Per::Container | Per::MainContainer | Per::InitContainer => {
@@ -229,6 +233,7 @@ pub fn evaluate_all(packs: &[Pack], records: &[FactRecord], now: i64) -> Vec<Tra
     let facts = Facts {
         records,
         json: vec![std::cell::OnceCell::new(); records.len()],
+        instances: Default::default(),
     };
     packs
         .iter()
@@ -268,7 +273,7 @@ fn evaluate_prepared(pack: &Pack, facts: &Facts<'_>, now: i64) -> Vec<Trace> {
         let clock = end.or(abort).map_or(now, |e| records[e].ts);
         let mut spans = Vec::new();
         eval_span(
-            pack, root, "", 0, facts, s, window_end, clock, true, &mut spans,
+            pack, root, "", 0, facts, s, window_end, clock, true, None, &mut spans,
         );
         if !spans.is_empty() {
             traces.push(Trace {
@@ -299,6 +304,8 @@ fn eval_span(
     to: usize,
     now: i64,
     is_root: bool,
+    // A per-pod child of a fanned-out span: the parent's kind and instance.
+    inherited: Option<(Per, &str)>,
     out: &mut Vec<Span>,
 ) {
     let path = if parent.is_empty() {
@@ -306,9 +313,26 @@ fn eval_span(
     } else {
         format!("{parent}/{}", def.name)
     };
-    let per = if is_root { Per::Pod } else { def.per };
-    for inst in instances(per, facts, from) {
-        if !matches_where(def, &inst.attrs) {
+    let per = match inherited {
+        _ if is_root => Per::Pod,
+        Some((per, _)) if def.per == Per::Pod => per,
+        _ => def.per,
+    };
+    let only = inherited
+        .filter(|_| def.per == Per::Pod)
+        .map(|(_, key)| key);
+    let listed = facts.instances.borrow().get(&(per, from)).cloned();
+    let listed = listed.unwrap_or_else(|| {
+        let made = std::rc::Rc::new(instances(per, facts, from));
+        facts
+            .instances
+            .borrow_mut()
+            .insert((per, from), made.clone());
+        made
+    });
+    for inst in listed.iter() {
+        if only.is_some_and(|k| inst.key.as_deref() != Some(k)) || !matches_where(def, &inst.attrs)
+        {
             continue;
         }
         let Some(span) = eval_instance(pack, def, &inst, &path, depth, facts, from, to, now) else {
@@ -318,17 +342,10 @@ fn eval_span(
         let (child_from, child_to) = (from, to);
         for child in &def.children {
             // Children of a fanned-out span share its instance.
-            let mut child = child.clone();
-            if child.per == Per::Pod && inst.key.is_some() {
-                child.per = per;
-                child.where_.insert(
-                    "name".into(),
-                    serde_norway::Value::String(inst.key.clone().unwrap_or_default()),
-                );
-            }
+            let inherit = inst.key.as_deref().map(|k| (per, k));
             eval_span(
                 pack,
-                &child,
+                child,
                 &path,
                 depth + 1,
                 facts,
@@ -336,6 +353,7 @@ fn eval_span(
                 child_to,
                 now,
                 false,
+                inherit,
                 out,
             );
         }
