@@ -15,6 +15,11 @@ struct Replayed {
 }
 
 fn replay(config: &SimConfig) -> Replayed {
+    replay_in_batches(config, 5000)
+}
+
+/// Takes the processor's output every `every` lines (as commits of that size would).
+fn replay_in_batches(config: &SimConfig, every: usize) -> Replayed {
     let mut p = loupe_timeline::Processor::new(loupe_timeline::Config::new("sim"));
     let mut labels = Vec::new();
     let mut n = 0;
@@ -24,7 +29,7 @@ fn replay(config: &SimConfig) -> Replayed {
         &mut |_, line| {
             n += 1;
             p.push(line, "sim", n);
-            if n % 5000 == 0 {
+            if n % every as u64 == 0 {
                 for (uid, f) in p.take_output().facts {
                     facts.entry(uid).or_default().push(f);
                 }
@@ -238,4 +243,28 @@ fn every_injected_code_is_diagnosed() {
         false_success.len()
     );
     assert!(accuracy >= 0.98, "accuracy {:.2}% < 98%", 100.0 * accuracy);
+}
+
+#[test]
+fn results_do_not_depend_on_batching() {
+    let config = all_codes(300, 21);
+    let book = RuleBook::defaults();
+    let runs: Vec<String> = [97, 5000]
+        .iter()
+        .map(|&every| {
+            let r = replay_in_batches(&config, every);
+            let mut pods: Vec<(&String, &Vec<FactRecord>)> = r.facts.iter().collect();
+            pods.sort_by_key(|(uid, _)| uid.as_str());
+            let results: Vec<(&String, Vec<ActionResult>)> = pods
+                .into_iter()
+                .map(|(uid, facts)| (uid, diagnose(&book, facts, r.clock)))
+                .collect();
+            serde_json::to_string(&results).unwrap()
+        })
+        .collect();
+    assert!(runs[0].len() > 10_000);
+    assert_eq!(
+        runs[0], runs[1],
+        "the same audit log gives the same results"
+    );
 }

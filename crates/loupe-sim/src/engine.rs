@@ -121,9 +121,6 @@ pub fn run(
     let total: u32 = weights.iter().sum();
     for (i, created) in arrivals.into_iter().enumerate() {
         engine.advance(created, sink);
-        for node in engine.nodes.iter_mut() {
-            node.forget_pulls_before(created);
-        }
         let mut rng = Rng::derive(config.seed, 29, i as u64);
         let mut pick = rng.below(total as u64) as u32;
         let wl = weights

@@ -1006,6 +1006,9 @@ impl<'a> Planner<'a> {
             }
         }
         if !slow_pull {
+            // Pods are planned in creation order: no later plan pulls before this pod's
+            // creation, so older bookings can go.
+            self.nodes[node].forget_pulls_before(self.shape.created_at);
             start = self.nodes[node].book_pull(at, pull);
             if self.m.upgrade_requested.is_none() {
                 self.queued = self.queued.max(start - at);

@@ -335,7 +335,7 @@ fn eval_span(
         {
             continue;
         }
-        let Some(span) = eval_instance(pack, def, &inst, &path, depth, facts, from, to, now) else {
+        let Some(span) = eval_instance(pack, def, inst, &path, depth, facts, from, to, now) else {
             continue;
         };
         out.push(span);
