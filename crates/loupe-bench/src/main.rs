@@ -216,11 +216,25 @@ fn diagnosis_cost(timelines: &[Vec<loupe_facts::FactRecord>], replay_cpu: f64) -
     let started = Instant::now();
     let mut results = 0usize;
     let mut each = Vec::with_capacity(timelines.len());
+    let mut slowest = (0f64, 0usize);
     for t in timelines {
         let one = thread_cpu_seconds();
         results += loupe_diagnose::diagnose(&book, t, clock).len();
-        each.push(thread_cpu_seconds() - one);
+        let took = thread_cpu_seconds() - one;
+        if took > slowest.0 {
+            slowest = (took, t.len());
+        }
+        each.push(took);
     }
+    let biggest = timelines.iter().max_by_key(|t| t.len());
+    let biggest_cost = biggest.map_or(0.0, |t| {
+        let one = thread_cpu_seconds();
+        for _ in 0..10 {
+            loupe_diagnose::diagnose(&book, t, clock);
+        }
+        (thread_cpu_seconds() - one) / 10.0
+    });
+    let biggest = biggest.map_or(0, Vec::len);
     each.sort_by(f64::total_cmp);
     let at = |q: f64| {
         each.get(((each.len() as f64 - 1.0) * q) as usize)
@@ -238,6 +252,11 @@ fn diagnosis_cost(timelines: &[Vec<loupe_facts::FactRecord>], replay_cpu: f64) -
         at(0.5),
         at(0.99),
         at(1.0)
+    );
+    println!(
+        "  the slowest pod has {} facts; the biggest ({biggest} facts) takes {:.0} µs",
+        slowest.1,
+        biggest_cost * 1e6
     );
     Ok(())
 }

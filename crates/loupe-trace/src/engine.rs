@@ -1,5 +1,7 @@
 //! Evaluates packs over a pod's timeline: traces of spans, closed or still open.
 
+use std::collections::HashMap;
+
 use loupe_facts::{Fact, FactRecord};
 use serde::Serialize;
 use serde_json::Value;
@@ -61,26 +63,44 @@ struct Facts<'a> {
     json: Vec<std::cell::OnceCell<Value>>,
     /// A trace's span instances, listed once per (kind, trace start) for all its spans.
     instances: std::cell::RefCell<InstanceMemo>,
+    /// Positions of the facts of each type, and of the Events of each reason: a matcher
+    /// visits only the facts it could match, so a pod with thousands of facts (a crash
+    /// loop of hours) costs its matches, not facts × spans.
+    by_type: HashMap<&'static str, Vec<usize>>,
+    events_by_reason: HashMap<&'a str, Vec<usize>>,
 }
 
-impl Facts<'_> {
+impl<'a> Facts<'a> {
+    fn new(records: &'a [FactRecord]) -> Facts<'a> {
+        let mut by_type: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        let mut events_by_reason: HashMap<&'a str, Vec<usize>> = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            by_type.entry(r.fact.type_name()).or_default().push(i);
+            if let Fact::Event { reason, .. } = &r.fact {
+                events_by_reason.entry(reason.as_str()).or_default().push(i);
+            }
+        }
+        Facts {
+            records,
+            json: vec![std::cell::OnceCell::new(); records.len()],
+            instances: Default::default(),
+            by_type,
+            events_by_reason,
+        }
+    }
+
+    /// The facts `m` could match, in timeline order.
+    fn candidates(&self, m: &Matcher) -> &[usize] {
+        let list = match m.exact("reason") {
+            Some(reason) if m.fact_type() == "event" => self.events_by_reason.get(reason),
+            _ => self.by_type.get(m.fact_type()),
+        };
+        list.map_or(&[], Vec::as_slice)
+    }
+
     fn json(&self, i: usize) -> &Value {
         self.json[i]
             .get_or_init(|| serde_json::to_value(&self.records[i].fact).unwrap_or(Value::Null))
-    }
-
-    /// The first matcher that matches fact `i` (only matchers of its type look at it).
-    fn hit(
-        &self,
-        matchers: &[Matcher],
-        bindings: &Bindings,
-        i: usize,
-    ) -> Option<crate::matcher::Hit> {
-        let kind = self.records[i].fact.type_name();
-        matchers
-            .iter()
-            .filter(|m| m.fact_type() == kind)
-            .find_map(|m| m.hit_fact(&self.records[i].fact, || self.json(i), bindings))
     }
 }
 
@@ -220,7 +240,41 @@ fn first(
     from: usize,
     to: usize,
 ) -> Option<(usize, crate::matcher::Hit)> {
-    (from..to).find_map(|i| facts.hit(matchers, bindings, i).map(|h| (i, h)))
+    first_in(matchers, bindings, facts, from, to, (i64::MIN, i64::MAX))
+}
+
+/// The first fact in `[from, to)` with its time in `ts` that a matcher matches (the
+/// earlier matcher of the list when two match the same fact).
+fn first_in(
+    matchers: &[Matcher],
+    bindings: &Bindings,
+    facts: &Facts<'_>,
+    from: usize,
+    to: usize,
+    ts: (i64, i64),
+) -> Option<(usize, crate::matcher::Hit)> {
+    let mut best: Option<(usize, crate::matcher::Hit)> = None;
+    for m in matchers {
+        let positions = facts.candidates(m);
+        let start = positions.partition_point(|&p| p < from);
+        for &i in &positions[start..] {
+            if i >= to || best.as_ref().is_some_and(|(b, _)| i >= *b) {
+                break;
+            }
+            let at = facts.records[i].ts;
+            if at < ts.0 {
+                continue;
+            }
+            if at > ts.1 {
+                break;
+            }
+            if let Some(h) = m.hit_fact(&facts.records[i].fact, || facts.json(i), bindings) {
+                best = Some((i, h));
+                break;
+            }
+        }
+    }
+    best
 }
 
 /// Every trace of `pack` in a pod's timeline; `now` (the audit clock) ages open spans.
@@ -230,11 +284,7 @@ pub fn evaluate(pack: &Pack, records: &[FactRecord], now: i64) -> Vec<Trace> {
 
 /// The traces of every pack, the timeline read once.
 pub fn evaluate_all(packs: &[Pack], records: &[FactRecord], now: i64) -> Vec<Trace> {
-    let facts = Facts {
-        records,
-        json: vec![std::cell::OnceCell::new(); records.len()],
-        instances: Default::default(),
-    };
+    let facts = Facts::new(records);
     packs
         .iter()
         .flat_map(|p| evaluate_prepared(p, &facts, now))
@@ -417,13 +467,8 @@ fn eval_instance(
     };
     let errors = &pack.compiled(&def.name).error;
     let stop = end.unwrap_or(i64::MAX);
-    let error = (from..to)
-        .filter(|&i| records[i].ts >= start && records[i].ts <= stop)
-        .find_map(|i| {
-            facts
-                .hit(errors, &inst.bindings, i)
-                .map(|_| records[i].fact.summary())
-        });
+    let error = first_in(errors, &inst.bindings, facts, from, to, (start, stop))
+        .map(|(i, _)| records[i].fact.summary());
     Some(Span {
         name: def.name.clone(),
         path: path.to_string(),
