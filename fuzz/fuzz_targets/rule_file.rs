@@ -9,8 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let packs = loupe_trace::Pack::defaults();
-    match loupe_diagnose::rules::load("fuzz.yaml", text, &packs) {
+    static PACKS: std::sync::OnceLock<Vec<loupe_trace::Pack>> = std::sync::OnceLock::new();
+    let packs = PACKS.get_or_init(loupe_trace::Pack::defaults);
+    match loupe_diagnose::rules::load("fuzz.yaml", text, packs) {
         Ok(set) => assert!(!set.rules.is_empty()),
         Err(e) => assert!(e.line >= 1),
     }
