@@ -204,9 +204,31 @@ pub fn run(g: &Global, args: DemoArgs) -> Result<()> {
     for l in &injected {
         *by_code.entry(l.create.code.name()).or_default() += 1;
     }
-    println!("\nFaults the simulator injected at create (the ground truth; Loupe never reads it):");
+    // What Loupe found from the audit stream alone, against the injected truth.
+    let book = loupe_diagnose::RuleBook::defaults();
+    let clock = store
+        .clusters()?
+        .into_iter()
+        .find(|c| c.cluster == cluster)
+        .map_or(0, |c| c.max_seen);
+    let mut found: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in &injected {
+        let facts = store.timeline(&cluster, &l.uid)?;
+        let results = loupe_diagnose::diagnose(&book, &facts, clock);
+        if results
+            .iter()
+            .any(|r| r.action == loupe_trace::Action::Create && r.code == l.create.code.name())
+        {
+            *found.entry(l.create.code.name()).or_default() += 1;
+        }
+    }
+    println!("\nFaults the simulator injected at create (the ground truth; Loupe never reads it), and how many `loupe diagnose` named from the audit log:");
+    println!("  {:<34} {:>8} {:>8}", "CODE", "INJECTED", "FOUND");
     for (code, n) in &by_code {
-        println!("  {code:<34} {n}");
+        println!(
+            "  {code:<34} {n:>8} {:>8}",
+            found.get(code).copied().unwrap_or(0)
+        );
     }
     if let Some(l) = injected
         .iter()
@@ -222,11 +244,13 @@ pub fn run(g: &Global, args: DemoArgs) -> Result<()> {
             let facts = store.timeline(&p.cluster, &p.uid)?;
             let view = crate::TimelineView {
                 pod: p.clone(),
-                facts: facts.into_iter().take(40).collect(),
+                facts: facts.into_iter().take(25).collect(),
             };
             println!("{}", crate::timeline_table(&view));
+            println!("\nloupe diagnose {}/{}:", p.namespace, p.name);
+            crate::diagnose::print_pod(&store, p, &book)?;
         }
     }
-    println!("\nNext: loupe pods, loupe timeline POD, loupe history POD, loupe raw AUDIT_ID (all with --data {})", g.data.display());
+    println!("\nNext: loupe pods, loupe diagnose POD, loupe codes --since 1h, loupe timeline POD, loupe trace POD, loupe raw AUDIT_ID (all with --data {})", g.data.display());
     Ok(())
 }

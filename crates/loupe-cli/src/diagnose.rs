@@ -151,6 +151,22 @@ fn diagnose_window(
     Ok(out)
 }
 
+/// Prints one pod's diagnosis as `loupe diagnose POD` does (for the demo).
+pub fn print_pod(store: &SqliteStore, pod: &PodRow, book: &RuleBook) -> Result<()> {
+    let facts = store.timeline(&pod.cluster, &pod.uid)?;
+    let audit_clock = clocks(store)?
+        .get(&pod.cluster)
+        .copied()
+        .unwrap_or(pod.last_seen);
+    let view = PodDiagnosis {
+        pod: pod.clone(),
+        audit_clock,
+        results: diagnose(book, &facts, audit_clock),
+    };
+    println!("{}", pod_view(&view));
+    Ok(())
+}
+
 pub fn run(g: &Global, args: DiagnoseArgs) -> Result<()> {
     let book = rule_book(&args.config)?;
     let store = open(g)?;
