@@ -1,85 +1,28 @@
 //! `loupe diagnose` and `loupe codes` on a simulated cluster, as a user runs them.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::{json, loupe};
 use serde_json::Value;
-
-fn loupe(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("LOUPE_LOG", "warn")
-        .output()
-        .expect("running loupe")
-}
-
-fn json(data: &Path, args: &[&str]) -> Value {
-    let out = loupe(data, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// A simulated cluster replayed into a store (Events dropped from the log when
 /// `without_events`, as a policy that leaves them out); its ground truth.
 fn cluster(without_events: bool) -> (tempfile::TempDir, Vec<Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let labels = dir.path().join("labels");
-    let data = dir.path().join("data");
-    let out = loupe(
-        &data,
-        &[
-            "--cluster",
-            "sim",
-            "simulate",
-            "--profile",
-            "dev",
-            "--pods",
-            "80",
-            "--seed",
-            "5",
-            "--faults",
-            "ImageNotFound=0.15,ApiQuotaExceeded=0.1,VolumeMountTimeout=0.1,FinalizerBlocked=0.2",
-            "-O",
-            log.to_str().unwrap(),
-            "--labels",
-            labels.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if without_events {
-        let text = std::fs::read_to_string(&log).unwrap();
-        let kept: Vec<&str> = text
-            .lines()
-            .filter(|l| !l.contains("\"resource\":\"events\""))
-            .collect();
-        std::fs::write(&log, kept.join("\n")).unwrap();
-    }
-    let out = loupe(
-        &data,
-        &["--cluster", "sim", "replay", log.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let labels = std::fs::read_to_string(labels)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (dir, labels)
+    common::replayed_cluster(
+        80,
+        5,
+        "ImageNotFound=0.15,ApiQuotaExceeded=0.1,VolumeMountTimeout=0.1,FinalizerBlocked=0.2",
+        |log| {
+            if without_events {
+                let text = std::fs::read_to_string(log).unwrap();
+                let kept: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.contains("\"resource\":\"events\""))
+                    .collect();
+                std::fs::write(log, kept.join("\n")).unwrap();
+            }
+        },
+    )
 }
 
 fn with_code<'a>(labels: &'a [Value], code: &str) -> Vec<&'a Value> {

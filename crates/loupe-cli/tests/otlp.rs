@@ -7,15 +7,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-fn loupe(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("LOUPE_LOG", "warn")
-        .output()
-        .expect("running loupe")
-}
+mod common;
+use common::loupe;
 
 fn receiver_available() -> bool {
     let ok = Command::new("python3")

@@ -1,76 +1,13 @@
 //! `loupe trace` and `loupe stages` on a simulated cluster, as a user runs them.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::{json, loupe};
 use serde_json::Value;
-
-fn loupe(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("LOUPE_LOG", "warn")
-        .output()
-        .expect("running loupe")
-}
-
-fn json(data: &Path, args: &[&str]) -> Value {
-    let out = loupe(data, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// A simulated cluster replayed into a store; its ground truth.
 fn cluster() -> (tempfile::TempDir, Vec<Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let labels = dir.path().join("labels");
-    let data = dir.path().join("data");
-    let out = loupe(
-        &data,
-        &[
-            "--cluster",
-            "sim",
-            "simulate",
-            "--profile",
-            "dev",
-            "--pods",
-            "40",
-            "--seed",
-            "11",
-            "--faults",
-            "ImageNotFound=0.1,KubeletDelay=0.1",
-            "-O",
-            log.to_str().unwrap(),
-            "--labels",
-            labels.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = loupe(
-        &data,
-        &["--cluster", "sim", "replay", log.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let labels = std::fs::read_to_string(labels)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (dir, labels)
+    common::replayed_cluster(40, 11, "ImageNotFound=0.1,KubeletDelay=0.1", |_| {})
 }
 
 #[test]
