@@ -20,36 +20,16 @@ fn replay(config: &SimConfig) -> Replayed {
 
 /// Takes the processor's output every `every` lines (as commits of that size would).
 fn replay_in_batches(config: &SimConfig, every: usize) -> Replayed {
-    let mut p = loupe_timeline::Processor::new(loupe_timeline::Config::new("sim"));
+    let mut builder = loupe_timeline::TimelineBuilder::new("sim", every as u64);
     let mut labels = Vec::new();
-    let mut n = 0;
-    let mut facts: HashMap<String, Vec<FactRecord>> = HashMap::new();
-    run(
-        config,
-        &mut |_, line| {
-            n += 1;
-            p.push(line, "sim", n);
-            if n % every as u64 == 0 {
-                for (uid, f) in p.take_output().facts {
-                    facts.entry(uid).or_default().push(f);
-                }
-            }
-        },
-        &mut |l| labels.push(l.clone()),
-    );
-    p.flush();
-    let out = p.take_output();
-    let clock = out.watermark;
-    for (uid, f) in out.facts {
-        facts.entry(uid).or_default().push(f);
-    }
-    for list in facts.values_mut() {
-        list.sort_by(|a, b| (a.ts, &a.audit_id, a.seq).cmp(&(b.ts, &b.audit_id, b.seq)));
-    }
+    run(config, &mut |_, line| builder.push(line), &mut |l| {
+        labels.push(l.clone())
+    });
+    let t = builder.finish();
     Replayed {
-        facts,
+        facts: t.facts,
         labels,
-        clock,
+        clock: t.clock,
     }
 }
 

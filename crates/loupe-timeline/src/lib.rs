@@ -9,10 +9,12 @@
 //! event time and input order only.
 
 mod dedup;
+mod memory;
 mod processor;
 mod stats;
 
 pub use dedup::Dedup;
+pub use memory::{TimelineBuilder, Timelines};
 pub use processor::{
     Config, Malformed, NodeRecord, Output, Processor, PvcRecord, RawEvent, Recovery, StateLoader,
     VersionRef,

@@ -8,33 +8,13 @@ use loupe_sim::{profile, run, Code, FaultMix, Label, SimConfig};
 use loupe_trace::{evaluate, Action, Pack, Trace};
 
 fn timelines(config: &SimConfig) -> (HashMap<String, Vec<FactRecord>>, Vec<Label>, i64) {
-    let mut p = loupe_timeline::Processor::new(loupe_timeline::Config::new("sim"));
+    let mut builder = loupe_timeline::TimelineBuilder::new("sim", 5000);
     let mut labels = Vec::new();
-    let mut n = 0;
-    let mut facts: HashMap<String, Vec<FactRecord>> = HashMap::new();
-    run(
-        config,
-        &mut |_, line| {
-            n += 1;
-            p.push(line, "sim", n);
-            if n % 5000 == 0 {
-                for (uid, f) in p.take_output().facts {
-                    facts.entry(uid).or_default().push(f);
-                }
-            }
-        },
-        &mut |l| labels.push(l.clone()),
-    );
-    p.flush();
-    let out = p.take_output();
-    let clock = out.watermark;
-    for (uid, f) in out.facts {
-        facts.entry(uid).or_default().push(f);
-    }
-    for list in facts.values_mut() {
-        list.sort_by(|a, b| (a.ts, &a.audit_id, a.seq).cmp(&(b.ts, &b.audit_id, b.seq)));
-    }
-    (facts, labels, clock)
+    run(config, &mut |_, line| builder.push(line), &mut |l| {
+        labels.push(l.clone())
+    });
+    let t = builder.finish();
+    (t.facts, labels, t.clock)
 }
 
 fn span(trace: &Trace, name: &str) -> i64 {
