@@ -116,6 +116,9 @@ pub struct Container<'a> {
     pub liveness_probe: Option<&'a RawValue>,
     #[serde(default)]
     pub security_context: Option<SecurityContext>,
+    /// Kept raw: read only when a pod's creation is normalized.
+    #[serde(borrow, default)]
+    pub resources: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,6 +216,15 @@ pub struct PodSpec<'a> {
     pub active_deadline_seconds: Option<i64>,
     #[serde(default)]
     pub host_network: Option<bool>,
+    #[serde(borrow, default)]
+    pub runtime_class_name: Option<Str<'a>>,
+    /// Placement constraints, kept raw: only their presence is read.
+    #[serde(borrow, default)]
+    pub node_selector: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub affinity: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub topology_spread_constraints: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -52,6 +52,10 @@ pub struct ContainerSpec {
     pub post_start: bool,
     pub pre_stop: bool,
     pub privileged: bool,
+    /// Requested resources as written (`cpu: 500m`, `memory: 256Mi`, `nvidia.com/gpu: 1`);
+    /// the limits where no request is given, as the apiserver defaults them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +67,10 @@ pub struct VolumeSpec {
 }
 
 /// One thing that happened to a pod. The public vocabulary (see `docs/facts.md`).
+// `PodCreated` is the large one (the spec summary). Facts are transient in memory (a
+// batch's output, one pod's timeline under evaluation), so one size for all is cheaper
+// than an allocation per creation and a boxed pattern in every match on the vocabulary.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Fact {
@@ -89,6 +97,12 @@ pub enum Fact {
         termination_grace_seconds: Option<i64>,
         /// The pod uses the node's network: no sandbox network (CNI) setup.
         host_network: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runtime_class: Option<String>,
+        /// The placement constraints it declares: `node_selector`, `node_affinity`,
+        /// `pod_affinity`, `pod_anti_affinity`, `topology_spread`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        placement: Vec<String>,
         /// The W3C `traceparent` annotation: the controller's trace this delivery belongs to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         traceparent: Option<String>,
@@ -288,6 +302,10 @@ impl Fact {
             ) => termination_grace_seconds.map(Int),
             (Fact::PodCreated { host_network, .. }, "host_network") => Some(Bool(*host_network)),
             (Fact::PodCreated { traceparent, .. }, "traceparent") => opt_str(traceparent),
+            (Fact::PodCreated { runtime_class, .. }, "runtime_class") => opt_str(runtime_class),
+            (Fact::PodCreated { placement, .. }, "placement") => {
+                (!placement.is_empty()).then_some(Other)
+            }
             (Fact::PodCreated { owner, .. }, "owner") => owner.as_ref().map(|_| Other),
             (Fact::PodCreated { .. }, "containers" | "volumes" | "readiness_gates" | "by") => {
                 Some(Other)

@@ -576,6 +576,64 @@ fn observe_create(
     ))
 }
 
+/// A container's requests, or its limits where no request is given (the apiserver's
+/// default); quantities as written, numbers as their JSON text.
+fn requests(raw: &serde_json::value::RawValue) -> BTreeMap<String, String> {
+    #[derive(serde::Deserialize, Default)]
+    struct Resources {
+        #[serde(default)]
+        requests: BTreeMap<String, serde_json::Value>,
+        #[serde(default)]
+        limits: BTreeMap<String, serde_json::Value>,
+    }
+    let r: Resources = serde_json::from_str(raw.get()).unwrap_or_default();
+    let text = |v: serde_json::Value| match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    let mut out: BTreeMap<String, String> =
+        r.limits.into_iter().map(|(k, v)| (k, text(v))).collect();
+    out.extend(r.requests.into_iter().map(|(k, v)| (k, text(v))));
+    out
+}
+
+/// Which placement constraints a spec declares.
+fn placement(spec: &PodSpec<'_>) -> Vec<String> {
+    let present = |raw: Option<&serde_json::value::RawValue>| {
+        raw.is_some_and(|r| !matches!(r.get().trim(), "null" | "{}" | "[]"))
+    };
+    let mut out = Vec::new();
+    if present(spec.node_selector) {
+        out.push("node_selector".to_string());
+    }
+    if let Some(affinity) = spec.affinity {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(rename_all = "camelCase")]
+        struct Affinity<'a> {
+            #[serde(borrow, default)]
+            node_affinity: Option<&'a serde_json::value::RawValue>,
+            #[serde(borrow, default)]
+            pod_affinity: Option<&'a serde_json::value::RawValue>,
+            #[serde(borrow, default)]
+            pod_anti_affinity: Option<&'a serde_json::value::RawValue>,
+        }
+        let a: Affinity = serde_json::from_str(affinity.get()).unwrap_or_default();
+        for (name, raw) in [
+            ("node_affinity", a.node_affinity),
+            ("pod_affinity", a.pod_affinity),
+            ("pod_anti_affinity", a.pod_anti_affinity),
+        ] {
+            if present(raw) {
+                out.push(name.to_string());
+            }
+        }
+    }
+    if present(spec.topology_spread_constraints) {
+        out.push("topology_spread".to_string());
+    }
+    out
+}
+
 fn created_fact(
     namespace: &str,
     name: &str,
@@ -618,6 +676,7 @@ fn created_fact(
                 post_start: c.lifecycle.as_ref().is_some_and(|l| l.post_start.is_some()),
                 pre_stop: c.lifecycle.as_ref().is_some_and(|l| l.pre_stop.is_some()),
                 privileged: c.security_context.as_ref().and_then(|s| s.privileged) == Some(true),
+                requests: c.resources.map(requests).unwrap_or_default(),
             });
         }
         volumes = spec
@@ -662,6 +721,10 @@ fn created_fact(
         active_deadline_seconds: spec.and_then(|s| s.active_deadline_seconds),
         termination_grace_seconds: spec.and_then(|s| s.termination_grace_period_seconds),
         host_network: spec.and_then(|s| s.host_network) == Some(true),
+        runtime_class: spec
+            .and_then(|s| s.runtime_class_name.as_deref())
+            .map(str::to_string),
+        placement: spec.map(placement).unwrap_or_default(),
         traceparent: meta
             .annotations
             .as_ref()

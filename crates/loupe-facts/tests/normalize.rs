@@ -705,3 +705,63 @@ fn a_new_reason_under_the_same_status_is_a_fact() {
     ));
     assert!(again.is_empty(), "{again:?}");
 }
+
+#[test]
+fn a_create_names_requests_runtime_class_and_placement() {
+    let mut spec = spec();
+    spec["containers"][0]["resources"] = json!({"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "512Mi", "nvidia.com/gpu": 1}});
+    spec["initContainers"][0]["resources"] = json!({"limits": {"cpu": "1", "memory": "64Mi"}});
+    spec["runtimeClassName"] = json!("kata");
+    spec["nodeSelector"] = json!({"disk": "ssd"});
+    spec["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []}, "nodeAffinity": null});
+    spec["topologySpreadConstraints"] = json!([{"maxSkew": 1, "topologyKey": "zone"}]);
+    let line = audit_event(
+        "c1",
+        T0,
+        "create",
+        "system:serviceaccount:kube-system:replicaset-controller",
+        json!({"resource": "pods", "namespace": "shop", "apiVersion": "v1"}),
+        201,
+        None,
+        Some(pod(json!({}), spec, json!({"phase": "Pending"}))),
+    );
+    let facts = PodState::new(UID, "shop", "web-1").apply(&obs(&line));
+    let Fact::PodCreated {
+        containers,
+        runtime_class,
+        placement,
+        ..
+    } = &facts[0]
+    else {
+        panic!("{facts:?}")
+    };
+    let requests = |name: &str| {
+        containers
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap()
+            .requests
+            .clone()
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    // Requests win over limits; a limit alone stands for the request; numbers keep their text.
+    assert_eq!(
+        requests("app"),
+        [
+            ("cpu".into(), "500m".into()),
+            ("memory".into(), "256Mi".into()),
+            ("nvidia.com/gpu".into(), "1".into())
+        ]
+    );
+    assert_eq!(
+        requests("init-db"),
+        [("cpu".into(), "1".into()), ("memory".into(), "64Mi".into())]
+    );
+    assert!(requests("proxy").is_empty());
+    assert_eq!(runtime_class.as_deref(), Some("kata"));
+    assert_eq!(
+        placement,
+        &["node_selector", "pod_anti_affinity", "topology_spread"]
+    );
+}
