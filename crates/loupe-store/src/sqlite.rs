@@ -75,7 +75,7 @@ impl SqliteStore {
     pub fn open(dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("loupe.db");
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // auto_vacuum must be chosen before the first table exists.
         conn.execute_batch(
@@ -91,11 +91,17 @@ impl SqliteStore {
             |r| r.get::<_, i64>(0).map(|n| n > 0),
         )?;
         if !exists {
-            conn.execute_batch(SCHEMA)?;
-            conn.execute(
+            // Tables and version in one transaction: another process opening the same new
+            // store (a query beside a starting server) sees all of it or none of it.
+            // IMMEDIATE: the second opener waits for the first (busy timeout) instead of
+            // failing to upgrade a read.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)",
                 params![SCHEMA_VERSION.to_string()],
             )?;
+            tx.commit()?;
         }
         let found: String = conn.query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",

@@ -256,3 +256,26 @@ fn readers_opening_the_store_never_fail_the_writer() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
 }
+
+/// Several processes opening one new store at once (a query beside a starting server)
+/// all see a whole store: the tables and the schema version appear together.
+#[test]
+fn a_new_store_opened_concurrently_is_whole_for_everyone() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    SqliteStore::open(&path)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for o in openers {
+            assert_eq!(o.join().unwrap(), Ok(()));
+        }
+    }
+}
