@@ -34,41 +34,9 @@ fn delivery_traces_reach_a_real_otlp_receiver_deterministically() {
     if !receiver_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, labels) =
+        common::replayed_cluster(30, 4, "ImageNotFound=0.1,PreemptionWait=0.2", |_| {});
     let data = dir.path().join("data");
-    let log = dir.path().join("audit.log");
-    let labels = dir.path().join("labels");
-    let out = loupe(
-        &data,
-        &[
-            "--cluster",
-            "sim",
-            "simulate",
-            "--profile",
-            "dev",
-            "--pods",
-            "30",
-            "--seed",
-            "4",
-            "--faults",
-            "ImageNotFound=0.1,PreemptionWait=0.2",
-            "-O",
-            log.to_str().unwrap(),
-            "--labels",
-            labels.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(loupe(
-        &data,
-        &["--cluster", "sim", "replay", log.to_str().unwrap()]
-    )
-    .status
-    .success());
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -141,11 +109,6 @@ fn delivery_traces_reach_a_real_otlp_receiver_deterministically() {
         "span IDs are unique within an export"
     );
 
-    let labels: Vec<Value> = std::fs::read_to_string(&labels)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let spans = &spans[..spans.len() / 2];
     // Resource attributes by the Kubernetes semantic conventions.
     let pod = labels
