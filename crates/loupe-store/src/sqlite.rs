@@ -70,6 +70,29 @@ pub struct SqliteStore {
     compressor: zstd::bulk::Compressor<'static>,
 }
 
+/// How long an opener waits for another to finish switching a new store to WAL.
+const OPEN_BUSY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `step` again while SQLite answers BUSY without having waited: switching a new
+/// database's journal mode to WAL while another connection does the same fails at once
+/// (the busy handler is not consulted there), so concurrent openers back off and retry.
+fn retry_while_busy(mut step: impl FnMut() -> rusqlite::Result<()>) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match step() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < OPEN_BUSY_LIMIT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
@@ -78,11 +101,13 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // auto_vacuum must be chosen before the first table exists.
-        conn.execute_batch(
-            "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-             PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;
-             PRAGMA wal_autocheckpoint=16384;",
-        )?;
+        retry_while_busy(|| {
+            conn.execute_batch(
+                "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+                 PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;
+                 PRAGMA wal_autocheckpoint=16384;",
+            )
+        })?;
         // A store that exists is only read here: readers beside a running writer (queries,
         // the span stream) must not take the write lock.
         let exists: bool = conn.query_row(
