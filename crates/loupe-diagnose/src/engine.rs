@@ -227,11 +227,22 @@ struct Window {
 /// Diagnoses every action of one pod: its create (or refused creates), each upgrade, and
 /// its delete. `records` in timeline order; `now` is the audit clock.
 pub fn diagnose(book: &RuleBook, records: &[FactRecord], now: i64) -> Vec<ActionResult> {
+    let traces = loupe_trace::evaluate_all(&book.packs, records, now);
+    diagnose_traces(book, records, &traces, now)
+}
+
+/// [`diagnose`] with the pod's traces already evaluated (by the book's packs, at `now`),
+/// for callers that need both.
+pub fn diagnose_traces(
+    book: &RuleBook,
+    records: &[FactRecord],
+    traces: &[loupe_trace::Trace],
+    now: i64,
+) -> Vec<ActionResult> {
     let facts = Facts {
         records,
         json: vec![OnceCell::new(); records.len()],
     };
-    let traces = loupe_trace::evaluate_all(&book.packs, records, now);
     let has_events = records.iter().any(|r| matches!(r.fact, Fact::Event { .. }));
     windows(records)
         .into_iter()

@@ -12,7 +12,9 @@ pub mod engine;
 pub mod format;
 pub mod rules;
 
-pub use engine::{diagnose, ActionResult, Evidence, Finding, Kind, Phase, UserTime};
+pub use engine::{
+    diagnose, diagnose_traces, ActionResult, Evidence, Finding, Kind, Phase, UserTime,
+};
 pub use rules::{Class, Detect, Outcome, Rule, RuleSet};
 
 use loupe_trace::{Action, ConfigError, Pack};

@@ -2,6 +2,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Longest annotation value `pod_created` keeps; longer ones (stored manifests such as
+/// `kubectl.kubernetes.io/last-applied-configuration`) would bloat every timeline.
+pub const SHORT_ANNOTATION: usize = 256;
+
 /// Who made a request, as the audit log names them, and what kind of component that is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
@@ -103,6 +107,13 @@ pub enum Fact {
         /// `pod_affinity`, `pod_anti_affinity`, `topology_spread`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         placement: Vec<String>,
+        /// `metadata.labels` at creation, for SLO class selectors.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        labels: BTreeMap<String, String>,
+        /// `metadata.annotations` at creation whose value is short (at most
+        /// [`SHORT_ANNOTATION`] bytes): flags, not stored manifests.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        annotations: BTreeMap<String, String>,
         /// The W3C `traceparent` annotation: the controller's trace this delivery belongs to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         traceparent: Option<String>,
@@ -305,6 +316,10 @@ impl Fact {
             (Fact::PodCreated { runtime_class, .. }, "runtime_class") => opt_str(runtime_class),
             (Fact::PodCreated { placement, .. }, "placement") => {
                 (!placement.is_empty()).then_some(Other)
+            }
+            (Fact::PodCreated { labels, .. }, "labels") => (!labels.is_empty()).then_some(Other),
+            (Fact::PodCreated { annotations, .. }, "annotations") => {
+                (!annotations.is_empty()).then_some(Other)
             }
             (Fact::PodCreated { owner, .. }, "owner") => owner.as_ref().map(|_| Other),
             (Fact::PodCreated { .. }, "containers" | "volumes" | "readiness_gates" | "by") => {

@@ -725,6 +725,8 @@ fn created_fact(
             .and_then(|s| s.runtime_class_name.as_deref())
             .map(str::to_string),
         placement: spec.map(placement).unwrap_or_default(),
+        labels: present_values(meta.labels.as_ref(), usize::MAX),
+        annotations: present_values(meta.annotations.as_ref(), crate::fact::SHORT_ANNOTATION),
         traceparent: meta
             .annotations
             .as_ref()
@@ -733,6 +735,19 @@ fn created_fact(
             .map(str::to_string),
         by: actor.clone(),
     }
+}
+
+/// The keys of `map` with a value of at most `longest` bytes.
+fn present_values(
+    map: Option<&loupe_audit::objects::StrMap<'_>>,
+    longest: usize,
+) -> BTreeMap<String, String> {
+    map.into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+        .filter(|(_, v)| v.len() <= longest)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The admission webhook named in an apiserver error message, if any.

@@ -6,12 +6,12 @@
 //! stops the clock where no platform work runs beside it (reference §5.2).
 
 use loupe_trace::{Action, Owner, Span, Trace};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::interval::IntervalSet;
 
 /// Which SLI a delivery is measured by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
     /// SIG Scalability's pod startup SLI: creation to every container started (the
@@ -46,18 +46,22 @@ fn interval(s: &Span, limit: i64) -> (i64, i64) {
     (s.start, s.end.unwrap_or(limit).min(limit))
 }
 
-/// The platform time of a create trace by `profile`; `excluded` are intervals the
-/// diagnosis excludes; `now` ends open deliveries. `None` for other actions.
+/// The platform time of a trace by `profile`; `excluded` are intervals the diagnosis
+/// excludes; `now` ends open deliveries. Deletes and upgrades have one profile: their
+/// user-owned and external spans (grace periods, hooks, finalizers, pulls) are taken out.
 pub fn platform_time(
     trace: &Trace,
     profile: Profile,
     excluded: &IntervalSet,
     now: i64,
-) -> Option<PlatformTime> {
-    if trace.action != Action::Create {
-        return None;
-    }
+) -> PlatformTime {
+    let profile = if trace.action == Action::Create {
+        profile
+    } else {
+        Profile::Delivery
+    };
     let start = trace.start;
+    // As of `now`: an end or abort after it has not happened yet.
     let end = match profile {
         Profile::Delivery => trace.end,
         Profile::Sig => trace
@@ -67,7 +71,9 @@ pub fn platform_time(
             .map(|s| s.start)
             .or(trace.end),
     };
-    let limit = end.or(trace.aborted).unwrap_or(now).max(start);
+    let end = end.filter(|e| *e <= now);
+    let aborted = trace.aborted.filter(|a| *a <= now);
+    let limit = end.or(aborted).unwrap_or(now).max(start);
     let children = trace.spans.iter().filter(|s| s.depth > 0);
     let (mut user, mut platform) = (Vec::new(), Vec::new());
     for s in children {
@@ -89,7 +95,7 @@ pub fn platform_time(
     let excluded = excluded.clip(start, limit).minus(&platform).minus(&user);
     let wall = limit - start;
     let (user_us, excluded_us) = (user.measure(), excluded.measure());
-    Some(PlatformTime {
+    PlatformTime {
         profile,
         start,
         end,
@@ -97,7 +103,7 @@ pub fn platform_time(
         user_us,
         excluded_us,
         platform_us: wall - user_us - excluded_us,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -151,7 +157,12 @@ mod tests {
 
     #[test]
     fn delivery_subtracts_user_time_not_overlapped_by_platform_work() {
-        let t = platform_time(&delivered(), Profile::Delivery, &IntervalSet::default(), 0).unwrap();
+        let t = platform_time(
+            &delivered(),
+            Profile::Delivery,
+            &IntervalSet::default(),
+            20 * S,
+        );
         // User: init 1–2, image 2–6 less the platform queue 2–3, readiness 8–10 = 6 s.
         assert_eq!(
             (t.wall_us, t.user_us, t.platform_us),
@@ -162,7 +173,7 @@ mod tests {
 
     #[test]
     fn sig_ends_when_every_container_started_and_takes_out_the_whole_pull() {
-        let t = platform_time(&delivered(), Profile::Sig, &IntervalSet::default(), 0).unwrap();
+        let t = platform_time(&delivered(), Profile::Sig, &IntervalSet::default(), 20 * S);
         // To Running at 8 s, less init 1–2 and the whole pull session 2–6.
         assert_eq!((t.wall_us, t.user_us, t.platform_us), (8 * S, 5 * S, 3 * S));
     }
@@ -182,7 +193,7 @@ mod tests {
         }
         // Waiting for capacity 0–0.5 s, half of it under the scheduler's own span.
         let waiting = IntervalSet::from_intervals([(0, S / 2)]);
-        let t = platform_time(&trace, Profile::Delivery, &waiting, 5 * S).unwrap();
+        let t = platform_time(&trace, Profile::Delivery, &waiting, 5 * S);
         assert_eq!(t.end, None);
         assert_eq!(t.wall_us, 5 * S);
         // User: init 1–2 and the open pull 2–5 less its queue 2–3 = 3 s; excluded 0.1–0.2.
