@@ -31,7 +31,7 @@ pub struct DiagnoseArgs {
     pub config: RulesArgs,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct RulesArgs {
     /// Rule files (*.yaml) to use instead of the built-in ones of the same lifecycle.
     #[arg(long, env = "LOUPE_RULES")]

@@ -6,6 +6,7 @@ mod history;
 mod output;
 mod serve;
 mod simulate;
+mod slo;
 mod trace;
 
 use std::path::PathBuf;
@@ -124,6 +125,9 @@ enum Command {
     /// Result codes over a window: counts by namespace, node, workload; where a code
     /// concentrates and when it jumped. `--list` prints the code table.
     Codes(diagnose::CodesArgs),
+    /// The delivery SLO: success rate and platform-time percentiles by class and
+    /// namespace; `violations` lists the deliveries that broke it, and why.
+    Slo(slo::SloArgs),
     /// Send the delivery traces of a window of pods to an OpenTelemetry backend (OTLP/HTTP).
     ExportTraces(trace::ExportArgs),
     /// A stored audit event, verbatim.
@@ -224,6 +228,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Stages(args) => trace::stages(&g, args),
         Command::Diagnose(args) => diagnose::run(&g, args),
         Command::Codes(args) => diagnose::codes(&g, args),
+        Command::Slo(args) => slo::run(&g, args),
         Command::ExportTraces(args) => trace::export(&g, args),
         Command::Timeline { pod } => {
             let store = open(&g)?;

@@ -12,10 +12,10 @@ pub enum Format {
 }
 
 /// Prints `value` as JSON or YAML, or calls `table` to draw it.
-pub fn emit<T: Serialize>(
+pub fn emit<T: Serialize, D: std::fmt::Display>(
     format: Format,
     value: &T,
-    table: impl FnOnce(&T) -> Table,
+    table: impl FnOnce(&T) -> D,
 ) -> Result<()> {
     let text = match format {
         Format::Json => format!("{}\n", serde_json::to_string_pretty(value)?),

@@ -316,7 +316,7 @@ impl Selector {
             && at_most(pod.volumes as f64, n(self.volumes_at_most))
             && above(pod.pvcs as f64, n(self.pvcs_above))
             && at_most(pod.pvcs as f64, n(self.pvcs_at_most))
-            && self.devices.is_none_or(|d| d == !pod.devices.is_empty())
+            && self.devices.is_none_or(|d| d != pod.devices.is_empty())
             && (self.placement.is_empty()
                 || self.placement.iter().any(|p| pod.placement.contains(p)))
             && self

@@ -9,7 +9,7 @@
 //! the events before it: a verdict never depends on when it was computed, so a live
 //! tracker and a later replay agree.
 
-use loupe_diagnose::{diagnose_traces, ActionResult, Class, Kind, Phase, RuleBook};
+use loupe_diagnose::{diagnose_traces, ActionResult, Class, Kind, RuleBook};
 use loupe_facts::FactRecord;
 use loupe_trace::{Action, Owner, Trace};
 use serde::{Deserialize, Serialize};
@@ -60,7 +60,8 @@ pub struct Verdict {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided: Option<i64>,
     pub deadline_us: i64,
-    /// Headline platform time, at the decision (pending: so far).
+    /// Headline platform time to the end (or abort; in flight: so far), which for a
+    /// delivery decided at its deadline is later than the decision.
     pub platform_us: i64,
     pub wall_us: i64,
     /// Creates: both profiles, to the end or the decision.
@@ -119,6 +120,14 @@ pub fn judge(slo: &Slo, book: &RuleBook, records: &[FactRecord], now: i64) -> Ve
     out
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Finished,
+    Ended,
+    DeadlinePassed,
+    GaveUp,
+}
+
 struct Judging<'a> {
     slo: &'a Slo,
     book: &'a RuleBook,
@@ -159,6 +168,12 @@ impl Judging<'_> {
         }
     }
 
+    /// A fault the platform answers for (platform, or external by policy).
+    fn counts_bad(&self, class: Class) -> bool {
+        class == Class::Platform
+            || (class == Class::External && self.slo.config.external == ExternalPolicy::Bad)
+    }
+
     fn excluded_class(&self, class: Class) -> bool {
         match class {
             Class::User | Class::Capacity | Class::Excluded => true,
@@ -173,13 +188,10 @@ impl Judging<'_> {
         let trace = self.trace;
         let excluded = self.excluded_intervals(result);
         let at = |t: i64| platform_time(trace, profile, &excluded, t).platform_us;
+        let finished = trace.end.filter(|t| *t <= self.now);
+        let aborted = trace.aborted.filter(|t| *t <= self.now);
         // Where the delivery stopped (end, abort) or stands (the clock).
-        let stop = trace
-            .end
-            .or(trace.aborted)
-            .filter(|t| *t <= self.now)
-            .unwrap_or(self.now)
-            .max(trace.start);
+        let stop = finished.or(aborted).unwrap_or(self.now).max(trace.start);
         let give_up = trace.start.saturating_add(self.give_up_us());
         let mut v = self.base(result, &deadline, stop);
         let shape_excluded = self.shape.and_then(|s| {
@@ -192,23 +204,36 @@ impl Judging<'_> {
             }
         });
         if let Some(reason) = shape_excluded {
-            let finished = trace.end.or(trace.aborted).filter(|t| *t <= self.now);
-            match finished.or((self.now >= give_up).then_some(give_up)) {
-                Some(t) => self.decide(&mut v, t, Outcome::Excluded, Some(reason)),
+            match finished
+                .or(aborted)
+                .or((self.now >= give_up).then_some(give_up))
+            {
+                Some(t) => {
+                    v.outcome = Outcome::Excluded;
+                    v.decided = Some(t);
+                    v.reason = reason.to_string();
+                    v.detail = None;
+                    v.fault = Class::Excluded;
+                }
                 None => v.due = Some(give_up),
             }
             return v;
         }
-        if at(stop) > deadline.deadline_us {
+        let decision = if at(stop) > deadline.deadline_us {
             let crossed = first_crossing(trace.start, stop, deadline.deadline_us, at);
-            self.decide_as_of(&mut v, crossed.min(give_up), true);
-            return v;
-        }
-        match result.phase {
-            Phase::Finished => self.decide(&mut v, stop, Outcome::Good, None),
-            Phase::Ended => self.decide(&mut v, stop, Outcome::Excluded, None),
-            Phase::InFlight if self.now >= give_up => self.decide_as_of(&mut v, give_up, false),
-            Phase::InFlight => {
+            Some((crossed.min(give_up), Decision::DeadlinePassed))
+        } else if let Some(end) = finished {
+            Some((end, Decision::Finished))
+        } else if let Some(abort) = aborted {
+            Some((abort, Decision::Ended))
+        } else if self.now >= give_up {
+            Some((give_up, Decision::GaveUp))
+        } else {
+            None
+        };
+        match decision {
+            Some((t, how)) => self.decide_as_of(&mut v, t, how),
+            None => {
                 // The platform clock runs at most as fast as the wall clock.
                 let left = deadline.deadline_us - at(self.now);
                 v.due = Some(self.now.saturating_add(left.max(1)).min(give_up));
@@ -263,60 +288,58 @@ impl Judging<'_> {
         }
     }
 
-    fn decide(&self, v: &mut Verdict, at: i64, outcome: Outcome, reason: Option<&str>) {
-        v.outcome = outcome;
-        v.decided = Some(at);
-        v.due = None;
-        if let Some(r) = reason {
-            v.reason = r.to_string();
-            v.detail = None;
-            v.fault = Class::Excluded;
-        }
-    }
-
-    /// Decides at `at` from what the timeline said then: the diagnosis and the times
-    /// as of `at`, none of the events after it.
-    fn decide_as_of(&self, v: &mut Verdict, at: i64, deadline_passed: bool) {
+    /// Decides at `at` with the reason the timeline gave then: the diagnosis from the
+    /// events up to `at`, none after (the times stay measured to the stop).
+    fn decide_as_of(&self, v: &mut Verdict, at: i64, how: Decision) {
         let cut = self.records.partition_point(|r| r.ts <= at);
-        let records = &self.records[..cut];
-        let traces = loupe_trace::evaluate_all(&self.book.packs, records, at);
-        let results = diagnose_traces(self.book, records, &traces, at);
-        let then = results
-            .iter()
-            .find(|r| r.action == self.trace.action && r.start == self.trace.start);
-        let trace = traces
-            .iter()
-            .find(|t| t.action == self.trace.action && t.start == self.trace.start);
-        if let (Some(result), Some(trace)) = (then, trace) {
-            let earlier = Judging {
-                trace,
-                records,
-                now: at,
-                ..*self
-            };
-            *v = earlier.base(result, &self.deadline(), at);
-            if deadline_passed && matches!(result.kind, Kind::Pending | Kind::Success) {
-                // Nothing named a cause yet: the platform span that was running says where.
-                v.reason = "DeadlineExceeded".into();
-                v.detail = earlier.open_platform_span(at);
-                v.fault = Class::Platform;
+        let (records, kind) = (&self.records[..cut], self.kind_as_of(at, cut, v));
+        let outcome = match how {
+            Decision::Finished => Outcome::Good,
+            Decision::Ended if kind == Some(Kind::Fault) && self.counts_bad(v.fault) => {
+                Outcome::Bad
             }
-        }
-        let outcome = if self.excluded_class(v.fault) {
-            Outcome::Excluded
-        } else if deadline_passed || v.fault != Class::None {
-            Outcome::Bad
-        } else {
-            Outcome::Excluded
+            Decision::Ended => Outcome::Excluded,
+            _ if self.excluded_class(v.fault) => Outcome::Excluded,
+            Decision::DeadlinePassed => {
+                if matches!(kind, Some(Kind::Pending | Kind::Success)) {
+                    // Nothing named a cause yet: the platform span that was running says where.
+                    v.reason = "DeadlineExceeded".into();
+                    v.detail = self.open_platform_span(at, records);
+                    v.fault = Class::Platform;
+                }
+                Outcome::Bad
+            }
+            Decision::GaveUp if self.counts_bad(v.fault) => Outcome::Bad,
+            // Given up on with no fault named and the platform clock not run out.
+            Decision::GaveUp => Outcome::Excluded,
         };
         v.outcome = outcome;
         v.decided = Some(at);
         v.due = None;
     }
 
+    /// Sets the reason as of `at` (the first `cut` records) and says what kind of result
+    /// it was; the current diagnosis stands when nothing came after `at`.
+    fn kind_as_of(&self, at: i64, cut: usize, v: &mut Verdict) -> Option<Kind> {
+        let records = &self.records[..cut];
+        let traces = loupe_trace::evaluate_all(&self.book.packs, records, at);
+        let results = diagnose_traces(self.book, records, &traces, at);
+        let then = results
+            .iter()
+            .find(|r| r.action == self.trace.action && r.start == self.trace.start)?;
+        v.reason = then.code.clone();
+        v.detail = then.detail.clone();
+        v.fault = then.class;
+        Some(then.kind)
+    }
+
     /// The deepest platform span open at `at` (the stage the time went to).
-    fn open_platform_span(&self, at: i64) -> Option<String> {
-        self.trace
+    fn open_platform_span(&self, at: i64, records: &[FactRecord]) -> Option<String> {
+        let traces = loupe_trace::evaluate_all(&self.book.packs, records, at);
+        let trace = traces
+            .iter()
+            .find(|t| t.action == self.trace.action && t.start == self.trace.start)?;
+        trace
             .spans
             .iter()
             .filter(|s| {

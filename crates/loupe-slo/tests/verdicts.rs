@@ -1,0 +1,97 @@
+//! Verdicts on a simulated cluster with every injectable fault, against the ground truth:
+//! a delivered pod is never BAD, a user's or capacity's fault never counts against the
+//! platform, a platform fault is never excluded; and a verdict reached early is the one
+//! reached later, with more of the stream (what lets a live tracker write it once).
+
+use std::collections::BTreeMap;
+
+use loupe_diagnose::RuleBook;
+use loupe_sim::{profile, run, Code, FaultMix, SimConfig};
+use loupe_slo::{judge, Outcome, Slo};
+use loupe_trace::Action;
+
+#[test]
+fn verdicts_follow_the_injected_fault_class_and_never_change_once_reached() {
+    let config = SimConfig {
+        pods: 1500,
+        seed: 11,
+        workloads: 60,
+        faults: FaultMix::every_code(0.01),
+        ..(profile("dev").unwrap().config)()
+    };
+    let mut builder = loupe_timeline::TimelineBuilder::new("sim", 5000);
+    let mut labels = Vec::new();
+    run(&config, &mut |_, line| builder.push(line), &mut |l| {
+        labels.push(l.clone())
+    });
+    let t = builder.finish();
+    let (slo, book) = (Slo::defaults(), RuleBook::defaults());
+    let mut table: BTreeMap<(String, Outcome), u32> = BTreeMap::new();
+    let (mut early_final, mut checked) = (0, 0);
+    for label in &labels {
+        let Some(facts) = t.facts.get(&label.uid) else {
+            continue;
+        };
+        let verdicts = judge(&slo, &book, facts, t.clock);
+        let create = verdicts.iter().find(|v| v.action == Action::Create);
+        if let Some(v) = create {
+            let class = format!("{:?}", label.create.class).to_lowercase();
+            *table.entry((class.clone(), v.outcome)).or_default() += 1;
+            if label.create.code == Code::Success {
+                assert_eq!(v.outcome, Outcome::Good, "{}: {v:?}", label.name);
+            }
+            match class.as_str() {
+                "user" | "capacity" => {
+                    assert_ne!(
+                        v.outcome,
+                        Outcome::Bad,
+                        "{} {:?}: {v:?}",
+                        label.name,
+                        label.create.code
+                    )
+                }
+                "platform" => assert_ne!(
+                    v.outcome,
+                    Outcome::Excluded,
+                    "{} {:?}: {v:?}",
+                    label.name,
+                    label.create.code
+                ),
+                _ => {}
+            }
+        }
+        // Judged again halfway through the pod's life, from the events before then.
+        let (first, last) = (facts[0].ts, facts[facts.len() - 1].ts);
+        let half = first + (last - first) / 2;
+        let before = &facts[..facts.partition_point(|r| r.ts <= half)];
+        for early in judge(&slo, &book, before, half)
+            .iter()
+            .filter(|v| v.is_final())
+        {
+            early_final += 1;
+            let later = verdicts
+                .iter()
+                .find(|v| v.action == early.action && v.start == early.start)
+                .unwrap_or_else(|| panic!("{}: {early:?} vanished", label.name));
+            assert_eq!(
+                (later.outcome, &later.reason, later.decided),
+                (early.outcome, &early.reason, early.decided),
+                "{}: reached at {half} as {early:?}, later as {later:?}",
+                label.name
+            );
+        }
+        checked += 1;
+    }
+    println!("injected class × verdict: {table:?}");
+    println!("{early_final} verdicts reached halfway through, all unchanged at the end");
+    assert!(
+        checked > 1000 && early_final > 300,
+        "{checked} pods, {early_final} early verdicts"
+    );
+    for outcome in [Outcome::Good, Outcome::Bad, Outcome::Excluded] {
+        assert!(
+            table.keys().any(|(_, o)| *o == outcome),
+            "no {outcome:?} at all: {table:?}"
+        );
+    }
+}
