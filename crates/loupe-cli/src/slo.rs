@@ -232,7 +232,7 @@ fn report(g: &Global, w: &WindowArgs) -> Result<()> {
             .iter()
             .map(|d| {
                 let mut rows = summarize(&win.items, &[*d], None, objective);
-                rows.sort_by(|a, b| (b.good + b.bad).cmp(&(a.good + a.bad)));
+                rows.sort_by_key(|r| std::cmp::Reverse(r.good + r.bad));
                 (d.as_str().to_string(), rows)
             })
             .collect(),
