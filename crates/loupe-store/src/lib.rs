@@ -9,9 +9,11 @@
 //! consistent state with nothing lost and nothing applied twice.
 
 mod chunk;
+mod ledger;
 mod query;
 mod sqlite;
 
+pub use ledger::{LedgerRound, LedgerVerdict};
 pub use query::{PodFilter, PodRow, StoredVersion};
 pub use sqlite::{SqliteLoader, SqliteStore};
 

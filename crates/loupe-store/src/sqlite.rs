@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS malformed(
 
 /// The embedded store: one SQLite database (WAL) in the data directory.
 pub struct SqliteStore {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
     scratch: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
@@ -122,6 +122,7 @@ impl SqliteStore {
             // failing to upgrade a read.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
+            tx.execute_batch(crate::ledger::LEDGER_SCHEMA)?;
             tx.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)",
                 params![SCHEMA_VERSION.to_string()],
@@ -485,6 +486,9 @@ impl SqliteStore {
                 self.delete_chunks(&ids, report)?;
             }
             self.delete_pods_before(&cutoffs, report)?;
+            for (cluster, cutoff) in &cutoffs {
+                self.retain_ledger(cluster, *cutoff)?;
+            }
         }
         if let Some(limit) = retention.max_bytes {
             // Drop the oldest tenth of the raw chunks, and the pods older than them, until

@@ -279,3 +279,49 @@ fn a_new_store_opened_concurrently_is_whole_for_everyone() {
         }
     }
 }
+
+/// The SLO ledger keeps each verdict once, pending pods with their due time, and the
+/// tracker's cursor, across reopenings.
+#[test]
+fn the_slo_ledger_records_each_verdict_once_and_survives_reopening() {
+    use loupe_store::{LedgerRound, LedgerVerdict};
+    let dir = tempfile::tempdir().unwrap();
+    let verdict = |uid: &str, decided: i64| LedgerVerdict {
+        cluster: "c".into(),
+        uid: uid.into(),
+        action: "create".into(),
+        start: 1,
+        decided,
+        outcome: "GOOD".into(),
+        record: "{}".into(),
+    };
+    {
+        let mut store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.ledger_cursor("c").unwrap(), None);
+        let round = LedgerRound {
+            verdicts: vec![verdict("a", 10), verdict("b", 20)],
+            pending: vec![("p".into(), 50), ("q".into(), 90)],
+            settled: vec![],
+            cursor: 30,
+        };
+        assert_eq!(store.record_round("c", &round).unwrap(), vec![true, true]);
+        let again = LedgerRound {
+            verdicts: vec![verdict("b", 25), verdict("p", 60)],
+            pending: vec![("q".into(), 80)],
+            settled: vec!["p".into()],
+            cursor: 70,
+        };
+        assert_eq!(store.record_round("c", &again).unwrap(), vec![false, true]);
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.ledger_cursor("c").unwrap(), Some(70));
+    assert_eq!(store.ledger_due("c", 85).unwrap(), vec!["q".to_string()]);
+    assert_eq!(store.ledger_pending().unwrap(), vec![("c".to_string(), 1)]);
+    let kept = store.ledger_verdicts(15).unwrap();
+    let got: Vec<(&str, i64)> = kept.iter().map(|v| (v.uid.as_str(), v.decided)).collect();
+    assert_eq!(
+        got,
+        vec![("b", 20), ("p", 60)],
+        "the first verdict of b stands"
+    );
+}
