@@ -8,6 +8,7 @@ mod serve;
 mod simulate;
 mod slo;
 mod trace;
+mod tracker;
 
 use std::path::PathBuf;
 

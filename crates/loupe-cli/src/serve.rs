@@ -55,6 +55,18 @@ pub struct ServeArgs {
     /// How often finished spans are looked for and sent.
     #[arg(long, default_value = "2s", value_parser = parse_duration_us)]
     otlp_every: i64,
+    /// An SLO config (classes, adders, overrides) replacing the built-in one.
+    #[arg(long, env = "LOUPE_SLO")]
+    slo: Option<PathBuf>,
+    /// Rule files (*.yaml) replacing the built-in ones of the same lifecycle.
+    #[arg(long, env = "LOUPE_RULES")]
+    rules: Option<PathBuf>,
+    /// How often the SLO tracker judges what changed.
+    #[arg(long, default_value = "2s", value_parser = parse_duration_us)]
+    slo_every: i64,
+    /// Most namespaces given their own SLO series; the rest are counted as `_other`.
+    #[arg(long, default_value_t = 200)]
+    max_namespaces: usize,
     /// Largest webhook body accepted.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     max_body: u64,
@@ -77,6 +89,17 @@ pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
         .collect::<Result<_, _>>()?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = IngestMetrics::register(&mut registry);
+    let slo_metrics = crate::tracker::SloMetrics::register(&mut registry, args.max_namespaces);
+    // Refuse a bad SLO config or rule file at start.
+    let tracker_config = crate::tracker::TrackerConfig {
+        data: g.data.clone(),
+        every: Duration::from_micros(args.slo_every.max(100_000) as u64),
+        slo: crate::slo::slo_config(args.slo.as_deref())?,
+        book: crate::diagnose::rule_book(&crate::diagnose::RulesArgs {
+            rules: args.rules.clone(),
+            spans: args.spans.clone(),
+        })?,
+    };
     let registry = Arc::new(Mutex::new(registry));
     let writer_config = WriterConfig {
         idle_flush: Duration::from_micros(args.ordering.lateness.max(1_000_000) as u64),
@@ -101,6 +124,16 @@ pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
             }
         }));
     }
+    let tracker = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("loupe-slo".into())
+            .spawn(move || {
+                if let Err(e) = crate::tracker::run(tracker_config, slo_metrics, stop) {
+                    tracing::error!("SLO tracker stopped: {e:#}");
+                }
+            })?
+    };
     let streamer = match &args.otlp {
         Some(endpoint) => {
             let config = crate::trace::StreamConfig {
@@ -164,6 +197,7 @@ pub fn run(g: &Global, args: ServeArgs) -> Result<()> {
     if let Some(t) = streamer {
         let _ = t.join();
     }
+    let _ = tracker.join();
     drop(writer);
     let _ = writer_thread.join();
     result
