@@ -35,6 +35,12 @@ pub enum SloView {
     Violations(WindowArgs),
     /// Every delivery of the window with its verdict (pending ones too).
     List(WindowArgs),
+    /// Prometheus rules for the SLO's objective: error ratios, multi-window burn-rate
+    /// alerts, code spikes and Loupe's health (`deploy/prometheus/loupe-rules.yaml`).
+    Rules {
+        #[command(flatten)]
+        config: SloFiles,
+    },
     /// One pod's deadline (and how it was reached) and the verdict of each delivery.
     Pod {
         /// `ns/name`, `name` or UID.
@@ -113,6 +119,11 @@ pub fn run(g: &Global, args: SloArgs) -> Result<()> {
             emit(g.output, &win.items, |items| deliveries_table(items.iter()))
         }
         Some(SloView::Pod { pod, config }) => pod_view(g, &pod, &config),
+        Some(SloView::Rules { config }) => {
+            let slo = slo_config(config.slo.as_deref())?;
+            print!("{}", loupe_slo::prometheus_rules(&slo));
+            Ok(())
+        }
     }
 }
 

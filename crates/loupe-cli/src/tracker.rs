@@ -73,6 +73,7 @@ fn seconds_buckets() -> Histogram {
 #[derive(Clone)]
 pub struct SloMetrics {
     good: Family<SloLabels, Counter>,
+    bad: Family<SloLabels, Counter>,
     judged: Family<SloLabels, Counter>,
     excluded: Family<SloLabels, Counter>,
     results: Family<ResultLabels, Counter>,
@@ -90,6 +91,7 @@ impl SloMetrics {
     pub fn register(registry: &mut Registry, max_namespaces: usize) -> SloMetrics {
         let m = SloMetrics {
             good: Family::default(),
+            bad: Family::default(),
             judged: Family::default(),
             excluded: Family::default(),
             results: Family::default(),
@@ -106,6 +108,11 @@ impl SloMetrics {
             "loupe_slo_good",
             "Deliveries judged GOOD (finished within their deadline), by class and namespace",
             m.good.clone(),
+        );
+        registry.register(
+            "loupe_slo_bad",
+            "Deliveries judged BAD (over their deadline, or failed on the platform's side)",
+            m.bad.clone(),
         );
         registry.register(
             "loupe_slo_judged",
@@ -176,19 +183,29 @@ impl SloMetrics {
             class: v.class.clone(),
             namespace: self.namespace(&t.judged.namespace),
         };
+        // Every series of a label set exists from its first verdict on (at 0), so ratios
+        // are defined and rate() sees the first increase.
+        let (good, bad, judged, excluded) = (
+            self.good.get_or_create(&labels),
+            self.bad.get_or_create(&labels),
+            self.judged.get_or_create(&labels),
+            self.excluded.get_or_create(&labels),
+        );
         match v.outcome {
             Outcome::Good => {
-                self.good.get_or_create(&labels).inc();
-                self.judged.get_or_create(&labels).inc();
+                good.inc();
+                judged.inc();
             }
             Outcome::Bad => {
-                self.judged.get_or_create(&labels).inc();
+                bad.inc();
+                judged.inc();
             }
             Outcome::Excluded => {
-                self.excluded.get_or_create(&labels).inc();
+                excluded.inc();
             }
             Outcome::Pending => return,
         }
+        drop((good, bad, judged, excluded));
         self.results
             .get_or_create(&ResultLabels {
                 cluster: t.judged.cluster.clone(),

@@ -5,12 +5,14 @@
 //! ([`judge`]), and verdicts roll up into success rates and percentiles per window
 //! ([`summarize`]). Pure: timelines in, verdicts out.
 
+pub mod alerts;
 pub mod deadline;
 pub mod interval;
 pub mod platform;
 pub mod verdict;
 pub mod window;
 
+pub use alerts::prometheus_rules;
 pub use deadline::{Deadline, PodShape, Slo, SloConfig, DEFAULT_CONFIG};
 pub use interval::IntervalSet;
 pub use platform::{platform_time, PlatformTime, Profile};
