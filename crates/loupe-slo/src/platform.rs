@@ -24,7 +24,7 @@ pub enum Profile {
 }
 
 /// The spans the SIG profile takes out, whoever owns them.
-const SIG_EXCLUDED: &[&str] = &["image", "image_transfer", "image_queue", "init_containers"];
+const SIG_EXCLUDED: &[&str] = &["image", "image_transfer", "image_queue", "init_run"];
 
 /// One delivery's time, split.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,7 +74,16 @@ pub fn platform_time(
     let end = end.filter(|e| *e <= now);
     let aborted = trace.aborted.filter(|a| *a <= now);
     let limit = end.or(aborted).unwrap_or(now).max(start);
-    let children = trace.spans.iter().filter(|s| s.depth > 0);
+    // A user stage broken into parts counts by its parts: the gaps between them (status
+    // reports, the kubelet starting the next container) are the platform's. Spans come
+    // depth first, so a span's parts follow it, one level deeper.
+    let spans = &trace.spans;
+    let has_parts = |i: usize| spans.get(i + 1).is_some_and(|n| n.depth > spans[i].depth);
+    let children = spans
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| s.depth > 0 && !(s.owner != Owner::Platform && has_parts(*i)))
+        .map(|(_, s)| s);
     let (mut user, mut platform) = (Vec::new(), Vec::new());
     for s in children {
         let taken_out = profile == Profile::Sig && SIG_EXCLUDED.contains(&s.name.as_str());
@@ -145,7 +154,8 @@ mod tests {
                 span("delivery", 0, Owner::Display, 0.0, Some(10.0)),
                 span("schedule", 1, Owner::Platform, 0.0, Some(0.1)),
                 span("pod_setup", 1, Owner::Platform, 0.2, Some(1.0)),
-                span("init_containers", 1, Owner::User, 1.0, Some(2.0)),
+                span("init_containers", 1, Owner::User, 0.9, Some(2.0)),
+                span("init_run", 2, Owner::User, 1.0, Some(1.95)),
                 span("image", 1, Owner::User, 2.0, Some(6.0)),
                 span("image_transfer", 2, Owner::User, 3.0, Some(6.0)),
                 span("image_queue", 2, Owner::Platform, 2.0, Some(3.0)),
@@ -163,10 +173,11 @@ mod tests {
             &IntervalSet::default(),
             20 * S,
         );
-        // User: init 1–2, image 2–6 less the platform queue 2–3, readiness 8–10 = 6 s.
+        // User: the init container's run 1–1.95 (not the phase's report gaps), the
+        // transfer 3–6 (its queue 2–3 is the node's), readiness 8–10 = 5.95 s.
         assert_eq!(
             (t.wall_us, t.user_us, t.platform_us),
-            (10 * S, 6 * S, 4 * S)
+            (10 * S, 5_950_000, 4_050_000)
         );
         assert_eq!(t.end, Some(10 * S));
     }
@@ -174,15 +185,20 @@ mod tests {
     #[test]
     fn sig_ends_when_every_container_started_and_takes_out_the_whole_pull() {
         let t = platform_time(&delivered(), Profile::Sig, &IntervalSet::default(), 20 * S);
-        // To Running at 8 s, less init 1–2 and the whole pull session 2–6.
-        assert_eq!((t.wall_us, t.user_us, t.platform_us), (8 * S, 5 * S, 3 * S));
+        // To Running at 8 s, less the init container's run 1–1.95 and the whole pull
+        // session 2–6, as the kubelet's SLI does.
+        assert_eq!(
+            (t.wall_us, t.user_us, t.platform_us),
+            (8 * S, 4_950_000, 3_050_000)
+        );
     }
 
     #[test]
     fn excluded_intervals_and_open_deliveries() {
         let mut trace = delivered();
         trace.end = None;
-        trace.spans.retain(|s| s.start < 3 * S);
+        // Pulling since 2 s: neither its transfer nor its queue is known before Pulled.
+        trace.spans.retain(|s| s.start < 2 * S || s.name == "image");
         for s in trace
             .spans
             .iter_mut()
@@ -196,8 +212,8 @@ mod tests {
         let t = platform_time(&trace, Profile::Delivery, &waiting, 5 * S);
         assert_eq!(t.end, None);
         assert_eq!(t.wall_us, 5 * S);
-        // User: init 1–2 and the open pull 2–5 less its queue 2–3 = 3 s; excluded 0.1–0.2.
-        assert_eq!((t.user_us, t.excluded_us), (3 * S, S / 10));
-        assert_eq!(t.platform_us, 5 * S - 3 * S - S / 10);
+        // User: the init container's run 1–1.95 and the open pull 2–5; excluded 0.1–0.2.
+        assert_eq!((t.user_us, t.excluded_us), (3_950_000, S / 10));
+        assert_eq!(t.platform_us, 5 * S - 3_950_000 - S / 10);
     }
 }
