@@ -7,6 +7,8 @@
 //! - `phases FILE`: decode, observe and the processor timed on their own.
 //! - `simulate [--profile P] [--pods N]`: the simulator's generation rate, then the replay
 //!   of its output (no RequestReceived, as the shipped policy logs).
+//! - `scrape [--pods N]`: a real `loupe serve` tailing a simulated cluster, with and
+//!   without /metrics scraped back to back (ingest rate, scrape latency).
 //!
 //! Each measurement runs in a child process so its peak RSS is its own. Run with
 //! `cargo run --release -p loupe-bench -- ingest` (or `inflight`).
@@ -51,6 +53,7 @@ fn main() -> Result<()> {
             arg("--pods", 20_000),
         ),
         Some("phases") => phases(&args[1], args.get(2).map(String::as_str)),
+        Some("scrape") => scrape(arg("--pods", 5_000)),
         Some("child") => child(&args[1], &args[2], arg("--idle-seconds", 300)),
         // Writes the ingest mix to a file, for profiling `child` on its own.
         Some("write") => {
@@ -62,7 +65,7 @@ fn main() -> Result<()> {
             write_sample(Path::new(&args[1]), &mix).map(|_| ())
         }
         _ => bail!(
-            "usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N] | simulate [--profile P] [--pods N]"
+            "usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N] | simulate [--profile P] [--pods N] | scrape [--pods N]"
         ),
     }
 }
@@ -550,4 +553,131 @@ fn peak_rss_kb() -> Result<u64> {
         .nth(1)
         .context("VmHWM value")?
         .parse()?)
+}
+
+/// `scrape`: a simulated cluster tailed by a real `loupe serve` (the binary beside this
+/// one), once with /metrics scraped every 200 ms for progress only, once with a scraper
+/// hammering /metrics back to back. Prints ingest rates and scrape latencies: a scrape
+/// must never stall ingestion (the registry lock is held only while encoding).
+fn scrape(pods: usize) -> Result<()> {
+    let loupe = std::env::current_exe()?
+        .parent()
+        .context("the bench's directory")?
+        .join("loupe");
+    if !loupe.exists() {
+        bail!(
+            "{} is missing: cargo build --release -p loupe",
+            loupe.display()
+        );
+    }
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("audit.log");
+    let config = loupe_sim::SimConfig {
+        pods,
+        request_received: false,
+        ..(loupe_sim::profile("default")
+            .context("the default profile")?
+            .config)()
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&log)?);
+    let mut lines = 0u64;
+    loupe_sim::run(
+        &config,
+        &mut |_, line| {
+            lines += 1;
+            let _ = writeln!(out, "{line}");
+        },
+        &mut |_| {},
+    );
+    out.flush()?;
+    drop(out);
+    for hammer in [false, true] {
+        let data = dir.path().join(if hammer { "hammered" } else { "quiet" });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut server = Command::new(&loupe)
+            .args(["--data", data.to_str().context("path")?, "serve"])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--tail",
+                log.to_str().context("path")?,
+            ])
+            .env("LOUPE_LOG", "warn")
+            .spawn()?;
+        let started = Instant::now();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let scraper = hammer.then(|| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if http_get(port, "/metrics").is_some() {
+                        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                    } else {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                }
+                latencies
+            })
+        });
+        let mut records = 0.0;
+        while records < lines as f64 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if let Some(text) = http_get(port, "/metrics") {
+                records = text
+                    .lines()
+                    .filter(|l| l.starts_with("loupe_ingest_records_total{"))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum();
+            }
+            if started.elapsed().as_secs() > 1800 {
+                bail!("ingest did not finish in 30 min ({records} of {lines})");
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = server.kill();
+        let _ = server.wait();
+        let line =
+            format!(
+            "scrape --pods {pods} ({lines} events), {}: ingested in {secs:.1} s = {:.0} events/s",
+            if hammer { "/metrics scraped back to back" } else { "quiet" },
+            lines as f64 / secs
+        );
+        match scraper.and_then(|s| s.join().ok()) {
+            Some(mut l) if !l.is_empty() => {
+                l.sort_by(f64::total_cmp);
+                let q = |p: f64| l[((p * l.len() as f64) as usize).min(l.len() - 1)];
+                println!(
+                    "{line}; {} scrapes ({:.0}/s), latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    l.len(),
+                    l.len() as f64 / secs,
+                    q(0.5),
+                    q(0.99),
+                    l[l.len() - 1]
+                );
+            }
+            _ => println!("{line}"),
+        }
+    }
+    Ok(())
+}
+
+/// A bare HTTP/1.1 GET on 127.0.0.1; the body, or `None` if the server is not there.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    reply.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }

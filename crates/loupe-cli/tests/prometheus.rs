@@ -188,7 +188,17 @@ fn a_real_prometheus_scrapes_loupe_and_evaluates_the_slo_rules() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // A third of the pods fail to get an IP: far beyond a 1 % budget.
+    // Prometheus has scraped Loupe once before the cluster starts: every verdict counted
+    // from here on is an increase it sees.
+    while query(prom_port, "up{job=\"loupe\"} == 1").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Prometheus never scraped Loupe"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A third of the pods fail to get an IP: far beyond a 1 % budget. Paced so that
+    // verdicts keep coming over ~15 s of scrapes.
     let feeder = Killed(
         Command::new(env!("CARGO_BIN_EXE_loupe"))
             .args([
@@ -207,7 +217,7 @@ fn a_real_prometheus_scrapes_loupe_and_evaluates_the_slo_rules() {
                 "--webhook",
                 &format!("http://{listen}/audit/lab"),
                 "--speed",
-                "20",
+                "5",
             ])
             .env("LOUPE_LOG", "warn")
             .stdout(Stdio::null())

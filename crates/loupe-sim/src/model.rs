@@ -187,4 +187,73 @@ pub struct Label {
     /// The pod's `traceparent` annotation, when its controller traces its work.
     pub traceparent: Option<String>,
     pub milestones: Milestones,
+    /// Delivered pods: their platform time as the simulated components spent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformTruth>,
+}
+
+/// A stretch of a delivery the user owns, as the simulator scheduled it: `pull` (a pull
+/// session, queueing included), `transfer` (the pull itself), `init_run`, `post_start`,
+/// `readiness`, `gate`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UserSpan {
+    pub kind: &'static str,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// A delivered pod's platform time from the simulator's own intervals (never from the
+/// audit log): wall time less the user's stretches (reference §1.4 and §5.1).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PlatformTruth {
+    /// Created → every container started, less pull sessions and init container runs:
+    /// the kubelet's `podStartSLOduration`.
+    pub sig_us: i64,
+    /// Created → Ready, less transfers, init runs, postStart hooks, readiness and gates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_us: Option<i64>,
+    pub user: Vec<UserSpan>,
+}
+
+impl PlatformTruth {
+    /// From the milestones and the user's stretches; `None` if the pod never started.
+    pub fn of(m: &Milestones, user: Vec<UserSpan>) -> Option<PlatformTruth> {
+        let (created, started) = (m.created?, m.containers_started?);
+        let less = |end: i64, kinds: &[&str]| {
+            let taken = union_length(
+                user.iter()
+                    .filter(|u| kinds.contains(&u.kind))
+                    .map(|u| (u.start.max(created), u.end.min(end))),
+            );
+            end - created - taken
+        };
+        Some(PlatformTruth {
+            sig_us: less(started, &["pull", "init_run"]),
+            delivery_us: m.ready.map(|ready| {
+                less(
+                    ready,
+                    &["transfer", "init_run", "post_start", "readiness", "gate"],
+                )
+            }),
+            user,
+        })
+    }
+}
+
+/// The length of the union of half-open intervals.
+fn union_length(items: impl Iterator<Item = (i64, i64)>) -> i64 {
+    let mut v: Vec<(i64, i64)> = items.filter(|(a, b)| b > a).collect();
+    v.sort_unstable();
+    let (mut total, mut current): (i64, Option<(i64, i64)>) = (0, None);
+    for (a, b) in v {
+        current = match current {
+            Some((s, e)) if a <= e => Some((s, e.max(b))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+    }
+    total + current.map_or(0, |(s, e)| e - s)
 }

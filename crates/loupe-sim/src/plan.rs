@@ -82,6 +82,8 @@ struct Planner<'a> {
     seed: u64,
     /// The longest a create-time pull waited behind the node's other pulls.
     queued: i64,
+    /// The create's stretches the user owns, for the platform-time truth.
+    user: Vec<UserSpan>,
 }
 
 /// Plans pod `index` of workload `wl`.
@@ -177,6 +179,7 @@ pub fn plan(
         bound: false,
         seed,
         queued: 0,
+        user: Vec::new(),
     };
     // Delivered pods live on for their lifetime; a stuck pod's owner gives up after a
     // while and deletes it.
@@ -313,6 +316,28 @@ impl<'a> Planner<'a> {
             self.m.picked = Some(at);
         }
         self.push(at, act);
+    }
+
+    /// `Initialized=True`, the main containers waiting to be created.
+    fn initialized(&self, c: &mut StatusChange) {
+        c.conditions.push(("Initialized", true, None, None));
+        for k in 0..self.wl.containers.len() {
+            c.containers.push((
+                Slot {
+                    init: false,
+                    index: k,
+                },
+                CState::Waiting {
+                    reason: "ContainerCreating",
+                    message: None,
+                },
+            ));
+        }
+    }
+
+    /// Notes a stretch of the create the user owns (the platform-time truth).
+    fn owned(&mut self, kind: &'static str, start: i64, end: i64) {
+        self.user.push(UserSpan { kind, start, end });
     }
 
     fn status(&mut self, at: i64, change: StatusChange) {
@@ -1015,6 +1040,10 @@ impl<'a> Planner<'a> {
             }
         }
         let done = start + pull;
+        if self.m.upgrade_requested.is_none() {
+            self.owned("pull", at, done);
+            self.owned("transfer", start, done);
+        }
         self.nodes[node].images.insert(image.to_string());
         self.event(
             done,
@@ -1187,10 +1216,17 @@ impl<'a> Planner<'a> {
             let bytes = self.wl.init[i].image_bytes;
             at = self.pull(at, slot, &image, bytes, code)?;
             at = self.create_and_start(at, slot, code)?;
+            let run_started = at;
             let sidecar = self.wl.init[i].sidecar;
             let mut c = StatusChange::default();
             c.containers
                 .push((slot, CState::Running { ready: sidecar }));
+            let last = i + 1 == count || self.wl.init[i + 1..].iter().all(|c| c.sidecar);
+            if sidecar && last {
+                // Every init container that runs to completion has: a started sidecar
+                // is all the rest needs.
+                self.initialized(&mut c);
+            }
             at += self.k(30.0);
             self.status(at, c);
             if sidecar {
@@ -1211,6 +1247,7 @@ impl<'a> Planner<'a> {
                 self.crash_loop(t_arg, slot, Some((1, "Error")));
                 return None;
             }
+            self.owned("init_run", run_started, at);
             let mut c = StatusChange::default();
             c.containers.push((
                 slot,
@@ -1219,20 +1256,8 @@ impl<'a> Planner<'a> {
                     reason: "Completed",
                 },
             ));
-            if i + 1 == count || self.wl.init[i + 1..].iter().all(|c| c.sidecar) {
-                c.conditions.push(("Initialized", true, None, None));
-                for k in 0..self.wl.containers.len() {
-                    c.containers.push((
-                        Slot {
-                            init: false,
-                            index: k,
-                        },
-                        CState::Waiting {
-                            reason: "ContainerCreating",
-                            message: None,
-                        },
-                    ));
-                }
+            if last {
+                self.initialized(&mut c);
             }
             self.status(at, c);
         }
@@ -1281,11 +1306,13 @@ impl<'a> Planner<'a> {
                     self.crash_loop(fail + S, slot, Some((137, "Error")));
                     return None;
                 }
-                at += if i == 0 && code == Code::PostStartHookTooMuchTime {
+                let hook = if i == 0 && code == Code::PostStartHookTooMuchTime {
                     self.rng.between(60 * S, 120 * S)
                 } else {
                     self.rng.lognormal_us(400.0, 0.5)
                 };
+                self.owned("post_start", at, at + hook);
+                at += hook;
             }
         }
         // One patch once every container runs: the SIG SLI's end point.
@@ -1439,6 +1466,7 @@ impl<'a> Planner<'a> {
                 c.conditions.push(("Ready", true, None, None));
             }
             self.status(ready, c);
+            self.owned("readiness", started, ready);
             if self.shape.readiness_gate.is_some() {
                 if code == Code::ReadinessGateNotReady {
                     return Reached::Stuck;
@@ -1450,7 +1478,9 @@ impl<'a> Planner<'a> {
                     gate_at,
                     Act::ControllerStatus(StatusActor::GateController, g),
                 );
+                let containers_ready = ready;
                 ready = gate_at + self.k(200.0);
+                self.owned("gate", containers_ready, ready);
                 let mut c = StatusChange::default();
                 c.conditions.push(("Ready", true, None, None));
                 self.status(ready, c);
@@ -1817,6 +1847,11 @@ impl<'a> Planner<'a> {
                 None
             } else {
                 self.shape.traceparent.clone()
+            },
+            platform: if refused {
+                None
+            } else {
+                PlatformTruth::of(&self.m, std::mem::take(&mut self.user))
             },
             milestones: self.m,
         };
