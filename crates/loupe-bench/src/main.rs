@@ -203,7 +203,48 @@ fn span_cost(data: &Path, replay_cpu: f64) -> Result<()> {
         100.0 * cpu / replay_cpu.max(1e-9),
         cpu * 1e6 / facts.max(1) as f64
     );
-    diagnosis_cost(&timelines, replay_cpu)
+    diagnosis_cost(&timelines, replay_cpu)?;
+    slo_cost(&timelines, replay_cpu)
+}
+
+/// Judging every stored pod against its SLO deadline (its traces and diagnosis, and the
+/// diagnosis again as of each decision), against the replay's CPU.
+fn slo_cost(timelines: &[Vec<loupe_facts::FactRecord>], replay_cpu: f64) -> Result<()> {
+    let (slo, book) = (
+        loupe_slo::Slo::defaults(),
+        loupe_diagnose::RuleBook::defaults(),
+    );
+    let clock = timelines
+        .iter()
+        .filter_map(|t| t.last().map(|f| f.ts))
+        .max()
+        .unwrap_or(0);
+    let cpu0 = cpu_seconds()?;
+    let started = Instant::now();
+    let (mut verdicts, mut each) = (0usize, Vec::with_capacity(timelines.len()));
+    for t in timelines {
+        let one = thread_cpu_seconds();
+        verdicts += loupe_slo::judge(&slo, &book, t, clock).len();
+        each.push(thread_cpu_seconds() - one);
+    }
+    each.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        each.get(((each.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
+            * 1e6
+    };
+    let cpu = (cpu_seconds()? - cpu0).max(started.elapsed().as_secs_f64());
+    println!(
+        "SLO verdicts (built-in config and rules): {} pods, {verdicts} verdicts in {cpu:.2} CPU-s = {:.1} % of the replay's CPU; CPU per pod {:.0} µs mean, p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+        timelines.len(),
+        100.0 * cpu / replay_cpu.max(1e-9),
+        cpu * 1e6 / timelines.len().max(1) as f64,
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    Ok(())
 }
 
 /// Diagnosing every stored pod (its traces included), against the replay's CPU; the
@@ -591,8 +632,14 @@ fn scrape(pods: usize) -> Result<()> {
     );
     out.flush()?;
     drop(out);
-    for hammer in [false, true] {
-        let data = dir.path().join(if hammer { "hammered" } else { "quiet" });
+    // No scraper; a scrape every 50 ms (300× a 15 s scrape interval); back to back.
+    for (run, pause) in [
+        ("quiet", None),
+        ("a scrape every 50 ms", Some(50)),
+        ("back to back", Some(0)),
+    ] {
+        let hammer = pause.is_some();
+        let data = dir.path().join(run.replace(' ', "-").replace('/', ""));
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -616,6 +663,7 @@ fn scrape(pods: usize) -> Result<()> {
                     let t = Instant::now();
                     if http_get(port, "/metrics").is_some() {
                         latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                        std::thread::sleep(std::time::Duration::from_millis(pause.unwrap_or(0)));
                     } else {
                         std::thread::sleep(std::time::Duration::from_millis(20));
                     }
@@ -638,13 +686,44 @@ fn scrape(pods: usize) -> Result<()> {
             }
         }
         let secs = started.elapsed().as_secs_f64();
+        // The SLO tracker judges behind ingestion: until its counts stop moving.
+        let verdicts = |text: &str| -> f64 {
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("loupe_slo_judged_total{")
+                        || l.starts_with("loupe_slo_excluded_total{")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let rounds = |text: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with("loupe_slo_tracker_round_seconds_count"))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0.0)
+        };
+        // Settled: two whole tracker rounds without a new verdict.
+        let (mut judged, mut still, mut since_round) = (-1.0, Instant::now(), 0.0);
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let Some(text) = http_get(port, "/metrics") else {
+                continue;
+            };
+            let (now, round) = (verdicts(&text), rounds(&text));
+            if now != judged {
+                (judged, still, since_round) = (now, Instant::now(), round);
+            } else if round >= since_round + 2.0 {
+                break;
+            }
+        }
+        let settled = still.duration_since(started).as_secs_f64();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = server.kill();
         let _ = server.wait();
         let line =
             format!(
-            "scrape --pods {pods} ({lines} events), {}: ingested in {secs:.1} s = {:.0} events/s",
-            if hammer { "/metrics scraped back to back" } else { "quiet" },
+            "scrape --pods {pods} ({lines} events), {}: ingested in {secs:.1} s = {:.0} events/s, {judged} verdicts counted by {settled:.1} s",
+            run,
             lines as f64 / secs
         );
         match scraper.and_then(|s| s.join().ok()) {

@@ -332,6 +332,13 @@ fn round(store: &mut SqliteStore, config: &TrackerConfig, metrics: &SloMetrics) 
             if facts.is_empty() {
                 continue;
             }
+            // On its way, nothing to decide yet: no diagnosis needed.
+            if let Some(due) =
+                loupe_slo::undecided_until(&config.slo, &config.book, facts, watermark)
+            {
+                round.pending.push((pod.uid.clone(), due));
+                continue;
+            }
             let verdicts = judge(&config.slo, &config.book, facts, watermark);
             let mut next_due: Option<i64> = None;
             for j in judged(pod, verdicts) {

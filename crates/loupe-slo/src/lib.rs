@@ -16,5 +16,5 @@ pub use alerts::prometheus_rules;
 pub use deadline::{Deadline, PodShape, Slo, SloConfig, DEFAULT_CONFIG};
 pub use interval::IntervalSet;
 pub use platform::{platform_time, PlatformTime, Profile};
-pub use verdict::{judge, Outcome, Verdict};
+pub use verdict::{judge, undecided_until, Outcome, Verdict};
 pub use window::{summarize, violations, Dimension, Judged, Summary, Violations};

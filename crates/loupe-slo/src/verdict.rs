@@ -128,6 +128,67 @@ enum Decision {
     GaveUp,
 }
 
+/// Without diagnosing: `Some(t)` when no delivery of the timeline can be decided before
+/// audit time `t` unless new events come (none ended or aborted, none past its deadline
+/// or its give-up at `now`); `None` when one may be decided now and [`judge`] is needed.
+/// Conservative: platform time here takes out no diagnosed exclusions, so it runs out no
+/// later than [`judge`]'s. A live tracker uses it to skip the diagnosis of pods that are
+/// merely on their way.
+pub fn undecided_until(
+    slo: &Slo,
+    book: &RuleBook,
+    records: &[FactRecord],
+    now: i64,
+) -> Option<i64> {
+    let shape = records.iter().find_map(|r| PodShape::of(&r.fact))?;
+    let traces = loupe_trace::evaluate_all(&book.packs, records, now);
+    let mut due = i64::MAX;
+    for trace in &traces {
+        if trace.end.or(trace.aborted).is_some_and(|t| t <= now) {
+            return None;
+        }
+        let deadline = deadline_of(slo, Some(&shape), trace.action);
+        let give_up = trace.start.saturating_add(give_up_of(slo, trace.action));
+        let platform = platform_time(trace, deadline.profile, &IntervalSet::default(), now);
+        let left = deadline.deadline_us - platform.platform_us;
+        if now >= give_up || left < 0 {
+            return None;
+        }
+        due = due.min(now.saturating_add(left.max(1))).min(give_up);
+    }
+    Some(due)
+}
+
+fn deadline_of(slo: &Slo, shape: Option<&PodShape>, action: Action) -> Deadline {
+    let cfg = &slo.config;
+    match (action, shape) {
+        (Action::Delete, _) => Deadline {
+            class: "delete".into(),
+            profile: Profile::Delivery,
+            best_effort: false,
+            deadline_us: micros(cfg.delete.platform),
+            base_us: micros(cfg.delete.platform),
+            adjustments: Vec::new(),
+            overridden_by: None,
+        },
+        (_, Some(shape)) => slo.deadline(shape, cfg.headline),
+        // An upgrade of a pod whose creation was not seen: the default shape's class.
+        (_, None) => slo.deadline(&PodShape::default(), cfg.headline),
+    }
+}
+
+fn give_up_of(slo: &Slo, action: Action) -> i64 {
+    let cfg = &slo.config;
+    match action {
+        Action::Delete => cfg
+            .delete
+            .escalation
+            .first()
+            .map_or(micros(cfg.give_up), |d| micros(*d)),
+        _ => micros(cfg.give_up),
+    }
+}
+
 struct Judging<'a> {
     slo: &'a Slo,
     book: &'a RuleBook,
@@ -139,33 +200,11 @@ struct Judging<'a> {
 
 impl Judging<'_> {
     fn deadline(&self) -> Deadline {
-        let cfg = &self.slo.config;
-        match (self.trace.action, self.shape) {
-            (Action::Delete, _) => Deadline {
-                class: "delete".into(),
-                profile: Profile::Delivery,
-                best_effort: false,
-                deadline_us: micros(cfg.delete.platform),
-                base_us: micros(cfg.delete.platform),
-                adjustments: Vec::new(),
-                overridden_by: None,
-            },
-            (_, Some(shape)) => self.slo.deadline(shape, cfg.headline),
-            // An upgrade of a pod whose creation was not seen: the default shape's class.
-            (_, None) => self.slo.deadline(&PodShape::default(), cfg.headline),
-        }
+        deadline_of(self.slo, self.shape, self.trace.action)
     }
 
     fn give_up_us(&self) -> i64 {
-        let cfg = &self.slo.config;
-        match self.trace.action {
-            Action::Delete => cfg
-                .delete
-                .escalation
-                .first()
-                .map_or(micros(cfg.give_up), |d| micros(*d)),
-            _ => micros(cfg.give_up),
-        }
+        give_up_of(self.slo, self.trace.action)
     }
 
     /// A fault the platform answers for (platform, or external by policy).

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use loupe_diagnose::RuleBook;
 use loupe_sim::{profile, run, Code, FaultMix, SimConfig};
-use loupe_slo::{judge, Outcome, Slo};
+use loupe_slo::{judge, undecided_until, Outcome, Slo};
 use loupe_trace::Action;
 
 #[test]
@@ -27,7 +27,7 @@ fn verdicts_follow_the_injected_fault_class_and_never_change_once_reached() {
     let t = builder.finish();
     let (slo, book) = (Slo::defaults(), RuleBook::defaults());
     let mut table: BTreeMap<(String, Outcome), u32> = BTreeMap::new();
-    let (mut early_final, mut checked) = (0, 0);
+    let (mut early_final, mut checked, mut quick) = (0, 0, 0);
     for label in &labels {
         let Some(facts) = t.facts.get(&label.uid) else {
             continue;
@@ -64,10 +64,21 @@ fn verdicts_follow_the_injected_fault_class_and_never_change_once_reached() {
         let (first, last) = (facts[0].ts, facts[facts.len() - 1].ts);
         let half = first + (last - first) / 2;
         let before = &facts[..facts.partition_point(|r| r.ts <= half)];
-        for early in judge(&slo, &book, before, half)
-            .iter()
-            .filter(|v| v.is_final())
-        {
+        let early_verdicts = judge(&slo, &book, before, half);
+        // The quick check the tracker makes: never says "nothing to decide" wrongly, and
+        // never later than the verdicts' own due times.
+        if let Some(due) = undecided_until(&slo, &book, before, half) {
+            quick += 1;
+            for v in &early_verdicts {
+                assert!(!v.is_final(), "{}: quick check missed {v:?}", label.name);
+                assert!(
+                    v.due.is_some_and(|d| d >= due),
+                    "{}: due {due} after {v:?}",
+                    label.name
+                );
+            }
+        }
+        for early in early_verdicts.iter().filter(|v| v.is_final()) {
             early_final += 1;
             let later = verdicts
                 .iter()
@@ -83,7 +94,8 @@ fn verdicts_follow_the_injected_fault_class_and_never_change_once_reached() {
         checked += 1;
     }
     println!("injected class × verdict: {table:?}");
-    println!("{early_final} verdicts reached halfway through, all unchanged at the end");
+    println!("{early_final} verdicts reached halfway through, all unchanged at the end; {quick} pods found undecided without diagnosis");
+    assert!(quick > 50, "{quick}");
     assert!(
         checked > 1000 && early_final > 300,
         "{checked} pods, {early_final} early verdicts"
