@@ -239,6 +239,33 @@ pub fn diagnose_traces(
     traces: &[loupe_trace::Trace],
     now: i64,
 ) -> Vec<ActionResult> {
+    diagnose_some(book, records, traces, now, None)
+}
+
+/// The results of one action only (its pack evaluated, its windows judged): what a
+/// verdict needs when it looks back at one delivery.
+pub fn diagnose_action(
+    book: &RuleBook,
+    records: &[FactRecord],
+    action: Action,
+    now: i64,
+) -> Vec<ActionResult> {
+    let traces: Vec<loupe_trace::Trace> = book
+        .packs
+        .iter()
+        .filter(|p| p.def.action == action)
+        .flat_map(|p| loupe_trace::evaluate(p, records, now))
+        .collect();
+    diagnose_some(book, records, &traces, now, Some(action))
+}
+
+fn diagnose_some(
+    book: &RuleBook,
+    records: &[FactRecord],
+    traces: &[loupe_trace::Trace],
+    now: i64,
+    only: Option<Action>,
+) -> Vec<ActionResult> {
     let facts = Facts {
         records,
         json: vec![OnceCell::new(); records.len()],
@@ -246,6 +273,7 @@ pub fn diagnose_traces(
     let has_events = records.iter().any(|r| matches!(r.fact, Fact::Event { .. }));
     windows(records)
         .into_iter()
+        .filter(|w| only.is_none_or(|a| a == w.action))
         .filter_map(|w| {
             let (set, index) = book.set_with_index(w.action)?;
             let start_ts = records[w.start].ts;

@@ -13,7 +13,8 @@ pub mod format;
 pub mod rules;
 
 pub use engine::{
-    diagnose, diagnose_traces, ActionResult, Evidence, Finding, Kind, Phase, UserTime,
+    diagnose, diagnose_action, diagnose_traces, ActionResult, Evidence, Finding, Kind, Phase,
+    UserTime,
 };
 pub use rules::{Class, Detect, Outcome, Rule, RuleSet};
 

@@ -9,7 +9,7 @@
 //! the events before it: a verdict never depends on when it was computed, so a live
 //! tracker and a later replay agree.
 
-use loupe_diagnose::{diagnose_traces, ActionResult, Class, Kind, RuleBook};
+use loupe_diagnose::{diagnose_action, diagnose_traces, ActionResult, Class, Kind, RuleBook};
 use loupe_facts::FactRecord;
 use loupe_trace::{Action, Owner, Trace};
 use serde::{Deserialize, Serialize};
@@ -361,8 +361,7 @@ impl Judging<'_> {
     /// it was; the current diagnosis stands when nothing came after `at`.
     fn kind_as_of(&self, at: i64, cut: usize, v: &mut Verdict) -> Option<Kind> {
         let records = &self.records[..cut];
-        let traces = loupe_trace::evaluate_all(&self.book.packs, records, at);
-        let results = diagnose_traces(self.book, records, &traces, at);
+        let results = diagnose_action(self.book, records, self.trace.action, at);
         let then = results
             .iter()
             .find(|r| r.action == self.trace.action && r.start == self.trace.start)?;
@@ -374,10 +373,14 @@ impl Judging<'_> {
 
     /// The deepest platform span open at `at` (the stage the time went to).
     fn open_platform_span(&self, at: i64, records: &[FactRecord]) -> Option<String> {
-        let traces = loupe_trace::evaluate_all(&self.book.packs, records, at);
-        let trace = traces
+        let traces: Vec<Trace> = self
+            .book
+            .packs
             .iter()
-            .find(|t| t.action == self.trace.action && t.start == self.trace.start)?;
+            .filter(|p| p.def.action == self.trace.action)
+            .flat_map(|p| loupe_trace::evaluate(p, records, at))
+            .collect();
+        let trace = traces.iter().find(|t| t.start == self.trace.start)?;
         trace
             .spans
             .iter()

@@ -33,6 +33,15 @@ fn verdicts_follow_the_injected_fault_class_and_never_change_once_reached() {
             continue;
         };
         let verdicts = judge(&slo, &book, facts, t.clock);
+        // One action's diagnosis is that action's part of the whole.
+        let all = loupe_diagnose::diagnose(&book, facts, t.clock);
+        for action in [Action::Create, Action::Delete, Action::Upgrade] {
+            let part: Vec<_> = all.iter().filter(|r| r.action == action).cloned().collect();
+            assert_eq!(
+                loupe_diagnose::diagnose_action(&book, facts, action, t.clock),
+                part
+            );
+        }
         let create = verdicts.iter().find(|v| v.action == Action::Create);
         if let Some(v) = create {
             let class = format!("{:?}", label.create.class).to_lowercase();
