@@ -251,6 +251,39 @@ pub fn run(g: &Global, args: DemoArgs) -> Result<()> {
             crate::diagnose::print_pod(&store, p, &book)?;
         }
     }
-    println!("\nNext: loupe pods, loupe diagnose POD, loupe codes --since 1h, loupe timeline POD, loupe trace POD, loupe raw AUDIT_ID (all with --data {})", g.data.display());
+    // The delivery SLO over the same pods: what the platform team is judged on.
+    let slo = loupe_slo::Slo::defaults();
+    let mut judged = Vec::new();
+    for p in &pods {
+        let facts = store.timeline(&p.cluster, &p.uid)?;
+        judged.extend(crate::slo::judged(
+            p,
+            loupe_slo::judge(&slo, &book, &facts, clock),
+        ));
+    }
+    judged.retain(|j| j.verdict.action == loupe_trace::Action::Create);
+    let objective = slo.config.objective;
+    if let Some(all) = loupe_slo::summarize(&judged, &[], None, objective).pop() {
+        println!(
+            "\nloupe slo (create, delivery profile): {} good, {} bad, {} excluded: {} against an objective of {:.0}%; p50 {} p99 {} of platform time",
+            all.good,
+            all.bad,
+            all.excluded,
+            all.success_rate.map_or("no data".into(), |r| format!("{:.1}%", r * 100.0)),
+            objective * 100.0,
+            all.p50_ms.map_or("-".into(), |m| crate::trace::human((m * 1000.0) as i64)),
+            all.p99_ms.map_or("-".into(), |m| crate::trace::human((m * 1000.0) as i64)),
+        );
+        let v = loupe_slo::violations(&judged);
+        if let Some(reasons) = v.by.get("reason") {
+            let top: Vec<String> = reasons
+                .iter()
+                .take(5)
+                .map(|s| format!("{} {}", s.value, s.count))
+                .collect();
+            println!("  broke it: {}", top.join(", "));
+        }
+    }
+    println!("\nNext: loupe pods, loupe diagnose POD, loupe codes --since 1h, loupe slo --since 1h, loupe slo violations, loupe timeline POD, loupe trace POD, loupe raw AUDIT_ID (all with --data {})", g.data.display());
     Ok(())
 }

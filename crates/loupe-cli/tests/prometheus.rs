@@ -278,4 +278,18 @@ fn a_real_prometheus_scrapes_loupe_and_evaluates_the_slo_rules() {
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(!line.contains("pod=") && !line.contains("uid="), "{line}");
     }
+    // And docs/slo.md lists every family.
+    let doc = std::fs::read_to_string(repo().join("docs/slo.md")).unwrap();
+    for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = family.split_once(' ').unwrap();
+        let listed = if kind == "counter" {
+            format!("{name}_total")
+        } else {
+            name.to_string()
+        };
+        assert!(
+            doc.contains(&format!("`{listed}`")),
+            "docs/slo.md does not list {listed}"
+        );
+    }
 }

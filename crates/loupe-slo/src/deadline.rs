@@ -479,11 +479,11 @@ impl Slo {
                 Per::InitContainer => pod.init_containers,
             };
             if let (Some(add), true) = (add, count > 0) {
-                value += (*add * count as i64) as f64;
+                value += add.saturating_mul(count as i64) as f64;
                 adjustments.push(format!(
                     "{}: {}",
                     adder.name,
-                    signed_seconds(*add * count as i64)
+                    signed_seconds(add.saturating_mul(count as i64))
                 ));
             }
         }
