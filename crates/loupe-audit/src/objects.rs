@@ -155,6 +155,8 @@ pub struct Volume<'a> {
     pub csi: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub ephemeral: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "downwardAPI")]
+    pub downward_api: Option<&'a RawValue>,
 }
 
 impl Volume<'_> {
@@ -176,6 +178,8 @@ impl Volume<'_> {
             "csi"
         } else if self.ephemeral.is_some() {
             "ephemeral"
+        } else if self.downward_api.is_some() {
+            "downwardAPI"
         } else {
             "other"
         }

@@ -190,6 +190,9 @@ pub struct PodShape {
     pub init_containers: usize,
     pub volumes: usize,
     pub pvcs: usize,
+    /// Mounts a volume other than secrets, config maps, the downward API, emptyDir and
+    /// projected ones (the SIG SLI's definition, as clusterloader2 applies it).
+    pub stateful: bool,
     pub devices: Vec<String>,
     pub placement: Vec<String>,
     pub runtime_class: Option<String>,
@@ -248,6 +251,12 @@ impl PodShape {
             init_containers: containers.iter().filter(|c| c.init && !c.sidecar).count(),
             volumes: volumes.len(),
             pvcs: volumes.iter().filter(|v| v.claim.is_some()).count(),
+            stateful: volumes.iter().any(|v| {
+                !matches!(
+                    v.kind.as_str(),
+                    "secret" | "configMap" | "downwardAPI" | "emptyDir" | "projected"
+                )
+            }),
             devices,
             placement: placement.clone(),
             runtime_class: runtime_class.clone().filter(|r| !r.is_empty()),

@@ -233,11 +233,18 @@ impl Judging<'_> {
         let stop = finished.or(aborted).unwrap_or(self.now).max(trace.start);
         let give_up = trace.start.saturating_add(self.give_up_us());
         let mut v = self.base(result, &deadline, stop);
+        let sig_create = profile == Profile::Sig && trace.action == Action::Create;
         let shape_excluded = self.shape.and_then(|s| {
             if s.mirror && trace.action == Action::Create {
                 Some("MirrorPod")
             } else if deadline.best_effort {
                 Some("BestEffort")
+            } else if sig_create && s.stateful {
+                // The official SLI is of stateless pods.
+                Some("StatefulPod")
+            } else if sig_create && !excluded.intervals().is_empty() {
+                // … that schedule at once, without waiting for capacity or preemption.
+                Some("NotSchedulableAtOnce")
             } else {
                 None
             }

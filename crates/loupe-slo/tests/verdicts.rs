@@ -116,3 +116,64 @@ fn verdicts_follow_the_injected_fault_class_and_never_change_once_reached() {
         );
     }
 }
+
+/// With the SIG profile as the headline, only the official SLI's population is judged:
+/// stateless pods that schedule at once. The rest are excluded, saying why.
+#[test]
+fn the_sig_headline_judges_only_the_slis_population() {
+    let config = SimConfig {
+        pods: 600,
+        seed: 12,
+        workloads: 40,
+        faults: FaultMix::parse("FailedScheduling_Insufficient=0.1").unwrap(),
+        ..(profile("dev").unwrap().config)()
+    };
+    let mut builder = loupe_timeline::TimelineBuilder::new("sim", 5000);
+    let mut labels = Vec::new();
+    run(&config, &mut |_, line| builder.push(line), &mut |l| {
+        labels.push(l.clone())
+    });
+    let t = builder.finish();
+    let text = loupe_slo::DEFAULT_CONFIG.replace("headline: delivery", "headline: sig");
+    let (slo, book) = (Slo::load("sig.yaml", &text).unwrap(), RuleBook::defaults());
+    let (mut stateful, mut waited, mut judged) = (0, 0, 0);
+    for label in &labels {
+        let Some(facts) = t.facts.get(&label.uid) else {
+            continue;
+        };
+        let Some(v) = judge(&slo, &book, facts, t.clock)
+            .into_iter()
+            .find(|v| v.action == Action::Create && v.is_final())
+        else {
+            continue;
+        };
+        assert_eq!(v.profile, loupe_slo::Profile::Sig);
+        let shape = facts
+            .iter()
+            .find_map(|r| loupe_slo::PodShape::of(&r.fact))
+            .unwrap();
+        if shape.stateful {
+            stateful += 1;
+            assert_eq!(
+                (v.outcome, v.reason.as_str()),
+                (Outcome::Excluded, "StatefulPod"),
+                "{}",
+                label.name
+            );
+        } else if label.create.code == Code::FailedScheduling_Insufficient {
+            waited += 1;
+            assert_eq!(v.outcome, Outcome::Excluded, "{}: {v:?}", label.name);
+        } else if v.outcome != Outcome::Excluded {
+            judged += 1;
+            assert_eq!(
+                v.sig_us,
+                Some(v.platform_us),
+                "the headline is the SIG time"
+            );
+        }
+    }
+    assert!(
+        stateful > 5 && waited > 5 && judged > 300,
+        "{stateful} stateful, {waited} waited, {judged} judged"
+    );
+}
