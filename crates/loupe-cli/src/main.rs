@@ -4,6 +4,7 @@ mod demo;
 mod diagnose;
 mod history;
 mod output;
+mod pcap;
 mod serve;
 mod simulate;
 mod slo;
@@ -129,6 +130,9 @@ enum Command {
     /// The delivery SLO: success rate and platform-time percentiles by class and
     /// namespace; `violations` lists the deliveries that broke it, and why.
     Slo(slo::SloArgs),
+    /// Run the L7 protocol engine on a capture (pcap or pcapng): request records with the
+    /// time split between sending, the server and receiving.
+    Pcap(pcap::PcapArgs),
     /// Send the delivery traces of a window of pods to an OpenTelemetry backend (OTLP/HTTP).
     ExportTraces(trace::ExportArgs),
     /// A stored audit event, verbatim.
@@ -230,6 +234,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Diagnose(args) => diagnose::run(&g, args),
         Command::Codes(args) => diagnose::codes(&g, args),
         Command::Slo(args) => slo::run(&g, args),
+        Command::Pcap(args) => pcap::run(&g, args),
         Command::ExportTraces(args) => trace::export(&g, args),
         Command::Timeline { pod } => {
             let store = open(&g)?;

@@ -1,0 +1,114 @@
+//! `loupe-l7`: the traffic half's engine, from socket bytes to request records. Pure
+//! Rust, no I/O and no eBPF: the node agent feeds it live, `loupe pcap` from captures,
+//! tests from byte fixtures.
+//!
+//! - [`stream`]: one direction's bytes by position, bounded, with gaps said out loud.
+//! - [`Conn`]: a connection's two directions and the protocol state that pairs them.
+//! - [`http1`]: HTTP/1.x heads, body framing, FIFO stitching.
+//! - [`route`]: route normalisation for bounded labels.
+
+pub mod http1;
+pub mod record;
+pub mod route;
+pub mod stream;
+pub mod tcp;
+
+pub use record::{Dir, Record};
+pub use stream::{Losses, Pushed, StreamBuf};
+
+/// Bytes buffered per direction by default (a message head larger than this is skipped).
+pub const DEFAULT_BUFFER: usize = 256 * 1024;
+
+/// Which protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Not known yet: the first bytes of each direction decide.
+    Unknown,
+    Http1,
+    /// Seen and not recognised: its bytes are counted, not parsed.
+    Other,
+}
+
+/// One connection: the client's and the server's bytes, and what they are saying.
+#[derive(Debug)]
+pub struct Conn {
+    pub client: StreamBuf,
+    pub server: StreamBuf,
+    pub protocol: Protocol,
+    http1: http1::Http1,
+}
+
+impl Conn {
+    pub fn new(buffer: usize) -> Conn {
+        Conn {
+            client: StreamBuf::new(buffer),
+            server: StreamBuf::new(buffer),
+            protocol: Protocol::Unknown,
+            http1: http1::Http1::default(),
+        }
+    }
+
+    /// Adds bytes seen at `ts` (µs) at stream position `pos` of one direction; records
+    /// completed by them go to `out`.
+    pub fn push(&mut self, dir: Dir, pos: u64, data: &[u8], ts: i64, out: &mut Vec<Record>) {
+        match dir {
+            Dir::Request => self.client.push(pos, data, ts),
+            Dir::Response => self.server.push(pos, data, ts),
+        };
+        if self.protocol == Protocol::Unknown {
+            self.protocol = infer(self.client.data(), self.server.data());
+        }
+        match self.protocol {
+            // Both sides, requests first: a response is paired with a request only once
+            // the request is parsed, and bytes buffered before inference wait no longer.
+            Protocol::Http1 => {
+                self.http1.on_request(&mut self.client);
+                self.http1.on_response(&mut self.server, out);
+            }
+            Protocol::Other => {
+                for s in [&mut self.client, &mut self.server] {
+                    let n = s.buffered();
+                    s.consume(n);
+                }
+            }
+            Protocol::Unknown => {}
+        }
+    }
+
+    /// The connection closed.
+    pub fn close(&mut self, out: &mut Vec<Record>) {
+        if self.protocol == Protocol::Http1 {
+            self.http1.on_request(&mut self.client);
+            self.http1.on_response(&mut self.server, out);
+            self.http1.on_close(out);
+        }
+    }
+
+    pub fn http1_stats(&self) -> http1::Http1Stats {
+        self.http1.stats
+    }
+}
+
+/// The protocol the first bytes of each direction show, or `Unknown` while too few
+/// have arrived to tell.
+pub fn infer(client: &[u8], server: &[u8]) -> Protocol {
+    if http1::looks_like_request(client) || http1::looks_like_response(server) {
+        return Protocol::Http1;
+    }
+    // Joined mid-stream: a message may start further in.
+    let (c, s) = (
+        &client[..client.len().min(INFER_WINDOW)],
+        &server[..server.len().min(INFER_WINDOW)],
+    );
+    if http1::shows_messages(c, s) {
+        return Protocol::Http1;
+    }
+    if client.len() + server.len() >= 2 * INFER_WINDOW {
+        Protocol::Other
+    } else {
+        Protocol::Unknown
+    }
+}
+
+/// How far into each direction inference looks for a message start.
+const INFER_WINDOW: usize = 4096;

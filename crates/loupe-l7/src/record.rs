@@ -1,0 +1,64 @@
+//! What the protocol engine produces: one record per request and its response.
+
+use serde::Serialize;
+
+/// Which way bytes flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dir {
+    /// Client to server.
+    Request,
+    /// Server to client.
+    Response,
+}
+
+/// One request and its response, as seen on the wire. The JSON form is part of the
+/// CLI's stable contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// `http1`, …
+    pub protocol: &'static str,
+    /// The method, command or operation (`GET`; empty when the request was not seen).
+    pub method: String,
+    /// The raw target (`/orders/42?x=1`).
+    pub resource: String,
+    /// The normalised route (`/orders/{id}`): bounded, fit for a label.
+    pub route: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why this counts as an error (`5xx`, `4xx`, …), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Bytes on the wire, headers included.
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    /// Capture times (µs): the request's first and last byte, the response's.
+    pub request_start: i64,
+    pub request_end: i64,
+    pub response_start: i64,
+    pub response_end: i64,
+    /// The request was not seen (the capture started mid-connection, or data was lost).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+impl Record {
+    /// Request sent (first → last byte out).
+    pub fn sending_us(&self) -> i64 {
+        self.request_end - self.request_start
+    }
+    /// Server processing: the request's last byte to the response's first.
+    pub fn server_us(&self) -> i64 {
+        self.response_start - self.request_end
+    }
+    /// Response received (first → last byte in).
+    pub fn receiving_us(&self) -> i64 {
+        self.response_end - self.response_start
+    }
+    /// The request's first byte to the response's last.
+    pub fn duration_us(&self) -> i64 {
+        self.response_end - self.request_start
+    }
+}

@@ -1,0 +1,81 @@
+//! Route normalisation: ids, UUIDs and hashes in a path become placeholders, so a route
+//! is fit for a metric label (`/orders/42/items` → `/orders/{id}/items`).
+
+/// The path of a request target without its query, with variable segments replaced.
+pub fn normalize(target: &str) -> String {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    // An absolute-form target (`http://host/path`, proxies) keeps only its path.
+    let path = match path.find("://") {
+        Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
+        None => path,
+    };
+    if path.is_empty() {
+        return "/".into();
+    }
+    let mut out = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(placeholder(segment).unwrap_or(segment));
+    }
+    out
+}
+
+fn placeholder(segment: &str) -> Option<&'static str> {
+    let bytes = segment.as_bytes();
+    if bytes.is_empty() {
+        return None;
+    }
+    if bytes.iter().all(u8::is_ascii_digit) {
+        return Some("{id}");
+    }
+    if is_uuid(bytes) {
+        return Some("{uuid}");
+    }
+    if bytes.len() >= 16 && bytes.iter().all(u8::is_ascii_hexdigit) {
+        return Some("{hash}");
+    }
+    // Long tokens mixing letters and digits (base62 ids, session keys).
+    let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+    if bytes.len() >= 20
+        && digits >= 4
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    {
+        return Some("{id}");
+    }
+    None
+}
+
+fn is_uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn variable_segments_become_placeholders() {
+        assert_eq!(normalize("/orders/42/items?page=2"), "/orders/{id}/items");
+        assert_eq!(
+            normalize("/u/3f2a9c1e-8b7d-4c6e-9f00-1234567890ab"),
+            "/u/{uuid}"
+        );
+        assert_eq!(
+            normalize("/blob/9f86d081884c7d659a2feaa0c55ad015"),
+            "/blob/{hash}"
+        );
+        assert_eq!(normalize("/s/aZ3kP9qL2mX7vB4nR8tY1"), "/s/{id}");
+        assert_eq!(normalize("/query?1590632942"), "/query");
+        assert_eq!(normalize("http://example.com/a/7"), "/a/{id}");
+        assert_eq!(normalize(""), "/");
+        assert_eq!(normalize("/v1/users/me"), "/v1/users/me");
+    }
+}

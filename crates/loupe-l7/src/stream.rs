@@ -1,0 +1,203 @@
+//! One direction of a connection's bytes, by stream position: what arrived, in order,
+//! with gaps said out loud. Segments may come twice (retransmits), overlap, or skip
+//! ahead (lost or truncated data); the buffer never grows past its limit, it drops and
+//! counts instead, and tells the parser to resynchronise.
+
+use std::collections::VecDeque;
+
+/// What became of one pushed segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Its new bytes were appended.
+    Appended(usize),
+    /// Nothing new (a retransmit of bytes already seen).
+    Duplicate,
+    /// It starts past what was seen: the bytes between are lost, what was buffered was
+    /// dropped, and the parser must resynchronise.
+    Gap { lost: u64 },
+    /// The buffer would pass its limit: its contents were dropped (and the segment kept
+    /// from the point that fits); the parser must resynchronise.
+    Overflow { dropped: u64 },
+}
+
+/// Counters of what a stream lost; never reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Losses {
+    pub gaps: u64,
+    pub lost_bytes: u64,
+    pub overflows: u64,
+    pub dropped_bytes: u64,
+    pub duplicates: u64,
+}
+
+/// Buffered bytes of one direction, with the capture time of each push.
+#[derive(Debug, Clone)]
+pub struct StreamBuf {
+    /// Stream position of `buf[0]`.
+    base: u64,
+    buf: Vec<u8>,
+    limit: usize,
+    /// (position, time) of each push still in the buffer, oldest first.
+    times: VecDeque<(u64, i64)>,
+    resync: bool,
+    started: bool,
+    pub losses: Losses,
+}
+
+impl StreamBuf {
+    pub fn new(limit: usize) -> StreamBuf {
+        StreamBuf {
+            base: 0,
+            buf: Vec::new(),
+            limit: limit.max(1),
+            times: VecDeque::new(),
+            resync: false,
+            started: false,
+            losses: Losses::default(),
+        }
+    }
+
+    /// The position after the last byte seen.
+    pub fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    /// Adds the bytes at stream position `pos`, seen at time `ts` (µs).
+    pub fn push(&mut self, pos: u64, data: &[u8], ts: i64) -> Pushed {
+        if !self.started {
+            self.started = true;
+            self.base = pos;
+        }
+        let end = self.end();
+        let data_end = pos + data.len() as u64;
+        if data_end <= end || data.is_empty() {
+            self.losses.duplicates += 1;
+            return Pushed::Duplicate;
+        }
+        let mut outcome = None;
+        let mut fresh = if pos > end {
+            let lost = pos - end;
+            self.losses.gaps += 1;
+            self.losses.lost_bytes += lost;
+            self.clear_to(pos);
+            outcome = Some(Pushed::Gap { lost });
+            data
+        } else {
+            &data[(end - pos) as usize..]
+        };
+        if self.buf.len() + fresh.len() > self.limit {
+            let dropped = self.buf.len() as u64;
+            self.losses.overflows += 1;
+            self.losses.dropped_bytes += dropped;
+            let start = self.end();
+            self.clear_to(start);
+            if fresh.len() > self.limit {
+                // Keep the tail that fits: the next message starts somewhere in it.
+                let skip = fresh.len() - self.limit;
+                self.losses.dropped_bytes += skip as u64;
+                self.clear_to(start + skip as u64);
+                fresh = &fresh[skip..];
+            }
+            outcome = Some(Pushed::Overflow { dropped });
+        }
+        let at = self.end();
+        self.times.push_back((at, ts));
+        self.buf.extend_from_slice(fresh);
+        outcome.unwrap_or(Pushed::Appended(fresh.len()))
+    }
+
+    fn clear_to(&mut self, pos: u64) {
+        self.buf.clear();
+        self.times.clear();
+        self.base = pos;
+        self.resync = true;
+    }
+
+    /// The buffered bytes, from the first one not yet consumed.
+    pub fn data(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Stream position of `data()[0]`.
+    pub fn position(&self) -> u64 {
+        self.base
+    }
+
+    /// Time the byte at stream position `pos` was seen (the push that carried it).
+    pub fn time_at(&self, pos: u64) -> Option<i64> {
+        let i = self.times.partition_point(|(p, _)| *p <= pos);
+        i.checked_sub(1).map(|i| self.times[i].1)
+    }
+
+    /// Drops the first `n` bytes (parsed).
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.buf.len());
+        self.buf.drain(..n);
+        self.base += n as u64;
+        // Keep the push covering the new first byte.
+        while self.times.len() > 1 && self.times[1].0 <= self.base {
+            self.times.pop_front();
+        }
+    }
+
+    /// Whether data was lost since the last call: the parser must find the next message
+    /// boundary instead of continuing the one it was in.
+    pub fn take_resync(&mut self) -> bool {
+        std::mem::take(&mut self.resync)
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_order_retransmitted_and_overlapping_segments() {
+        let mut s = StreamBuf::new(1024);
+        assert_eq!(s.push(1000, b"GET /", 1), Pushed::Appended(5));
+        assert_eq!(s.push(1000, b"GET /", 2), Pushed::Duplicate);
+        assert_eq!(s.push(1003, b" /a HTTP", 3), Pushed::Appended(6));
+        assert_eq!(s.data(), b"GET /a HTTP");
+        assert_eq!((s.time_at(1000), s.time_at(1006)), (Some(1), Some(3)));
+        s.consume(4);
+        assert_eq!((s.position(), s.data()), (1004, &b"/a HTTP"[..]));
+        assert_eq!(s.time_at(1004), Some(1), "the push that carried it");
+        assert!(!s.take_resync());
+        assert_eq!(s.losses.duplicates, 1);
+    }
+
+    #[test]
+    fn a_gap_drops_the_partial_message_and_asks_for_a_resync() {
+        let mut s = StreamBuf::new(1024);
+        s.push(0, b"HTTP/1.1 200 OK\r\nContent-", 1);
+        assert_eq!(
+            s.push(100, b"GET / HTTP/1.1\r\n", 2),
+            Pushed::Gap { lost: 75 }
+        );
+        assert!(s.take_resync());
+        assert!(!s.take_resync());
+        assert_eq!((s.position(), s.data()), (100, &b"GET / HTTP/1.1\r\n"[..]));
+        assert_eq!((s.losses.gaps, s.losses.lost_bytes), (1, 75));
+    }
+
+    #[test]
+    fn the_buffer_never_grows_past_its_limit() {
+        let mut s = StreamBuf::new(8);
+        s.push(0, b"abcdef", 1);
+        assert_eq!(s.push(6, b"ghij", 2), Pushed::Overflow { dropped: 6 });
+        assert_eq!(s.data(), b"ghij");
+        assert!(s.take_resync());
+        // A segment bigger than the buffer keeps its tail.
+        assert_eq!(
+            s.push(10, b"0123456789", 3),
+            Pushed::Overflow { dropped: 4 }
+        );
+        assert_eq!((s.position(), s.data()), (12, &b"23456789"[..]));
+        assert!(s.buffered() <= 8);
+        assert_eq!(s.losses.overflows, 2);
+    }
+}

@@ -1,0 +1,153 @@
+//! Conformance on real captures (../shared/corpus/pcap, see its README): DeepFlow's
+//! HTTP/1 captures give the requests and statuses DeepFlow's own parser expects, and the
+//! container-format edge cases read or fail cleanly.
+//!
+//! A fresh clone has no ../shared: these tests then say so and pass, unless
+//! LOUPE_REQUIRE_CORPUS=1 (set by scripts/test), which makes a missing corpus a failure.
+
+use std::path::PathBuf;
+
+fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("LOUPE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+        });
+    if dir.join("pcap").is_dir() {
+        return Some(dir.join("pcap"));
+    }
+    assert!(
+        std::env::var_os("LOUPE_REQUIRE_CORPUS").is_none(),
+        "LOUPE_REQUIRE_CORPUS is set but the corpus is not at {}",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED: the shared corpus is not at {} (set LOUPE_CORPUS)",
+        dir.display()
+    );
+    None
+}
+
+/// DeepFlow's expected HTTP/1 messages: requests as (METHOD, path), responses' statuses.
+fn expected(result: &str) -> (Vec<(String, String)>, Vec<u16>) {
+    let field = |line: &str, name: &str| -> Option<String> {
+        let at = line.find(&format!("{name}: "))? + name.len() + 2;
+        let rest = &line[at..];
+        Some(rest[..rest.find([',', ' ']).unwrap_or(rest.len())].to_string())
+    };
+    let (mut requests, mut statuses) = (Vec::new(), Vec::new());
+    for line in result.lines().filter(|l| l.contains("proto: Http1")) {
+        match field(line, "msg_type").as_deref() {
+            Some("Request") => {
+                let method = field(line, "method")
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                let path = line
+                    .split("path: \"")
+                    .nth(1)
+                    .and_then(|p| p.split('"').next())
+                    .unwrap_or("")
+                    .to_string();
+                requests.push((method, path));
+            }
+            Some("Response") => {
+                let status: Option<u16> = line
+                    .split("status_code: Some(")
+                    .nth(1)
+                    .and_then(|s| s.split(')').next())
+                    .and_then(|s| s.parse().ok());
+                statuses.extend(status);
+            }
+            _ => {}
+        }
+    }
+    (requests, statuses)
+}
+
+#[test]
+fn deepflow_http1_captures_give_deepflows_requests_and_statuses() {
+    let Some(dir) = corpus() else { return };
+    let mut compared = 0;
+    for name in ["httpv1", "client-ip", "sw8", "istio-tcp-frag"] {
+        let base = dir.join("deepflow/http").join(name);
+        let want = expected(&std::fs::read_to_string(base.with_extension("result")).unwrap());
+        let got = loupe_pcap::analyze(&base.with_extension("pcap")).unwrap();
+        assert!(got.read.damaged.is_none(), "{name}: {:?}", got.read);
+        let requests: Vec<(String, String)> = got
+            .records
+            .iter()
+            .filter(|s| !s.record.partial)
+            .map(|s| (s.record.method.clone(), s.record.resource.clone()))
+            .collect();
+        let statuses: Vec<u16> = got.records.iter().filter_map(|s| s.record.status).collect();
+        assert_eq!(requests, want.0, "{name}: requests");
+        assert_eq!(statuses, want.1, "{name}: statuses");
+        for s in &got.records {
+            let r = &s.record;
+            assert!(
+                r.request_start <= r.request_end
+                    && r.request_end <= r.response_start
+                    && r.response_start <= r.response_end,
+                "{name}: {r:?}"
+            );
+        }
+        compared += want.0.len();
+        println!("{name}: {} requests, statuses {:?}", want.0.len(), statuses);
+    }
+    assert!(compared >= 5, "{compared}");
+}
+
+#[test]
+fn container_formats_read_or_fail_cleanly() {
+    let Some(dir) = corpus() else { return };
+    let dir = dir.join("pcap-parser-formats");
+    let frames = |name: &str| {
+        let mut ts = Vec::new();
+        let report = loupe_pcap::read_frames(&dir.join(name), |f| {
+            ts.push((f.ts, f.data.len(), f.linktype))
+        });
+        (report, ts)
+    };
+    // Big- and little-endian pcapng hold the same frames.
+    for pair in ["test001", "test016", "test017"] {
+        let (be, be_frames) = frames(&format!("{pair}-be.pcapng"));
+        let (le, le_frames) = frames(&format!("{pair}-le.pcapng"));
+        let (be, le) = (be.unwrap(), le.unwrap());
+        assert_eq!(be_frames, le_frames, "{pair}");
+        assert_eq!(
+            (be.frames, be.damaged.is_none()),
+            (le.frames, le.damaged.is_none()),
+            "{pair}"
+        );
+    }
+    for name in ["test010-le.pcapng", "ntp.pcap", "modified-format.pcap"] {
+        let (report, _) = frames(name);
+        let report = report.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.damaged.is_none(), "{name}: {report:?}");
+    }
+    // A truncated capture reads up to the damage and says so; a non-capture is refused.
+    let (cut, cut_frames) = frames("err-buffertoosmall.pcapng");
+    match cut {
+        Ok(r) => assert!(
+            r.damaged.is_some() || r.frames as usize == cut_frames.len(),
+            "{r:?}"
+        ),
+        Err(e) => assert!(e.to_string().contains("err-buffertoosmall"), "{e}"),
+    }
+    let refused = loupe_pcap::read_frames(&dir.join("err-eof.bin"), |_| {});
+    match refused {
+        Err(e) => assert!(e.to_string().contains("err-eof.bin"), "{e}"),
+        Ok(r) => assert!(r.frames == 0 || r.damaged.is_some(), "{r:?}"),
+    }
+    // The Wireshark samples: 5 898 frames, every one decoded or accounted as skipped
+    // (ARP, ICMPv6); its DNS and its HTTP (SSDP, over UDP multicast) are UDP.
+    let all = loupe_pcap::analyze(&dir.join("wireshark_samples-test.pcapng")).unwrap();
+    let r = &all.read;
+    assert_eq!(r.frames, 5898, "{r:?}");
+    assert_eq!(
+        r.tcp_segments + r.udp_datagrams + r.skipped,
+        r.frames,
+        "{r:?}"
+    );
+    assert!(r.udp_datagrams > 3000 && r.damaged.is_none(), "{r:?}");
+}
