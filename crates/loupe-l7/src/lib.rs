@@ -5,8 +5,10 @@
 //! - [`stream`]: one direction's bytes by position, bounded, with gaps said out loud.
 //! - [`Conn`]: a connection's two directions and the protocol state that pairs them.
 //! - [`http1`]: HTTP/1.x heads, body framing, FIFO stitching.
+//! - [`dns`]: DNS over UDP and TCP, paired by transaction id.
 //! - [`route`]: route normalisation for bounded labels.
 
+pub mod dns;
 pub mod http1;
 pub mod record;
 pub mod route;
@@ -25,6 +27,8 @@ pub enum Protocol {
     /// Not known yet: the first bytes of each direction decide.
     Unknown,
     Http1,
+    /// DNS over TCP (UDP datagrams go to [`dns::Pairing`] directly).
+    Dns,
     /// Seen and not recognised: its bytes are counted, not parsed.
     Other,
 }
@@ -36,7 +40,14 @@ pub struct Conn {
     pub server: StreamBuf,
     pub protocol: Protocol,
     http1: http1::Http1,
+    dns: dns::DnsTcp,
 }
+
+/// The two sides of a connection, as the TCP DNS pairing names them.
+const SIDES: [std::net::SocketAddr; 2] = [
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 1),
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 2),
+];
 
 impl Conn {
     pub fn new(buffer: usize) -> Conn {
@@ -45,6 +56,7 @@ impl Conn {
             server: StreamBuf::new(buffer),
             protocol: Protocol::Unknown,
             http1: http1::Http1::default(),
+            dns: dns::DnsTcp::default(),
         }
     }
 
@@ -64,6 +76,10 @@ impl Conn {
             Protocol::Http1 => {
                 self.http1.on_request(&mut self.client);
                 self.http1.on_response(&mut self.server, out);
+            }
+            Protocol::Dns => {
+                self.dns.on_data(&mut self.client, SIDES[0], SIDES[1], out);
+                self.dns.on_data(&mut self.server, SIDES[1], SIDES[0], out);
             }
             Protocol::Other => {
                 for s in [&mut self.client, &mut self.server] {
@@ -94,6 +110,9 @@ impl Conn {
 pub fn infer(client: &[u8], server: &[u8]) -> Protocol {
     if http1::looks_like_request(client) || http1::looks_like_response(server) {
         return Protocol::Http1;
+    }
+    if dns::looks_like_tcp(client) {
+        return Protocol::Dns;
     }
     // Joined mid-stream: a message may start further in.
     let (c, s) = (

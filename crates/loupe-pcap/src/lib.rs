@@ -252,6 +252,7 @@ pub struct Analysis {
     pub records: Vec<Seen>,
     pub connections: Vec<Finished>,
     pub flows: loupe_l7::tcp::FlowStats,
+    pub dns: loupe_l7::dns::DnsStats,
 }
 
 /// Reads a capture and runs every TCP connection through the L7 engine.
@@ -267,17 +268,40 @@ pub fn analyze(path: &Path) -> Result<Analysis, CaptureError> {
 /// [`analyze`] on any reader (`name` names it in errors).
 pub fn analyze_reader(name: &str, input: impl Read + Send) -> Result<Analysis, CaptureError> {
     let mut flows = Flows::new(loupe_l7::DEFAULT_BUFFER, 65_536);
+    let mut dns = loupe_l7::dns::Pairing::default();
     let (mut records, mut connections) = (Vec::new(), Vec::new());
     let (mut tcp, mut udp, mut skipped) = (0, 0, 0);
+    let mut answered = Vec::new();
     let mut read = read_frames_from(name, input, &mut |f| match decode(&f) {
         Transport::Tcp(seg) => {
             tcp += 1;
             flows.push(&seg, &mut records, &mut connections);
         }
-        Transport::Udp { .. } => udp += 1,
+        Transport::Udp {
+            src,
+            dst,
+            payload,
+            ts,
+        } => {
+            udp += 1;
+            // DNS, multicast DNS and LLMNR share the message format.
+            if [src.port(), dst.port()]
+                .iter()
+                .any(|p| matches!(p, 53 | 5353 | 5355))
+            {
+                dns.message(src, dst, payload, ts, &mut answered);
+                // A record comes with the response, which the server sent.
+                records.extend(answered.drain(..).map(|record| Seen {
+                    client: dst,
+                    server: src,
+                    record,
+                }));
+            }
+        }
         Transport::Other => skipped += 1,
     })?;
     flows.finish(&mut records, &mut connections);
+    dns.finish();
     read.tcp_segments = tcp;
     read.udp_datagrams = udp;
     read.skipped += skipped;
@@ -286,5 +310,6 @@ pub fn analyze_reader(name: &str, input: impl Read + Send) -> Result<Analysis, C
         records,
         connections,
         flows: flows.stats,
+        dns: dns.stats,
     })
 }

@@ -150,4 +150,91 @@ fn container_formats_read_or_fail_cleanly() {
         "{r:?}"
     );
     assert!(r.udp_datagrams > 3000 && r.damaged.is_none(), "{r:?}");
+    // Its 260 DNS messages: paired exchanges, and the rest accounted for.
+    let dns = all
+        .records
+        .iter()
+        .filter(|s| s.record.protocol == "dns")
+        .count() as u64;
+    let d = all.dns;
+    println!("wireshark samples: {dns} DNS exchanges, {d:?}");
+    assert_eq!(
+        2 * dns + d.orphans + d.unanswered + d.malformed,
+        260,
+        "{d:?}"
+    );
+}
+
+/// DeepFlow's DNS results: one JSON object per message, before some trailing text.
+fn dns_expected(result: &str) -> Vec<(u64, String, String, Option<u64>, u64)> {
+    let mut queries: Vec<(u64, String, String)> = Vec::new();
+    let mut exchanges = Vec::new();
+    for line in result.lines() {
+        let Some(end) = line.rfind('}') else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line[..=end]) else {
+            continue;
+        };
+        let id = v["request_id"].as_u64().unwrap_or(0);
+        match v["msg_type"].as_str() {
+            Some("Request") => queries.push((
+                id,
+                v["request_type"].as_str().unwrap_or("").to_string(),
+                v["request_resource"].as_str().unwrap_or("").to_string(),
+            )),
+            Some("Response") => {
+                if let Some(i) = queries.iter().position(|q| q.0 == id) {
+                    let (id, t, name) = queries.remove(i);
+                    exchanges.push((
+                        id,
+                        t,
+                        name,
+                        v["response_code"].as_u64(),
+                        v["rrt"].as_u64().unwrap_or(0),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    exchanges
+}
+
+#[test]
+fn deepflow_dns_captures_give_deepflows_queries_codes_and_times() {
+    let Some(dir) = corpus() else { return };
+    let mut compared = 0;
+    for name in [
+        "dns",
+        "a-and-ns",
+        "nxdomain",
+        "not-handled-qtype",
+        "dns-tcp-multi",
+    ] {
+        let base = dir.join("deepflow/dns").join(name);
+        let want = dns_expected(&std::fs::read_to_string(base.with_extension("result")).unwrap());
+        let got = loupe_pcap::analyze(&base.with_extension("pcap")).unwrap();
+        let mut have: Vec<(String, String, Option<u64>, u64)> = got
+            .records
+            .iter()
+            .filter(|s| s.record.protocol == "dns")
+            .map(|s| {
+                (
+                    s.record.method.clone(),
+                    s.record.resource.clone(),
+                    s.record.status.map(u64::from),
+                    s.record.duration_us() as u64,
+                )
+            })
+            .collect();
+        let mut expect: Vec<(String, String, Option<u64>, u64)> = want
+            .into_iter()
+            .map(|(_, t, n, c, rrt)| (t, n, c, rrt))
+            .collect();
+        have.sort();
+        expect.sort();
+        assert_eq!(have, expect, "{name}: {:?}", got.dns);
+        compared += expect.len();
+        println!("{name}: {} exchanges", expect.len());
+    }
+    assert!(compared >= 8, "{compared}");
 }
