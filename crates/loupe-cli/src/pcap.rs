@@ -14,6 +14,24 @@ use crate::Global;
 pub struct PcapArgs {
     /// A pcap or pcapng capture (Ethernet, Linux cooked, loopback or raw IP frames).
     pub file: PathBuf,
+    /// Most distinct values per label of each metric; the rest are counted as `*`.
+    #[arg(long, default_value_t = loupe_l7::signals::DEFAULT_MAX_VALUES)]
+    pub max_values: usize,
+    /// Only this connection type in the service graph (`http`, `dns`, …).
+    #[arg(long)]
+    pub graph_type: Option<String>,
+}
+
+/// One series of the golden signals.
+#[derive(Serialize)]
+struct Signal {
+    #[serde(flatten)]
+    series: loupe_l7::signals::Series,
+    error_ratio: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_seconds: Option<f64>,
 }
 
 /// `loupe pcap FILE -o json` (a stable contract).
@@ -30,6 +48,10 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     damaged: Option<String>,
     records: Vec<Line>,
+    signals: Vec<Signal>,
+    /// Label values collapsed to `*` by the cardinality limit.
+    overflowed_label_values: u64,
+    graph: Vec<loupe_l7::signals::Edge>,
 }
 
 #[derive(Serialize)]
@@ -42,7 +64,35 @@ struct Line {
 
 pub fn run(g: &Global, args: PcapArgs) -> Result<()> {
     let a = loupe_pcap::analyze(&args.file)?;
+    let mut signals = loupe_l7::signals::Signals::new(args.max_values);
+    for s in &a.records {
+        let (server, client) = (s.server.to_string(), s.client.ip().to_string());
+        signals.observe(
+            &s.record,
+            loupe_l7::signals::Sides {
+                server: &server,
+                client: &client,
+            },
+        );
+    }
+    let series: Vec<Signal> = signals
+        .series()
+        .map(|x| Signal {
+            error_ratio: x.errors as f64 / x.count.max(1) as f64,
+            p50_seconds: x.quantile(0.5),
+            p99_seconds: x.quantile(0.99),
+            series: x.clone(),
+        })
+        .collect();
+    let graph = signals
+        .graph(args.graph_type.as_deref())
+        .into_iter()
+        .cloned()
+        .collect();
     let report = Report {
+        signals: series,
+        overflowed_label_values: signals.overflowed,
+        graph,
         file: args.file.display().to_string(),
         frames: a.read.frames,
         truncated_frames: a.read.truncated,
@@ -100,8 +150,45 @@ fn report_table(r: &Report) -> String {
             format!("{}/{}", x.request_bytes, x.response_bytes),
         ]);
     }
+    let mut sig = table(&["METRIC", "LABELS", "COUNT", "ERRORS", "P50", "P99"]);
+    for x in &r.signals {
+        let labels: Vec<String> = x
+            .series
+            .labels
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let q = |v: Option<f64>| v.map_or("-".into(), |s| human((s * 1e6) as i64));
+        sig.add_row(vec![
+            x.series.prometheus.clone(),
+            labels.join(" "),
+            x.series.count.to_string(),
+            x.series.errors.to_string(),
+            q(x.p50_seconds),
+            q(x.p99_seconds),
+        ]);
+    }
+    let mut graph = table(&[
+        "CLIENT",
+        "SERVER",
+        "TYPE",
+        "REQUESTS",
+        "FAILED",
+        "SERVER TIME (MEAN)",
+    ]);
+    for e in &r.graph {
+        graph.add_row(vec![
+            e.client.clone(),
+            e.server.clone(),
+            e.connection_type.to_string(),
+            e.requests.to_string(),
+            e.failed.to_string(),
+            human((e.server_seconds_sum * 1e6 / e.requests.max(1) as f64) as i64),
+        ]);
+    }
     format!(
-        "{t}\n{} frames ({} TCP segments, {} UDP datagrams, {} skipped, {} cut by the snap length); {} connections, {} segments out of order; {} records",
+        "{t}\n\nGolden signals:\n{sig}\n\nService graph:\n{graph}\n\n{} frames ({} TCP segments, {} UDP datagrams, {} skipped, {} cut by the snap length); {} connections, {} segments out of order; {} records",
         r.frames,
         r.tcp_segments,
         r.udp_datagrams,

@@ -43,6 +43,53 @@ fn pcap_prints_request_records_and_refuses_what_is_not_a_capture() {
         assert!(r["response_end"].as_i64() >= r["request_start"].as_i64());
     }
     assert_eq!(report["frames"], 20);
+    // Golden signals: one series, three requests, no errors; one graph edge.
+    let signals = report["signals"].as_array().unwrap();
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    let s = &signals[0];
+    assert_eq!(
+        (
+            s["prometheus"].as_str(),
+            s["count"].as_u64(),
+            s["errors"].as_u64()
+        ),
+        (
+            Some("http_server_request_duration_seconds"),
+            Some(3),
+            Some(0)
+        )
+    );
+    assert_eq!(s["labels"]["http.route"], "/createOrder");
+    assert!(s["p99_seconds"].as_f64().unwrap() > 0.0);
+    let graph = report["graph"].as_array().unwrap();
+    assert_eq!(
+        (
+            graph.len(),
+            graph[0]["requests"].as_u64(),
+            graph[0]["connection_type"].as_str()
+        ),
+        (1, Some(3), Some("http"))
+    );
+    // DNS: a lookup metric, by query type and name.
+    let dns = json(
+        none,
+        &[
+            "pcap",
+            dir.join("deepflow/dns/nxdomain.pcap").to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    let lookups: Vec<&serde_json::Value> = dns["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["metric"] == "dns.lookup.duration")
+        .collect();
+    assert!(!lookups.is_empty());
+    assert!(lookups
+        .iter()
+        .any(|s| s["labels"]["error.type"] == "NXDOMAIN" && s["errors"].as_u64() > Some(0)));
     let table = loupe(none, &["pcap", file.to_str().unwrap()]);
     assert!(table.status.success());
     let text = String::from_utf8_lossy(&table.stdout);

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod http1;
 pub mod record;
 pub mod route;
+pub mod signals;
 pub mod stream;
 pub mod tcp;
 
