@@ -117,7 +117,12 @@ impl Http1 {
         if self.skip_tunnel(buf) {
             return;
         }
-        if buf.take_resync() || std::mem::take(&mut self.skip_request_body) {
+        let lost = buf.take_loss();
+        let absorbed = match (&mut self.reading, lost) {
+            (Some((req, body)), Some(unseen)) => absorb(body, unseen, &mut req.bytes),
+            _ => false,
+        };
+        if (lost.is_some() && !absorbed) || std::mem::take(&mut self.skip_request_body) {
             self.reading = None;
             skip_to(buf, looks_like_request);
         }
@@ -196,7 +201,12 @@ impl Http1 {
         if self.skip_tunnel(buf) {
             return;
         }
-        if buf.take_resync() {
+        let lost = buf.take_loss();
+        let absorbed = match (&mut self.response, lost) {
+            (Some(resp), Some(unseen)) => absorb(&mut resp.body, unseen, &mut resp.bytes),
+            _ => false,
+        };
+        if lost.is_some() && !absorbed {
             // A lost response would shift every later pairing by one: start again.
             self.response = None;
             self.stats.unanswered += self.waiting.len() as u64;
@@ -439,6 +449,23 @@ fn response_body(status: u16, request: Option<&Request>, headers: &[httparse::He
         Some(n) => Body::Length(n),
         None => Body::UntilClose,
     }
+}
+
+/// `unseen` bytes went by inside a body being skipped: it goes on without them. `false`
+/// when they may have held a message boundary.
+fn absorb(body: &mut Body, unseen: u64, bytes: &mut u64) -> bool {
+    let ok = match body {
+        Body::Length(left) | Body::Chunked(Chunk::Data(left)) if *left >= unseen => {
+            *left -= unseen;
+            true
+        }
+        Body::UntilClose => true,
+        _ => false,
+    };
+    if ok {
+        *bytes += unseen;
+    }
+    ok
 }
 
 /// Reads as much of a body as is buffered; `bytes` and `end` follow what was consumed.

@@ -6,11 +6,13 @@
 //! - [`Conn`]: a connection's two directions and the protocol state that pairs them.
 //! - [`http1`]: HTTP/1.x heads, body framing, FIFO stitching.
 //! - [`dns`]: DNS over UDP and TCP, paired by transaction id.
+//! - [`redis`]: RESP2/RESP3, pipelining, pub/sub pushes, MULTI/EXEC.
 //! - [`route`]: route normalisation for bounded labels.
 
 pub mod dns;
 pub mod http1;
 pub mod record;
+pub mod redis;
 pub mod route;
 pub mod signals;
 pub mod stream;
@@ -30,6 +32,7 @@ pub enum Protocol {
     Http1,
     /// DNS over TCP (UDP datagrams go to [`dns::Pairing`] directly).
     Dns,
+    Redis,
     /// Seen and not recognised: its bytes are counted, not parsed.
     Other,
 }
@@ -42,6 +45,7 @@ pub struct Conn {
     pub protocol: Protocol,
     http1: http1::Http1,
     dns: dns::DnsTcp,
+    redis: redis::Redis,
 }
 
 /// The two sides of a connection, as the TCP DNS pairing names them.
@@ -58,6 +62,7 @@ impl Conn {
             protocol: Protocol::Unknown,
             http1: http1::Http1::default(),
             dns: dns::DnsTcp::default(),
+            redis: redis::Redis::default(),
         }
     }
 
@@ -82,6 +87,10 @@ impl Conn {
                 self.dns.on_data(&mut self.client, SIDES[0], SIDES[1], out);
                 self.dns.on_data(&mut self.server, SIDES[1], SIDES[0], out);
             }
+            Protocol::Redis => {
+                self.redis.on_request(&mut self.client);
+                self.redis.on_response(&mut self.server, out);
+            }
             Protocol::Other => {
                 for s in [&mut self.client, &mut self.server] {
                     let n = s.buffered();
@@ -94,11 +103,19 @@ impl Conn {
 
     /// The connection closed.
     pub fn close(&mut self, out: &mut Vec<Record>) {
-        if self.protocol == Protocol::Http1 {
-            self.http1.on_request(&mut self.client);
-            self.http1.on_response(&mut self.server, out);
-            self.http1.on_close(out);
+        match self.protocol {
+            Protocol::Http1 => {
+                self.http1.on_request(&mut self.client);
+                self.http1.on_response(&mut self.server, out);
+                self.http1.on_close(out);
+            }
+            Protocol::Redis => self.redis.on_close(out),
+            _ => {}
         }
+    }
+
+    pub fn redis_stats(&self) -> redis::RedisStats {
+        self.redis.stats
     }
 
     pub fn http1_stats(&self) -> http1::Http1Stats {
@@ -114,6 +131,9 @@ pub fn infer(client: &[u8], server: &[u8]) -> Protocol {
     }
     if dns::looks_like_tcp(client) {
         return Protocol::Dns;
+    }
+    if redis::looks_like_command(client) {
+        return Protocol::Redis;
     }
     // Joined mid-stream: a message may start further in.
     let (c, s) = (

@@ -40,6 +40,8 @@ pub struct StreamBuf {
     /// (position, time) of each push still in the buffer, oldest first.
     times: VecDeque<(u64, i64)>,
     resync: bool,
+    /// Bytes passed over unseen since the last resync was taken (lost, or dropped).
+    unseen: u64,
     started: bool,
     pub losses: Losses,
 }
@@ -52,6 +54,7 @@ impl StreamBuf {
             limit: limit.max(1),
             times: VecDeque::new(),
             resync: false,
+            unseen: 0,
             started: false,
             losses: Losses::default(),
         }
@@ -107,6 +110,7 @@ impl StreamBuf {
     }
 
     fn clear_to(&mut self, pos: u64) {
+        self.unseen += pos.saturating_sub(self.base);
         self.buf.clear();
         self.times.clear();
         self.base = pos;
@@ -143,7 +147,15 @@ impl StreamBuf {
     /// Whether data was lost since the last call: the parser must find the next message
     /// boundary instead of continuing the one it was in.
     pub fn take_resync(&mut self) -> bool {
+        self.unseen = 0;
         std::mem::take(&mut self.resync)
+    }
+
+    /// Like [`StreamBuf::take_resync`], saying how many bytes were passed over unseen:
+    /// a parser skipping a body at least that long can carry on instead.
+    pub fn take_loss(&mut self) -> Option<u64> {
+        let unseen = std::mem::take(&mut self.unseen);
+        std::mem::take(&mut self.resync).then_some(unseen)
     }
 
     pub fn buffered(&self) -> usize {
@@ -182,6 +194,10 @@ mod tests {
         assert!(!s.take_resync());
         assert_eq!((s.position(), s.data()), (100, &b"GET / HTTP/1.1\r\n"[..]));
         assert_eq!((s.losses.gaps, s.losses.lost_bytes), (1, 75));
+        // What a parser skipping a body learns: all 100 bytes since its last position.
+        s.consume(5);
+        s.push(200, b"x", 3);
+        assert_eq!(s.take_loss(), Some(200 - 105));
     }
 
     #[test]

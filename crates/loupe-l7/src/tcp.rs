@@ -70,6 +70,7 @@ pub struct Finished {
     pub server: SocketAddr,
     pub protocol: crate::Protocol,
     pub http1: crate::http1::Http1Stats,
+    pub redis: crate::redis::RedisStats,
     pub client_losses: crate::Losses,
     pub server_losses: crate::Losses,
 }
@@ -262,6 +263,7 @@ impl Flow {
             server: self.server,
             protocol: self.conn.protocol,
             http1: self.conn.http1_stats(),
+            redis: self.conn.redis_stats(),
             client_losses: self.conn.client.losses,
             server_losses: self.conn.server.losses,
         }

@@ -212,3 +212,37 @@ fn garbage_is_counted_never_a_panic() {
     }
     conn.close(&mut out);
 }
+
+#[test]
+fn bytes_lost_inside_a_body_do_not_lose_the_exchange() {
+    // A capture with a small snap length: the middle of a long body is missing.
+    let mut conn = Conn::new(loupe_l7::DEFAULT_BUFFER);
+    let mut out = Vec::new();
+    conn.push(
+        Q,
+        0,
+        b"GET /big HTTP/1.1\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+        0,
+        &mut out,
+    );
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n";
+    conn.push(A, 0, head, 1, &mut out);
+    conn.push(A, head.len() as u64, &[b'x'; 100], 2, &mut out);
+    // 9 800 bytes never captured, then the body's last 100 and the next response.
+    let tail_at = head.len() as u64 + 9900;
+    let mut tail = vec![b'y'; 100];
+    tail.extend_from_slice(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    conn.push(A, tail_at, &tail, 3, &mut out);
+    conn.close(&mut out);
+    let got: Vec<(&str, Option<u16>, u64)> = out
+        .iter()
+        .map(|r| (r.resource.as_str(), r.status, r.response_bytes))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/big", Some(200), head.len() as u64 + 10_000),
+            ("/next", Some(404), 45)
+        ]
+    );
+}

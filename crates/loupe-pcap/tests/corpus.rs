@@ -238,3 +238,47 @@ fn deepflow_dns_captures_give_deepflows_queries_codes_and_times() {
     }
     assert!(compared >= 8, "{compared}");
 }
+
+#[test]
+fn deepflow_redis_captures_give_deepflows_commands_and_errors() {
+    let Some(dir) = corpus() else { return };
+    let mut compared = 0;
+    for name in ["redis", "redis-error", "redis-debug"] {
+        let base = dir.join("deepflow/redis").join(name);
+        let result = std::fs::read_to_string(base.with_extension("result")).unwrap();
+        let quoted = |line: &str, field: &str| -> String {
+            line.split(&format!("{field}: \""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        // (command text, error kind) per request/response pair, in order.
+        let (mut want, mut pending) = (Vec::new(), Vec::new());
+        for line in result.lines().filter(|l| l.starts_with("RedisInfo")) {
+            let request = quoted(line, "request");
+            if !request.is_empty() {
+                pending.push(request);
+            } else if !pending.is_empty() {
+                let error = quoted(line, "error");
+                let kind = error
+                    .trim_start_matches('-')
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_string);
+                want.push((pending.remove(0), kind));
+            }
+        }
+        let got = loupe_pcap::analyze(&base.with_extension("pcap")).unwrap();
+        let have: Vec<(String, Option<String>)> = got
+            .records
+            .iter()
+            .filter(|s| s.record.protocol == "redis")
+            .map(|s| (s.record.resource.clone(), s.record.error.clone()))
+            .collect();
+        assert_eq!(have, want, "{name}");
+        compared += want.len();
+        println!("{name}: {} commands", want.len());
+    }
+    assert!(compared >= 10, "{compared}");
+}
