@@ -7,10 +7,12 @@
 //! - [`http1`]: HTTP/1.x heads, body framing, FIFO stitching.
 //! - [`dns`]: DNS over UDP and TCP, paired by transaction id.
 //! - [`redis`]: RESP2/RESP3, pipelining, pub/sub pushes, MULTI/EXEC.
+//! - [`pgsql`]: PostgreSQL simple and extended queries, prepared statements, SQLSTATE.
 //! - [`route`]: route normalisation for bounded labels.
 
 pub mod dns;
 pub mod http1;
+pub mod pgsql;
 pub mod record;
 pub mod redis;
 pub mod route;
@@ -33,6 +35,7 @@ pub enum Protocol {
     /// DNS over TCP (UDP datagrams go to [`dns::Pairing`] directly).
     Dns,
     Redis,
+    Postgresql,
     /// Seen and not recognised: its bytes are counted, not parsed.
     Other,
 }
@@ -46,6 +49,7 @@ pub struct Conn {
     http1: http1::Http1,
     dns: dns::DnsTcp,
     redis: redis::Redis,
+    pgsql: pgsql::Pgsql,
 }
 
 /// The two sides of a connection, as the TCP DNS pairing names them.
@@ -63,6 +67,7 @@ impl Conn {
             http1: http1::Http1::default(),
             dns: dns::DnsTcp::default(),
             redis: redis::Redis::default(),
+            pgsql: pgsql::Pgsql::default(),
         }
     }
 
@@ -91,6 +96,10 @@ impl Conn {
                 self.redis.on_request(&mut self.client);
                 self.redis.on_response(&mut self.server, out);
             }
+            Protocol::Postgresql => {
+                self.pgsql.on_request(&mut self.client);
+                self.pgsql.on_response(&mut self.server, out);
+            }
             Protocol::Other => {
                 for s in [&mut self.client, &mut self.server] {
                     let n = s.buffered();
@@ -110,6 +119,7 @@ impl Conn {
                 self.http1.on_close(out);
             }
             Protocol::Redis => self.redis.on_close(out),
+            Protocol::Postgresql => self.pgsql.on_close(out),
             _ => {}
         }
     }
@@ -134,6 +144,9 @@ pub fn infer(client: &[u8], server: &[u8]) -> Protocol {
     }
     if redis::looks_like_command(client) {
         return Protocol::Redis;
+    }
+    if pgsql::looks_like_client(client) {
+        return Protocol::Postgresql;
     }
     // Joined mid-stream: a message may start further in.
     let (c, s) = (

@@ -235,6 +235,17 @@ fn describe(r: &Record, sides: Sides<'_>) -> (&'static str, &'static str, Labels
                 ("error.type", r.error.clone().unwrap_or_default()),
             ],
         ),
+        "postgresql" => (
+            "db.client.operation.duration",
+            "db_client_operation_duration_seconds",
+            vec![
+                ("server.address", sides.server.to_string()),
+                ("db.system.name", "postgresql".to_string()),
+                ("db.operation.name", r.method.clone()),
+                ("db.query.summary", r.route.clone()),
+                ("error.type", r.error.clone().unwrap_or_default()),
+            ],
+        ),
         _ => (
             "http.server.request.duration",
             "http_server_request_duration_seconds",

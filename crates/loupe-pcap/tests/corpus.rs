@@ -282,3 +282,54 @@ fn deepflow_redis_captures_give_deepflows_commands_and_errors() {
     }
     assert!(compared >= 10, "{compared}");
 }
+
+#[test]
+fn deepflow_postgresql_captures_give_the_sql_and_the_errors() {
+    let Some(dir) = corpus() else { return };
+    let dir = dir.join("deepflow/postgre");
+    let records = |name: &str| {
+        loupe_pcap::analyze(&dir.join(name))
+            .unwrap()
+            .records
+            .into_iter()
+            .filter(|s| s.record.protocol == "postgresql")
+            .map(|s| s.record)
+            .collect::<Vec<_>>()
+    };
+    let simple = records("simple_query.pcap");
+    assert_eq!((simple.len(), simple[0].route.as_str()), (1, "DELETE test"));
+    let prepared = records("prepare_stat.pcap");
+    assert_eq!(
+        prepared[0].resource,
+        "delete from test where id=$1 returning id"
+    );
+    let error = records("error.pcap");
+    assert_eq!(
+        (error.len(), error[0].error.as_deref()),
+        (1, Some("42601")),
+        "a syntax error's SQLSTATE"
+    );
+    // Every statement DeepFlow saw parsed is in a record, with its SQL.
+    let all = records("pgsql-all.pcap");
+    let result = std::fs::read_to_string(dir.join("pgsql-all.result")).unwrap();
+    let mut parsed = 0;
+    for line in result.lines() {
+        let Some(end) = line.rfind('}') else { continue };
+        let v: serde_json::Value = serde_json::from_str(&line[..=end]).unwrap();
+        if let Some(sql) = v["request_resource"].as_str() {
+            parsed += 1;
+            assert!(
+                all.iter().any(|r| r.resource.trim_end() == sql.trim_end()),
+                "{sql}"
+            );
+        }
+    }
+    let executes = all.iter().filter(|r| r.method == "EXECUTE").count();
+    println!("pgsql-all: {} query cycles ({parsed} with SQL parsed in the capture, {executes} of statements prepared before it)", all.len());
+    assert_eq!(parsed, 4);
+    assert!(
+        all.len() >= 30 && all.iter().all(|r| r.error.is_none()),
+        "{}",
+        all.len()
+    );
+}
