@@ -5,12 +5,14 @@
 //! - [`stream`]: one direction's bytes by position, bounded, with gaps said out loud.
 //! - [`Conn`]: a connection's two directions and the protocol state that pairs them.
 //! - [`http1`]: HTTP/1.x heads, body framing, FIFO stitching.
+//! - [`h2`]: HTTP/2 (h2c) frames, HPACK, streams, gRPC status.
 //! - [`dns`]: DNS over UDP and TCP, paired by transaction id.
 //! - [`redis`]: RESP2/RESP3, pipelining, pub/sub pushes, MULTI/EXEC.
 //! - [`pgsql`]: PostgreSQL simple and extended queries, prepared statements, SQLSTATE.
 //! - [`route`]: route normalisation for bounded labels.
 
 pub mod dns;
+pub mod h2;
 pub mod http1;
 pub mod pgsql;
 pub mod record;
@@ -32,6 +34,8 @@ pub enum Protocol {
     /// Not known yet: the first bytes of each direction decide.
     Unknown,
     Http1,
+    /// HTTP/2 cleartext (h2c), gRPC included.
+    Http2,
     /// DNS over TCP (UDP datagrams go to [`dns::Pairing`] directly).
     Dns,
     Redis,
@@ -47,6 +51,7 @@ pub struct Conn {
     pub server: StreamBuf,
     pub protocol: Protocol,
     http1: http1::Http1,
+    h2: h2::H2,
     dns: dns::DnsTcp,
     redis: redis::Redis,
     pgsql: pgsql::Pgsql,
@@ -65,6 +70,7 @@ impl Conn {
             server: StreamBuf::new(buffer),
             protocol: Protocol::Unknown,
             http1: http1::Http1::default(),
+            h2: h2::H2::default(),
             dns: dns::DnsTcp::default(),
             redis: redis::Redis::default(),
             pgsql: pgsql::Pgsql::default(),
@@ -87,6 +93,10 @@ impl Conn {
             Protocol::Http1 => {
                 self.http1.on_request(&mut self.client);
                 self.http1.on_response(&mut self.server, out);
+            }
+            Protocol::Http2 => {
+                self.h2.on_data(0, &mut self.client, out);
+                self.h2.on_data(1, &mut self.server, out);
             }
             Protocol::Dns => {
                 self.dns.on_data(&mut self.client, SIDES[0], SIDES[1], out);
@@ -118,10 +128,19 @@ impl Conn {
                 self.http1.on_response(&mut self.server, out);
                 self.http1.on_close(out);
             }
+            Protocol::Http2 => {
+                self.h2.on_data(0, &mut self.client, out);
+                self.h2.on_data(1, &mut self.server, out);
+                self.h2.on_close(out);
+            }
             Protocol::Redis => self.redis.on_close(out),
             Protocol::Postgresql => self.pgsql.on_close(out),
             _ => {}
         }
+    }
+
+    pub fn h2_stats(&self) -> h2::H2Stats {
+        self.h2.stats
     }
 
     pub fn redis_stats(&self) -> redis::RedisStats {
@@ -136,6 +155,9 @@ impl Conn {
 /// The protocol the first bytes of each direction show, or `Unknown` while too few
 /// have arrived to tell.
 pub fn infer(client: &[u8], server: &[u8]) -> Protocol {
+    if h2::looks_like(client) || (client.is_empty() && h2::looks_like(server)) {
+        return Protocol::Http2;
+    }
     if http1::looks_like_request(client) || http1::looks_like_response(server) {
         return Protocol::Http1;
     }

@@ -225,6 +225,22 @@ fn describe(r: &Record, sides: Sides<'_>) -> (&'static str, &'static str, Labels
                 ("error.type", r.error.clone().unwrap_or_default()),
             ],
         ),
+        "grpc" => {
+            let mut parts = r.resource.trim_start_matches('/').splitn(2, '/');
+            let (service, method) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            (
+                "rpc.server.duration",
+                "rpc_server_duration_seconds",
+                vec![
+                    ("server.address", sides.server.to_string()),
+                    ("rpc.system", "grpc".to_string()),
+                    ("rpc.service", service.to_string()),
+                    ("rpc.method", method.to_string()),
+                    ("rpc.grpc.status_code", status),
+                    ("error.type", r.error.clone().unwrap_or_default()),
+                ],
+            )
+        }
         "redis" => (
             "db.client.operation.duration",
             "db_client_operation_duration_seconds",

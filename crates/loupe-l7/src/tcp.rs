@@ -71,6 +71,7 @@ pub struct Finished {
     pub protocol: crate::Protocol,
     pub http1: crate::http1::Http1Stats,
     pub redis: crate::redis::RedisStats,
+    pub h2: crate::h2::H2Stats,
     pub client_losses: crate::Losses,
     pub server_losses: crate::Losses,
 }
@@ -264,6 +265,7 @@ impl Flow {
             protocol: self.conn.protocol,
             http1: self.conn.http1_stats(),
             redis: self.conn.redis_stats(),
+            h2: self.conn.h2_stats(),
             client_losses: self.conn.client.losses,
             server_losses: self.conn.server.losses,
         }

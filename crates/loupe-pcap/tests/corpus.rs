@@ -333,3 +333,82 @@ fn deepflow_postgresql_captures_give_the_sql_and_the_errors() {
         all.len()
     );
 }
+
+#[test]
+fn deepflow_http2_and_grpc_captures_give_deepflows_paths_and_statuses() {
+    let Some(dir) = corpus() else { return };
+    let dir = dir.join("deepflow/http");
+    // Captures whose response is not in the file: a record is an exchange, so those
+    // streams are counted as unfinished instead (DeepFlow lists the lone request).
+    let unanswered = ["grpc-segmented", "httpv2-stream-id"];
+    let mut compared = 0;
+    for name in [
+        "h2c_ascii",
+        "http2-multi",
+        "grpc-unary",
+        "grpc-server-stream",
+        "grpc-service-name",
+        "grpc-unknown",
+        "grpc-segmented",
+        "httpv2-stream-id",
+    ] {
+        let result = std::fs::read_to_string(dir.join(format!("{name}.result"))).unwrap();
+        let got = loupe_pcap::analyze(&dir.join(format!("{name}.pcap"))).unwrap();
+        let records: Vec<&loupe_l7::Record> = got
+            .records
+            .iter()
+            .map(|s| &s.record)
+            .filter(|r| matches!(r.protocol, "http2" | "grpc"))
+            .collect();
+        if unanswered.contains(&name) {
+            assert!(records.is_empty());
+            let open: u64 = got.connections.iter().map(|c| c.h2.unfinished).sum();
+            assert!(open >= 1, "{name}: {:?}", got.connections);
+            continue;
+        }
+        let mut statuses = Vec::new();
+        for line in result
+            .lines()
+            .filter(|l| l.contains("proto: Http2") || l.contains("proto: Grpc"))
+        {
+            let path = line
+                .split("path: \"")
+                .nth(1)
+                .and_then(|p| p.split('"').next())
+                .unwrap_or("");
+            if line.contains("msg_type: Request") && !path.is_empty() {
+                assert!(
+                    records.iter().any(|r| r.resource == path),
+                    "{name}: {path} not among {records:?}"
+                );
+                compared += 1;
+            }
+            if line.contains("msg_type: Response") {
+                let grpc = line
+                    .split("grpc_status_code: Some(")
+                    .nth(1)
+                    .and_then(|s| s.split(')').next())
+                    .and_then(|s| s.parse::<u16>().ok());
+                let http = line
+                    .split(" status_code: Some(")
+                    .nth(1)
+                    .and_then(|s| s.split(')').next())
+                    .and_then(|s| s.parse::<u16>().ok());
+                statuses.push((grpc, http));
+            }
+        }
+        for (grpc, http) in statuses {
+            let found = records.iter().any(|r| match r.protocol {
+                "grpc" => grpc.is_none() || r.status == grpc,
+                _ => r.status == http,
+            });
+            assert!(
+                found,
+                "{name}: status {grpc:?}/{http:?} not among {records:?}"
+            );
+            compared += 1;
+        }
+        println!("{name}: {} exchanges", records.len());
+    }
+    assert!(compared >= 10, "{compared}");
+}
