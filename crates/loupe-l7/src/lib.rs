@@ -9,11 +9,13 @@
 //! - [`dns`]: DNS over UDP and TCP, paired by transaction id.
 //! - [`redis`]: RESP2/RESP3, pipelining, pub/sub pushes, MULTI/EXEC.
 //! - [`pgsql`]: PostgreSQL simple and extended queries, prepared statements, SQLSTATE.
+//! - [`mysql`]: MySQL text and prepared statements, result sets, error codes.
 //! - [`route`]: route normalisation for bounded labels.
 
 pub mod dns;
 pub mod h2;
 pub mod http1;
+pub mod mysql;
 pub mod pgsql;
 pub mod record;
 pub mod redis;
@@ -40,6 +42,7 @@ pub enum Protocol {
     Dns,
     Redis,
     Postgresql,
+    Mysql,
     /// Seen and not recognised: its bytes are counted, not parsed.
     Other,
 }
@@ -55,6 +58,7 @@ pub struct Conn {
     dns: dns::DnsTcp,
     redis: redis::Redis,
     pgsql: pgsql::Pgsql,
+    mysql: mysql::Mysql,
 }
 
 /// The two sides of a connection, as the TCP DNS pairing names them.
@@ -74,6 +78,7 @@ impl Conn {
             dns: dns::DnsTcp::default(),
             redis: redis::Redis::default(),
             pgsql: pgsql::Pgsql::default(),
+            mysql: mysql::Mysql::default(),
         }
     }
 
@@ -110,6 +115,10 @@ impl Conn {
                 self.pgsql.on_request(&mut self.client);
                 self.pgsql.on_response(&mut self.server, out);
             }
+            Protocol::Mysql => {
+                self.mysql.on_request(&mut self.client);
+                self.mysql.on_response(&mut self.server, out);
+            }
             Protocol::Other => {
                 for s in [&mut self.client, &mut self.server] {
                     let n = s.buffered();
@@ -135,6 +144,11 @@ impl Conn {
             }
             Protocol::Redis => self.redis.on_close(out),
             Protocol::Postgresql => self.pgsql.on_close(out),
+            Protocol::Mysql => {
+                self.mysql.on_request(&mut self.client);
+                self.mysql.on_response(&mut self.server, out);
+                self.mysql.on_close(out);
+            }
             _ => {}
         }
     }
@@ -169,6 +183,9 @@ pub fn infer(client: &[u8], server: &[u8]) -> Protocol {
     }
     if pgsql::looks_like_client(client) {
         return Protocol::Postgresql;
+    }
+    if mysql::looks_like(client, server) {
+        return Protocol::Mysql;
     }
     // Joined mid-stream: a message may start further in.
     let (c, s) = (

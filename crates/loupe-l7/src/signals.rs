@@ -251,12 +251,12 @@ fn describe(r: &Record, sides: Sides<'_>) -> (&'static str, &'static str, Labels
                 ("error.type", r.error.clone().unwrap_or_default()),
             ],
         ),
-        "postgresql" => (
+        "postgresql" | "mysql" => (
             "db.client.operation.duration",
             "db_client_operation_duration_seconds",
             vec![
                 ("server.address", sides.server.to_string()),
-                ("db.system.name", "postgresql".to_string()),
+                ("db.system.name", r.protocol.to_string()),
                 ("db.operation.name", r.method.clone()),
                 ("db.query.summary", r.route.clone()),
                 ("error.type", r.error.clone().unwrap_or_default()),

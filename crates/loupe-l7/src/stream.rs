@@ -109,6 +109,14 @@ impl StreamBuf {
         outcome.unwrap_or(Pushed::Appended(fresh.len()))
     }
 
+    /// Declares `n` bytes lost after what was seen (a layer below lost them): like a gap.
+    pub fn lose(&mut self, n: u64) {
+        let end = self.end();
+        self.losses.gaps += 1;
+        self.losses.lost_bytes += n;
+        self.clear_to(end + n);
+    }
+
     fn clear_to(&mut self, pos: u64) {
         self.unseen += pos.saturating_sub(self.base);
         self.buf.clear();
