@@ -10,11 +10,13 @@
 //! - [`redis`]: RESP2/RESP3, pipelining, pub/sub pushes, MULTI/EXEC.
 //! - [`pgsql`]: PostgreSQL simple and extended queries, prepared statements, SQLSTATE.
 //! - [`mysql`]: MySQL text and prepared statements, result sets, error codes.
+//! - [`kafka`]: Kafka requests and responses by correlation id, topics, error codes.
 //! - [`route`]: route normalisation for bounded labels.
 
 pub mod dns;
 pub mod h2;
 pub mod http1;
+pub mod kafka;
 pub mod mysql;
 pub mod pgsql;
 pub mod record;
@@ -43,6 +45,7 @@ pub enum Protocol {
     Redis,
     Postgresql,
     Mysql,
+    Kafka,
     /// Seen and not recognised: its bytes are counted, not parsed.
     Other,
 }
@@ -59,6 +62,7 @@ pub struct Conn {
     redis: redis::Redis,
     pgsql: pgsql::Pgsql,
     mysql: mysql::Mysql,
+    kafka: kafka::Kafka,
 }
 
 /// The two sides of a connection, as the TCP DNS pairing names them.
@@ -79,6 +83,7 @@ impl Conn {
             redis: redis::Redis::default(),
             pgsql: pgsql::Pgsql::default(),
             mysql: mysql::Mysql::default(),
+            kafka: kafka::Kafka::default(),
         }
     }
 
@@ -119,6 +124,10 @@ impl Conn {
                 self.mysql.on_request(&mut self.client);
                 self.mysql.on_response(&mut self.server, out);
             }
+            Protocol::Kafka => {
+                self.kafka.on_request(&mut self.client);
+                self.kafka.on_response(&mut self.server, out);
+            }
             Protocol::Other => {
                 for s in [&mut self.client, &mut self.server] {
                     let n = s.buffered();
@@ -144,6 +153,7 @@ impl Conn {
             }
             Protocol::Redis => self.redis.on_close(out),
             Protocol::Postgresql => self.pgsql.on_close(out),
+            Protocol::Kafka => self.kafka.on_close(),
             Protocol::Mysql => {
                 self.mysql.on_request(&mut self.client);
                 self.mysql.on_response(&mut self.server, out);
@@ -186,6 +196,9 @@ pub fn infer(client: &[u8], server: &[u8]) -> Protocol {
     }
     if mysql::looks_like(client, server) {
         return Protocol::Mysql;
+    }
+    if kafka::looks_like(client) {
+        return Protocol::Kafka;
     }
     // Joined mid-stream: a message may start further in.
     let (c, s) = (

@@ -66,7 +66,21 @@ pub fn looks_like_client(data: &[u8]) -> bool {
     if data.len() >= 8 {
         let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
         let code = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
-        if (8..10_000).contains(&len) && matches!(code, 196_608 | 80_877_103 | 80_877_104) {
+        // A startup's parameters are `name\0value\0` pairs with well-known names (a
+        // Kafka Metadata v0 request has the same first eight bytes).
+        let params = &data[8..];
+        let startup = code == 196_608
+            && [
+                "user\0",
+                "database\0",
+                "application_name\0",
+                "client_encoding\0",
+                "options\0",
+                "replication\0",
+            ]
+            .iter()
+            .any(|k| params.starts_with(k.as_bytes()));
+        if (8..10_000).contains(&len) && (startup || matches!(code, 80_877_103 | 80_877_104)) {
             return true;
         }
     }

@@ -241,6 +241,17 @@ fn describe(r: &Record, sides: Sides<'_>) -> (&'static str, &'static str, Labels
                 ],
             )
         }
+        "kafka" => (
+            "messaging.client.operation.duration",
+            "messaging_client_operation_duration_seconds",
+            vec![
+                ("server.address", sides.server.to_string()),
+                ("messaging.system", "kafka".to_string()),
+                ("messaging.operation.name", r.method.clone()),
+                ("messaging.destination.name", r.route.clone()),
+                ("error.type", r.error.clone().unwrap_or_default()),
+            ],
+        ),
         "redis" => (
             "db.client.operation.duration",
             "db_client_operation_duration_seconds",

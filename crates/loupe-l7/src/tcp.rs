@@ -52,6 +52,8 @@ struct Flow {
     held_bytes: [usize; 2],
     closed: [bool; 2],
     last_seen: i64,
+    /// A SYN was seen: who the client is is known.
+    handshake: bool,
 }
 
 /// Every connection of a capture (or of a node), by its address pair.
@@ -134,11 +136,21 @@ impl Flows {
                     held_bytes: [0; 2],
                     closed: [false; 2],
                     last_seen: seg.ts,
+                    handshake: seg.syn,
                 },
             );
         }
         let flow = self.flows.get_mut(&k).expect("inserted above");
         flow.last_seen = seg.ts;
+        if !flow.handshake && flow.next == [0, 0] && !seg.payload.is_empty() {
+            // No handshake seen and no data yet: the first bytes say who asks.
+            use crate::Protocol::{Other, Unknown};
+            if !matches!(crate::infer(seg.payload, &[]), Unknown | Other) {
+                (flow.client, flow.server) = (seg.src, seg.dst);
+            } else if !matches!(crate::infer(&[], seg.payload), Unknown | Other) {
+                (flow.client, flow.server) = (seg.dst, seg.src);
+            }
+        }
         let d = usize::from(seg.src != flow.client);
         let mut records = Vec::new();
         if flow.isn[d].is_none() {

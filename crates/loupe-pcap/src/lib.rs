@@ -196,6 +196,11 @@ pub enum Transport<'a> {
 pub fn decode<'a>(f: &Frame<'a>) -> Transport<'a> {
     let sliced = match f.linktype {
         1 => SlicedPacket::from_ethernet(f.data),
+        // Linux cooked (SLL): a 16-byte header ending with the protocol. Read by hand:
+        // the hardware types of loopback and tunnels are refused by some decoders.
+        113 if f.data.len() > 16 && matches!(&f.data[14..16], [0x08, 0x00] | [0x86, 0xdd]) => {
+            SlicedPacket::from_ip(&f.data[16..])
+        }
         113 => SlicedPacket::from_linux_sll(f.data),
         // Linux cooked v2: a 20-byte header whose first two bytes are the protocol.
         276 if f.data.len() > 20 => SlicedPacket::from_ip(&f.data[20..]),

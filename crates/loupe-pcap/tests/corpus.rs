@@ -478,3 +478,82 @@ fn deepflow_mysql_captures_give_deepflows_commands() {
     println!("{matched} MySQL captures, {requests} commands as DeepFlow has them");
     assert!(matched >= 19, "{matched}");
 }
+
+#[test]
+fn deepflow_and_go_sniffer_kafka_captures_give_their_apis_topics_and_codes() {
+    let Some(dir) = corpus() else { return };
+    // go-sniffer's capture (Linux cooked link type): exactly 2 requests and 2 responses.
+    let sniffer = loupe_pcap::analyze(&dir.join("go-sniffer/kafka.pcap")).unwrap();
+    let got: Vec<(&str, &str)> = sniffer
+        .records
+        .iter()
+        .map(|s| (s.record.method.as_str(), s.record.resource.as_str()))
+        .collect();
+    assert_eq!(got, vec![("Metadata", ""), ("Produce", "test")]);
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("deepflow/kafka"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "result"))
+        .collect();
+    files.sort();
+    let mut exchanges = 0;
+    for result in files {
+        let name = result.file_stem().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&result).unwrap();
+        let field = |l: &str, f: &str| {
+            l.split(&format!("{f}: "))
+                .nth(1)
+                .map(|r| r.split([',', ' ']).next().unwrap_or("").to_string())
+        };
+        let mut want = Vec::new();
+        let mut requests: Vec<(String, String, String)> = Vec::new();
+        for line in text.lines().filter(|l| l.starts_with("KafkaInfo")) {
+            let id = field(line, "correlation_id").unwrap_or_default();
+            let topic = line
+                .split("topic_name: \"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .unwrap_or("")
+                .to_string();
+            match field(line, "msg_type").as_deref() {
+                Some("Request") => {
+                    requests.push((id, field(line, "api_key").unwrap_or_default(), topic))
+                }
+                Some("Response") => {
+                    if let Some(i) = requests.iter().position(|r| r.0 == id) {
+                        let (_, api, topic) = requests.remove(i);
+                        let status = line
+                            .split("status_code: Some(")
+                            .nth(1)
+                            .and_then(|s| s.split(')').next())
+                            .and_then(|s| s.parse::<u16>().ok());
+                        want.push((api, topic, status));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let got = loupe_pcap::analyze(&result.with_extension("pcap")).unwrap();
+        let ours: Vec<(String, String, Option<u16>)> = got
+            .records
+            .iter()
+            .filter(|s| s.record.protocol == "kafka")
+            .map(|s| {
+                (
+                    s.record.method.clone(),
+                    s.record.resource.clone(),
+                    s.record.status,
+                )
+            })
+            .collect();
+        for (api, topic, status) in &want {
+            let found = ours.iter().any(|(m, r, s)| {
+                m == api && (topic.is_empty() || r == topic) && (status.is_none() || s == status)
+            });
+            assert!(found, "{name}: {api} {topic} {status:?} not among {ours:?}");
+            exchanges += 1;
+        }
+    }
+    println!("{exchanges} Kafka exchanges as DeepFlow has them");
+    assert!(exchanges >= 10, "{exchanges}");
+}
