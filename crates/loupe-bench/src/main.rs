@@ -7,6 +7,7 @@
 //! - `phases FILE`: decode, observe and the processor timed on their own.
 //! - `simulate [--profile P] [--pods N]`: the simulator's generation rate, then the replay
 //!   of its output (no RequestReceived, as the shipped policy logs).
+//! - `l7 [--requests N]`: the L7 engine per protocol (requests/s per core, MB/s).
 //! - `scrape [--pods N]`: a real `loupe serve` tailing a simulated cluster, with and
 //!   without /metrics scraped back to back (ingest rate, scrape latency).
 //!
@@ -54,6 +55,7 @@ fn main() -> Result<()> {
         ),
         Some("phases") => phases(&args[1], args.get(2).map(String::as_str)),
         Some("scrape") => scrape(arg("--pods", 5_000)),
+        Some("l7") => l7(arg("--requests", 1_000_000)),
         Some("child") => child(&args[1], &args[2], arg("--idle-seconds", 300)),
         // Writes the ingest mix to a file, for profiling `child` on its own.
         Some("write") => {
@@ -65,7 +67,7 @@ fn main() -> Result<()> {
             write_sample(Path::new(&args[1]), &mix).map(|_| ())
         }
         _ => bail!(
-            "usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N] | simulate [--profile P] [--pods N] | scrape [--pods N]"
+            "usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N] | simulate [--profile P] [--pods N] | scrape [--pods N] | l7 [--requests N]"
         ),
     }
 }
@@ -759,4 +761,73 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let mut reply = String::new();
     s.read_to_string(&mut reply).ok()?;
     reply.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// `l7 [--requests N]`: the L7 engine's parse + stitch + aggregate on one core, per
+/// protocol, over pipelined exchanges held in memory (fed in 16 KiB pushes).
+fn l7(requests: usize) -> Result<()> {
+    let http_req: &[u8] = b"GET /api/orders/12345?expand=items HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n";
+    let http_resp: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{\"id\":12345,\"status\":\"ok\"}\n";
+    let redis_req: &[u8] = b"*2\r\n$3\r\nGET\r\n$12\r\nuser:1234567\r\n";
+    let redis_resp: &[u8] = b"$11\r\nhello world\r\n";
+    for (name, req, resp) in [
+        ("http1", http_req, http_resp),
+        ("redis", redis_req, redis_resp),
+    ] {
+        let client: Vec<u8> = req.repeat(requests);
+        let server: Vec<u8> = resp.repeat(requests);
+        let mut conn = loupe_l7::Conn::new(loupe_l7::DEFAULT_BUFFER);
+        let mut signals = loupe_l7::signals::Signals::new(100);
+        let mut out = Vec::new();
+        let (mut records, mut pos) = (0usize, 0usize);
+        let cpu0 = thread_cpu_seconds();
+        let sides = loupe_l7::signals::Sides {
+            server: "10.0.0.2:80",
+            client: "10.0.0.1",
+        };
+        // Both sides advance by the same number of exchanges per push (~16 KiB of requests).
+        let per_push = (16 * 1024 / req.len()).max(1);
+        let (req_chunk, resp_chunk) = (per_push * req.len(), per_push * resp.len());
+        let mut spos = 0usize;
+        while pos < client.len() || spos < server.len() {
+            if pos < client.len() {
+                let end = (pos + req_chunk).min(client.len());
+                let bytes = &client[pos..end];
+                conn.push(
+                    loupe_l7::Dir::Request,
+                    pos as u64,
+                    bytes,
+                    pos as i64,
+                    &mut out,
+                );
+            }
+            if spos < server.len() {
+                let end = (spos + resp_chunk).min(server.len());
+                let bytes = &server[spos..end];
+                conn.push(
+                    loupe_l7::Dir::Response,
+                    spos as u64,
+                    bytes,
+                    pos as i64,
+                    &mut out,
+                );
+            }
+            for r in out.drain(..) {
+                signals.observe(&r, sides);
+                records += 1;
+            }
+            pos += req_chunk;
+            spos += resp_chunk;
+        }
+        conn.close(&mut out);
+        records += out.len();
+        let cpu = (thread_cpu_seconds() - cpu0).max(1e-9);
+        let bytes = (client.len() + server.len()) as f64;
+        println!(
+            "l7 {name}: {records} exchanges of {requests} in {cpu:.3} CPU-s = {:.0} requests/s per core, {:.0} MB/s (parse + stitch + aggregate, one connection, ~16 KiB pushes)",
+            records as f64 / cpu,
+            bytes / cpu / 1e6
+        );
+    }
+    Ok(())
 }

@@ -36,6 +36,8 @@ pub struct StreamBuf {
     /// Stream position of `buf[0]`.
     base: u64,
     buf: Vec<u8>,
+    /// Bytes of `buf` already consumed (dropped lazily, so consuming is O(1)).
+    read: usize,
     limit: usize,
     /// (position, time) of each push still in the buffer, oldest first.
     times: VecDeque<(u64, i64)>,
@@ -51,6 +53,7 @@ impl StreamBuf {
         StreamBuf {
             base: 0,
             buf: Vec::new(),
+            read: 0,
             limit: limit.max(1),
             times: VecDeque::new(),
             resync: false,
@@ -62,7 +65,7 @@ impl StreamBuf {
 
     /// The position after the last byte seen.
     pub fn end(&self) -> u64 {
-        self.base + self.buf.len() as u64
+        self.base + self.buffered() as u64
     }
 
     /// Adds the bytes at stream position `pos`, seen at time `ts` (µs).
@@ -88,8 +91,8 @@ impl StreamBuf {
         } else {
             &data[(end - pos) as usize..]
         };
-        if self.buf.len() + fresh.len() > self.limit {
-            let dropped = self.buf.len() as u64;
+        if self.buffered() + fresh.len() > self.limit {
+            let dropped = self.buffered() as u64;
             self.losses.overflows += 1;
             self.losses.dropped_bytes += dropped;
             let start = self.end();
@@ -105,6 +108,11 @@ impl StreamBuf {
         }
         let at = self.end();
         self.times.push_back((at, ts));
+        if self.read > 0 && self.read * 2 >= self.buf.len() {
+            // Compact once half the vector is consumed: amortised O(1) per byte.
+            self.buf.drain(..self.read);
+            self.read = 0;
+        }
         self.buf.extend_from_slice(fresh);
         outcome.unwrap_or(Pushed::Appended(fresh.len()))
     }
@@ -120,6 +128,7 @@ impl StreamBuf {
     fn clear_to(&mut self, pos: u64) {
         self.unseen += pos.saturating_sub(self.base);
         self.buf.clear();
+        self.read = 0;
         self.times.clear();
         self.base = pos;
         self.resync = true;
@@ -127,7 +136,7 @@ impl StreamBuf {
 
     /// The buffered bytes, from the first one not yet consumed.
     pub fn data(&self) -> &[u8] {
-        &self.buf
+        &self.buf[self.read..]
     }
 
     /// Stream position of `data()[0]`.
@@ -143,8 +152,12 @@ impl StreamBuf {
 
     /// Drops the first `n` bytes (parsed).
     pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.buf.len());
-        self.buf.drain(..n);
+        let n = n.min(self.buffered());
+        self.read += n;
+        if self.read == self.buf.len() {
+            self.buf.clear();
+            self.read = 0;
+        }
         self.base += n as u64;
         // Keep the push covering the new first byte.
         while self.times.len() > 1 && self.times[1].0 <= self.base {
@@ -167,7 +180,7 @@ impl StreamBuf {
     }
 
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.read
     }
 }
 
