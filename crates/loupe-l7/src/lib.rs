@@ -87,6 +87,14 @@ impl Conn {
         }
     }
 
+    /// A connection known to speak `protocol` (a port convention, or a test).
+    pub fn with_protocol(buffer: usize, protocol: Protocol) -> Conn {
+        Conn {
+            protocol,
+            ..Conn::new(buffer)
+        }
+    }
+
     /// Adds bytes seen at `ts` (µs) at stream position `pos` of one direction; records
     /// completed by them go to `out`.
     pub fn push(&mut self, dir: Dir, pos: u64, data: &[u8], ts: i64, out: &mut Vec<Record>) {
