@@ -249,7 +249,7 @@ impl Kafka {
             resync(buf);
         }
         loop {
-            if skip(&mut self.skip[0], buf) {
+            if buf.skip_pending(&mut self.skip[0]) {
                 return;
             }
             let data = buf.data();
@@ -312,7 +312,7 @@ impl Kafka {
             return;
         }
         loop {
-            if skip(&mut self.skip[1], buf) {
+            if buf.skip_pending(&mut self.skip[1]) {
                 if let Some((id, start, bytes, error)) = self.pending_response {
                     self.pending_response = Some((id, start, bytes, error));
                 }
@@ -385,16 +385,6 @@ fn consume(skip: &mut u64, buf: &mut StreamBuf, total: usize) {
     let have = buf.buffered().min(total);
     buf.consume(have);
     *skip = (total - have) as u64;
-}
-
-fn skip(left: &mut u64, buf: &mut StreamBuf) -> bool {
-    if *left == 0 {
-        return false;
-    }
-    let n = (*left).min(buf.buffered() as u64) as usize;
-    buf.consume(n);
-    *left -= n as u64;
-    *left > 0
 }
 
 fn resync(buf: &mut StreamBuf) {

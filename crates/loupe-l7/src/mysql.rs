@@ -223,7 +223,7 @@ impl Mysql {
             resync(buf);
         }
         loop {
-            if skip(&mut self.skip[0], buf) {
+            if buf.skip_pending(&mut self.skip[0]) {
                 return;
             }
             let Some((len, seq, total)) = packet(buf.data()) else {
@@ -373,7 +373,7 @@ impl Mysql {
             return;
         }
         loop {
-            if skip(&mut self.skip[1], buf) {
+            if buf.skip_pending(&mut self.skip[1]) {
                 return;
             }
             let Some((len, seq, total)) = packet(buf.data()) else {
@@ -608,16 +608,6 @@ fn record(r: Response) -> Record {
         response_end: r.end,
         partial: false,
     }
-}
-
-fn skip(left: &mut u64, buf: &mut StreamBuf) -> bool {
-    if *left == 0 {
-        return false;
-    }
-    let n = (*left).min(buf.buffered() as u64) as usize;
-    buf.consume(n);
-    *left -= n as u64;
-    *left > 0
 }
 
 /// After lost bytes: to the next command packet (sequence 0, a query or a prepare).

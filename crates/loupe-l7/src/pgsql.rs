@@ -144,7 +144,7 @@ impl Pgsql {
             resync(buf, b"QPBES");
         }
         loop {
-            if skip(&mut self.skip[0], buf) {
+            if buf.skip_pending(&mut self.skip[0]) {
                 return;
             }
             // Startup, SSL or cancel request (again after an SSL refusal): a length and a
@@ -264,7 +264,7 @@ impl Pgsql {
             resync(buf, b"Z");
         }
         loop {
-            if skip(&mut self.skip[1], buf) {
+            if buf.skip_pending(&mut self.skip[1]) {
                 return;
             }
             // The one-byte answer to an SSL request.
@@ -365,17 +365,6 @@ impl Pgsql {
         self.stats.unanswered += self.waiting.len() as u64;
         self.waiting.clear();
     }
-}
-
-/// Skips what is left of a long message; whether the buffer is now empty of it.
-fn skip(left: &mut u64, buf: &mut StreamBuf) -> bool {
-    if *left == 0 {
-        return false;
-    }
-    let n = (*left).min(buf.buffered() as u64) as usize;
-    buf.consume(n);
-    *left -= n as u64;
-    *left > 0
 }
 
 /// After lost bytes: to the next plausible message of one of `kinds`.
