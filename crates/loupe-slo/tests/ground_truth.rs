@@ -4,10 +4,12 @@
 //! it too (the readiness wait taken out), to the µs; a pod with pulls or init containers
 //! has less, by at least the pull time the kubelet reported.
 
+mod common;
+
 use loupe_facts::Fact;
-use loupe_sim::{profile, run, Code, FaultMix, SimConfig};
+use loupe_sim::{profile, Code, FaultMix, SimConfig};
 use loupe_slo::{platform_time, IntervalSet, Profile};
-use loupe_trace::{evaluate, Action, Pack};
+use loupe_trace::evaluate;
 
 #[test]
 fn platform_time_is_the_wall_time_less_user_work() {
@@ -21,16 +23,8 @@ fn platform_time_is_the_wall_time_less_user_work() {
         tail_seconds: 600.0,
         ..(profile("dev").unwrap().config)()
     };
-    let mut builder = loupe_timeline::TimelineBuilder::new("sim", 5000);
-    let mut labels = Vec::new();
-    run(&config, &mut |_, line| builder.push(line), &mut |l| {
-        labels.push(l.clone())
-    });
-    let t = builder.finish();
-    let pack = Pack::defaults()
-        .into_iter()
-        .find(|p| p.def.action == Action::Create)
-        .unwrap();
+    let (t, labels) = common::simulate(&config);
+    let pack = common::create_pack();
     let none = IntervalSet::default();
     let (mut plain, mut with_user) = (0, 0);
     for label in labels.iter().filter(|l| l.create.code == Code::Success) {
@@ -128,16 +122,8 @@ fn platform_time_matches_the_simulators_truth() {
         tail_seconds: 900.0,
         ..(profile("default").unwrap().config)()
     };
-    let mut builder = loupe_timeline::TimelineBuilder::new("sim", 5000);
-    let mut labels = Vec::new();
-    run(&config, &mut |_, line| builder.push(line), &mut |l| {
-        labels.push(l.clone())
-    });
-    let t = builder.finish();
-    let pack = Pack::defaults()
-        .into_iter()
-        .find(|p| p.def.action == Action::Create)
-        .unwrap();
+    let (t, labels) = common::simulate(&config);
+    let pack = common::create_pack();
     let none = IntervalSet::default();
     let (mut checked, mut hooked, mut worst_sig, mut worst_delivery) = (0, 0, 0i64, 0i64);
     let (mut truth_sig, mut loupe_sig) = (Vec::new(), Vec::new());

@@ -3,10 +3,12 @@
 //! platform, a platform fault is never excluded; and a verdict reached early is the one
 //! reached later, with more of the stream (what lets a live tracker write it once).
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use loupe_diagnose::RuleBook;
-use loupe_sim::{profile, run, Code, FaultMix, SimConfig};
+use loupe_sim::{profile, Code, FaultMix, SimConfig};
 use loupe_slo::{judge, undecided_until, Outcome, Slo};
 use loupe_trace::Action;
 
@@ -19,12 +21,7 @@ fn verdicts_follow_the_injected_fault_class_and_never_change_once_reached() {
         faults: FaultMix::every_code(0.01),
         ..(profile("dev").unwrap().config)()
     };
-    let mut builder = loupe_timeline::TimelineBuilder::new("sim", 5000);
-    let mut labels = Vec::new();
-    run(&config, &mut |_, line| builder.push(line), &mut |l| {
-        labels.push(l.clone())
-    });
-    let t = builder.finish();
+    let (t, labels) = common::simulate(&config);
     let (slo, book) = (Slo::defaults(), RuleBook::defaults());
     let mut table: BTreeMap<(String, Outcome), u32> = BTreeMap::new();
     let (mut early_final, mut checked, mut quick) = (0, 0, 0);
@@ -128,12 +125,7 @@ fn the_sig_headline_judges_only_the_slis_population() {
         faults: FaultMix::parse("FailedScheduling_Insufficient=0.1").unwrap(),
         ..(profile("dev").unwrap().config)()
     };
-    let mut builder = loupe_timeline::TimelineBuilder::new("sim", 5000);
-    let mut labels = Vec::new();
-    run(&config, &mut |_, line| builder.push(line), &mut |l| {
-        labels.push(l.clone())
-    });
-    let t = builder.finish();
+    let (t, labels) = common::simulate(&config);
     let text = loupe_slo::DEFAULT_CONFIG.replace("headline: delivery", "headline: sig");
     let (slo, book) = (Slo::load("sig.yaml", &text).unwrap(), RuleBook::defaults());
     let (mut stateful, mut waited, mut judged) = (0, 0, 0);
