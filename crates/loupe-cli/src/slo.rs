@@ -228,7 +228,7 @@ fn report(g: &Global, w: &WindowArgs) -> Result<()> {
     let objective = win.slo.config.objective;
     let overall = summarize(&win.items, &[], None, objective)
         .pop()
-        .unwrap_or_else(|| empty(objective));
+        .unwrap_or_else(empty);
     let report = Report {
         headline: win.slo.config.headline,
         objective,
@@ -255,21 +255,20 @@ fn report(g: &Global, w: &WindowArgs) -> Result<()> {
     emit(g.output, &report, report_table)
 }
 
-fn empty(objective: f64) -> Summary {
-    summarize(&[], &[], None, objective)
-        .pop()
-        .unwrap_or(Summary {
-            window_start: None,
-            group: BTreeMap::new(),
-            good: 0,
-            bad: 0,
-            excluded: 0,
-            success_rate: None,
-            meets_objective: true,
-            p50_ms: None,
-            p90_ms: None,
-            p99_ms: None,
-        })
+/// The summary of no verdicts: no data, which meets the objective.
+fn empty() -> Summary {
+    Summary {
+        window_start: None,
+        group: BTreeMap::new(),
+        good: 0,
+        bad: 0,
+        excluded: 0,
+        success_rate: None,
+        meets_objective: true,
+        p50_ms: None,
+        p90_ms: None,
+        p99_ms: None,
+    }
 }
 
 fn rate(s: &Summary) -> String {

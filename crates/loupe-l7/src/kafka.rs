@@ -36,7 +36,6 @@ pub struct Kafka {
     waiting: HashMap<i32, Request>,
     /// A message being skipped: (bytes left, side's message so far).
     skip: [u64; 2],
-    pending_response: Option<(i32, i64, u64, Option<i16>)>,
     pub stats: KafkaStats,
 }
 
@@ -305,7 +304,6 @@ impl Kafka {
     pub fn on_response(&mut self, buf: &mut StreamBuf, out: &mut Vec<Record>) {
         if buf.take_loss().is_some() {
             self.skip[1] = 0;
-            self.pending_response = None;
             // Responses carry their correlation id: the next whole one pairs again.
             let n = buf.buffered();
             buf.consume(n);
@@ -313,9 +311,6 @@ impl Kafka {
         }
         loop {
             if buf.skip_pending(&mut self.skip[1]) {
-                if let Some((id, start, bytes, error)) = self.pending_response {
-                    self.pending_response = Some((id, start, bytes, error));
-                }
                 return;
             }
             let data = buf.data();

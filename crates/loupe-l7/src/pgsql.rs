@@ -23,7 +23,6 @@ struct Cycle {
     start: i64,
     end: i64,
     bytes: u64,
-    executes: u32,
     /// The startup: answered by authentication up to the first `ReadyForQuery`.
     startup: bool,
 }
@@ -217,7 +216,6 @@ impl Pgsql {
                         cycle.sql = self.statements.get(&statement).cloned();
                     }
                 }
-                b'E' => cycle.executes += 1,
                 b'S' => {
                     let c = self.open.take().unwrap_or_default();
                     self.queue(c);

@@ -51,16 +51,20 @@ pub struct ReadReport {
 
 const READ_BUFFER: usize = 1 << 20;
 
+fn open(path: &Path) -> Result<(String, std::fs::File), CaptureError> {
+    let name = path.display().to_string();
+    match std::fs::File::open(path) {
+        Ok(file) => Ok((name, file)),
+        Err(source) => Err(CaptureError::Open { path: name, source }),
+    }
+}
+
 /// Calls `on_frame` for every frame of the capture at `path`, in file order.
 pub fn read_frames(
     path: &Path,
     mut on_frame: impl FnMut(Frame<'_>),
 ) -> Result<ReadReport, CaptureError> {
-    let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| CaptureError::Open {
-        path: name.clone(),
-        source,
-    })?;
+    let (name, file) = open(path)?;
     read_frames_from(&name, file, &mut on_frame)
 }
 
@@ -262,11 +266,7 @@ pub struct Analysis {
 
 /// Reads a capture and runs every TCP connection through the L7 engine.
 pub fn analyze(path: &Path) -> Result<Analysis, CaptureError> {
-    let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| CaptureError::Open {
-        path: name.clone(),
-        source,
-    })?;
+    let (name, file) = open(path)?;
     analyze_reader(&name, file)
 }
 
