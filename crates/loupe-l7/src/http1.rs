@@ -95,11 +95,23 @@ pub struct Http1 {
     pub stats: Http1Stats,
 }
 
-/// Whether `data` starts like an HTTP/1 request (for protocol inference).
+/// Whether `data` starts like an HTTP/1 request (for protocol inference): a method, and
+/// a request line that ends with the version (`GET k` is a Redis inline command). A
+/// line too long to have ended yet is taken on its method.
 pub fn looks_like_request(data: &[u8]) -> bool {
-    METHODS
+    let method = METHODS
         .iter()
-        .any(|m| data.len() > m.len() && data.starts_with(m.as_bytes()) && data[m.len()] == b' ')
+        .any(|m| data.len() > m.len() && data.starts_with(m.as_bytes()) && data[m.len()] == b' ');
+    if !method {
+        return false;
+    }
+    match data.iter().position(|b| *b == b'\n') {
+        Some(end) => {
+            let line = data[..end].strip_suffix(b"\r").unwrap_or(&data[..end]);
+            line.len() > 9 && line[line.len() - 9..].starts_with(b" HTTP/1.")
+        }
+        None => data.len() >= 2048,
+    }
 }
 
 /// Whether `data` starts like an HTTP/1 response.

@@ -196,7 +196,7 @@ pub fn infer(client: &[u8], server: &[u8]) -> Protocol {
     if dns::looks_like_tcp(client) {
         return Protocol::Dns;
     }
-    if redis::looks_like_command(client) {
+    if redis::looks_like_command(client) || redis::looks_like_inline(client, server) {
         return Protocol::Redis;
     }
     if pgsql::looks_like_client(client) {

@@ -574,17 +574,29 @@ fn error_code(body: &[u8]) -> Option<String> {
     Some(code.to_string())
 }
 
+/// A command without SQL, by its protocol name (without `COM_`).
+fn command_name(kind: u8) -> &'static str {
+    match kind {
+        COM_STMT_EXECUTE => "EXECUTE",
+        LOGIN => "LOGIN",
+        COM_INIT_DB => "USE",
+        0x09 => "STATISTICS",
+        0x0d => "DEBUG",
+        0x0e => "PING",
+        0x11 => "CHANGE_USER",
+        0x1a => "STMT_RESET",
+        0x1b => "SET_OPTION",
+        0x1c => "STMT_FETCH",
+        0x1f => "RESET_CONNECTION",
+        _ => "COMMAND",
+    }
+}
+
 fn record(r: Response) -> Record {
     let sql = r.command.sql.clone().unwrap_or_default();
     let (mut operation, table) = summarize(&sql);
     if operation.is_empty() {
-        operation = match r.command.kind {
-            COM_STMT_EXECUTE => "EXECUTE",
-            0x0e => "PING",
-            LOGIN => "LOGIN",
-            _ => "COMMAND",
-        }
-        .to_string();
+        operation = command_name(r.command.kind).to_string();
     }
     if r.command.kind == COM_STMT_PREPARE {
         operation = format!("PREPARE {operation}");

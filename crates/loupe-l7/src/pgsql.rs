@@ -25,6 +25,9 @@ struct Cycle {
     bytes: u64,
     /// The startup: answered by authentication up to the first `ReadyForQuery`.
     startup: bool,
+    /// A `Query` or an `Execute` ran a statement; a cycle of only `Parse` prepared one.
+    executes: bool,
+    prepares: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -195,11 +198,13 @@ impl Pgsql {
             cycle.bytes += total as u64;
             match kind {
                 b'Q' => {
+                    cycle.executes = true;
                     cycle.sql = Some(text(cstr(body).0));
                     let c = self.open.take().unwrap_or_default();
                     self.queue(c);
                 }
                 b'P' => {
+                    cycle.prepares = true;
                     let (name, rest) = cstr(body);
                     let sql = text(cstr(rest).0);
                     if self.statements.len() >= MAX_STATEMENTS {
@@ -216,6 +221,7 @@ impl Pgsql {
                         cycle.sql = self.statements.get(&statement).cloned();
                     }
                 }
+                b'E' => cycle.executes = true,
                 b'S' => {
                     let c = self.open.take().unwrap_or_default();
                     self.queue(c);
@@ -331,6 +337,14 @@ impl Pgsql {
         if operation.is_empty() {
             // A statement prepared before the capture (or the connection) began.
             operation = "EXECUTE".into();
+        }
+        if !c.executes {
+            // Prepared, not run (as MySQL's `PREPARE …`): not counted as the statement.
+            operation = if c.prepares {
+                format!("PREPARE {operation}")
+            } else {
+                "SYNC".into()
+            };
         }
         out.push(Record {
             protocol: "postgresql",
@@ -461,6 +475,9 @@ mod tests {
             msg(b'E', b"\0\0\0\0\0"),
             msg(b'S', b""),
             msg(b'Q', b"SELECT * FROM missing\0"),
+            // Prepared only (libpq's PQprepare, pgbench -M prepared): Parse, Sync.
+            msg(b'P', b"s2\0UPDATE t SET a = $1\0\0\0"),
+            msg(b'S', b""),
         ];
         let server = vec![
             msg(b'R', b"\0\0\0\0"),
@@ -481,6 +498,8 @@ mod tests {
                 b"SERROR\0C42P01\0Mrelation \"missing\" does not exist\0\0",
             ),
             msg(b'Z', b"I"),
+            msg(b'1', b""),
+            msg(b'Z', b"I"),
         ];
         let (out, stats) = run(&client, &server);
         let got: Vec<(&str, &str, Option<&str>)> = out
@@ -494,6 +513,7 @@ mod tests {
                 ("INSERT", "INSERT items", None),
                 ("INSERT", "INSERT items", Some("23505")),
                 ("SELECT", "SELECT missing", Some("42P01")),
+                ("PREPARE UPDATE", "PREPARE UPDATE t", None),
             ]
         );
         assert_eq!(

@@ -284,6 +284,82 @@ pub fn looks_like_command(data: &[u8]) -> bool {
     digits > 0 && rest[digits..].starts_with(b"\r\n$")
 }
 
+/// Commands a client may send inline (as text, `PING\r\n`) first: HAProxy's and
+/// Kubernetes' health checks, `redis-cli --pipe` fed text, telnet.
+const INLINE_FIRST: &[&str] = &[
+    "PING",
+    "ECHO",
+    "SET",
+    "GET",
+    "DEL",
+    "EXISTS",
+    "INCR",
+    "DECR",
+    "INCRBY",
+    "MGET",
+    "MSET",
+    "EXPIRE",
+    "TTL",
+    "KEYS",
+    "SCAN",
+    "TYPE",
+    "HSET",
+    "HGET",
+    "HGETALL",
+    "HDEL",
+    "LPUSH",
+    "RPUSH",
+    "LPOP",
+    "RPOP",
+    "LRANGE",
+    "LLEN",
+    "SADD",
+    "SREM",
+    "SMEMBERS",
+    "SPOP",
+    "ZADD",
+    "ZRANGE",
+    "ZREM",
+    "INFO",
+    "SELECT",
+    "AUTH",
+    "HELLO",
+    "CLIENT",
+    "CONFIG",
+    "MULTI",
+    "EXEC",
+    "WATCH",
+    "SUBSCRIBE",
+    "PUBLISH",
+    "FLUSHALL",
+    "FLUSHDB",
+    "DBSIZE",
+    "COMMAND",
+    "ROLE",
+];
+
+/// An inline command answered by a RESP reply: text alone is too common to tell, so
+/// the command must be a Redis one and the server's first bytes a RESP value.
+pub fn looks_like_inline(client: &[u8], server: &[u8]) -> bool {
+    let Some(line_end) = client.iter().take(512).position(|b| *b == b'\n') else {
+        return false;
+    };
+    let word_len = client
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    let word = &client[..word_len];
+    let command = INLINE_FIRST
+        .iter()
+        .any(|c| c.as_bytes().eq_ignore_ascii_case(word));
+    let separated = matches!(client.get(word_len), Some(b' ' | b'\r' | b'\n'));
+    let reply = matches!(
+        server.first(),
+        Some(b'+' | b'-' | b':' | b'$' | b'*' | b'%' | b'_' | b'#' | b',' | b'=' | b'|')
+    ) && server.windows(2).take(512).any(|w| w == b"\r\n");
+    line_end > 0 && command && separated && reply
+}
+
 impl Redis {
     pub fn on_request(&mut self, buf: &mut StreamBuf) {
         if let Some(unseen) = buf.take_loss() {
@@ -517,6 +593,32 @@ mod tests {
         ]);
         let got: Vec<&str> = out.iter().map(|r| r.method.as_str()).collect();
         assert_eq!(got, vec!["MULTI", "INCR", "EXEC", "PING"]);
+    }
+
+    #[test]
+    fn a_connection_that_starts_inline_is_told_by_its_resp_replies() {
+        use crate::{infer, Conn, Dir, Protocol};
+        assert!(!looks_like_inline(b"SET k v\r\n", b""), "no reply yet");
+        assert!(looks_like_inline(b"SET k v\r\n", b"+OK\r\n"));
+        assert!(looks_like_inline(b"ping\r\n", b"+PONG\r\n"));
+        // POP3 and SMTP answer "+OK" and "250" to words Redis does not have.
+        assert!(!looks_like_inline(b"USER bob\r\n", b"+OK\r\n"));
+        assert!(!looks_like_inline(b"SETTINGS\r\n", b"+OK\r\n"));
+        assert_eq!(infer(b"GET k\r\n", b"$-1\r\n"), Protocol::Redis);
+        let (mut conn, mut out) = (Conn::new(1 << 16), Vec::new());
+        conn.push(Dir::Request, 0, b"SET k v\r\nLPUSH k x\r\n", 1, &mut out);
+        conn.push(
+            Dir::Response,
+            0,
+            b"+OK\r\n-WRONGTYPE Operation\r\n",
+            2,
+            &mut out,
+        );
+        let got: Vec<(&str, Option<&str>)> = out
+            .iter()
+            .map(|r| (r.method.as_str(), r.error.as_deref()))
+            .collect();
+        assert_eq!(got, vec![("SET", None), ("LPUSH", Some("WRONGTYPE"))]);
     }
 
     #[test]

@@ -108,6 +108,11 @@ impl Flows {
     pub fn push(&mut self, seg: &Segment<'_>, out: &mut Vec<Seen>, done: &mut Vec<Finished>) {
         self.stats.segments += 1;
         let k = key(seg.src, seg.dst);
+        if !self.flows.contains_key(&k) && !seg.syn && seg.payload.is_empty() {
+            // Nothing to read, and no handshake to learn from: the last ACK of a
+            // connection already closed (or a keep-alive of one joined mid-way).
+            return;
+        }
         if !self.flows.contains_key(&k) {
             if self.flows.len() >= self.max_flows {
                 self.evict_oldest(out, done);
@@ -342,6 +347,8 @@ mod tests {
             seg(s, c, 901, "A", resp, 5),
             seg(c, s, 101 + req.len() as u32, "FA", b"", 6),
             seg(s, c, 901 + resp.len() as u32, "FA", b"", 7),
+            // The last ACK comes after both FINs: not a connection of its own.
+            seg(c, s, 102 + req.len() as u32, "A", b"", 8),
         ] {
             flows.push(&s_, &mut out, &mut done);
         }
@@ -361,6 +368,7 @@ mod tests {
             "its first byte came in the second segment, which completed it"
         );
         assert_eq!(done.len(), 1);
+        assert_eq!(flows.stats.connections, 1);
         assert_eq!(flows.stats.out_of_order, 1);
         assert_eq!(flows.open(), 0);
     }
