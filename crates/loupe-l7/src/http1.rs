@@ -6,6 +6,7 @@
 //! After lost data each side looks for the next line that starts a message.
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 use crate::record::Record;
 use crate::route::normalize;
@@ -161,19 +162,22 @@ impl Http1 {
             if buf.buffered() == 0 {
                 return;
             }
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut head = httparse::Request::new(&mut headers);
-            match head.parse(buf.data()) {
+            // Left uninitialised: httparse writes the ones it returns (a 3 KiB memset
+            // per head otherwise).
+            let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut head = httparse::Request::new(&mut []);
+            match head.parse_with_uninit_headers(buf.data(), &mut headers) {
                 Ok(httparse::Status::Complete(n)) => {
                     self.partial_head = None;
                     let start = buf.time_at(buf.position()).unwrap_or(0);
                     let end = buf.time_at(buf.position() + n as u64 - 1).unwrap_or(start);
-                    let method = head.method.unwrap_or("").to_string();
-                    let body = request_body(&method, head.headers);
+                    let method = head.method.unwrap_or("");
+                    let info = HeadInfo::of(head.headers);
+                    let body = request_body(method, &info);
                     let req = Request {
                         target: head.path.unwrap_or("").to_string(),
-                        host: header(head.headers, "host").map(str::to_string),
-                        method,
+                        host: info.host.map(str::to_string),
+                        method: method.to_string(),
                         start,
                         end,
                         bytes: n as u64,
@@ -252,15 +256,21 @@ impl Http1 {
             if buf.buffered() == 0 {
                 return;
             }
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut head = httparse::Response::new(&mut headers);
-            match head.parse(buf.data()) {
+            let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut head = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut head,
+                buf.data(),
+                &mut headers,
+            );
+            match parsed {
                 Ok(httparse::Status::Complete(n)) => {
                     self.partial_status = None;
                     let status = head.code.unwrap_or(0);
                     let start = buf.time_at(buf.position()).unwrap_or(0);
                     let end = buf.time_at(buf.position() + n as u64 - 1).unwrap_or(start);
-                    let body = response_body(status, self.waiting.front(), head.headers);
+                    let info = HeadInfo::of(head.headers);
+                    let body = response_body(status, self.waiting.front(), &info);
                     buf.consume(n);
                     if (100..200).contains(&status) && status != 101 {
                         // `100 Continue` and friends: the final answer is still to come.
@@ -412,51 +422,74 @@ fn record(resp: Response) -> Record {
     }
 }
 
-fn header<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .and_then(|h| std::str::from_utf8(h.value).ok())
-        .map(str::trim)
+/// What a head's headers say of its framing, and its host: one pass over them. The
+/// first `Host` and `Content-Length` count; any `Transfer-Encoding` naming `chunked` does.
+#[derive(Debug, Default)]
+struct HeadInfo<'a> {
+    host: Option<&'a str>,
+    length: Option<u64>,
+    chunked: bool,
 }
 
-fn chunked(headers: &[httparse::Header<'_>]) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .any(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("chunked"))
-        })
+impl<'a> HeadInfo<'a> {
+    fn of(headers: &[httparse::Header<'a>]) -> HeadInfo<'a> {
+        let mut info = HeadInfo::default();
+        for h in headers {
+            // By length first: most headers are none of the three, and say so cheaply.
+            let name = h.name.as_bytes();
+            match name.len() {
+                4 if info.host.is_none() && name.eq_ignore_ascii_case(b"host") => {
+                    info.host = std::str::from_utf8(h.value).ok().map(str::trim);
+                }
+                14 if info.length.is_none() && name.eq_ignore_ascii_case(b"content-length") => {
+                    info.length = decimal(h.value.trim_ascii());
+                }
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                    info.chunked |= h
+                        .value
+                        .split(|b| *b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                }
+                _ => {}
+            }
+        }
+        info
+    }
 }
 
-fn content_length(headers: &[httparse::Header<'_>]) -> Option<u64> {
-    header(headers, "content-length").and_then(|v| v.parse().ok())
+/// A decimal number, all digits (what `u64::from_str` takes, without a sign).
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| {
+        let d = d.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
-fn request_body(method: &str, headers: &[httparse::Header<'_>]) -> Body {
-    if chunked(headers) {
+fn request_body(method: &str, info: &HeadInfo<'_>) -> Body {
+    if info.chunked {
         Body::Chunked(Chunk::Size)
     } else {
         // A request without a length has no body (RFC 9112 §6.3); CONNECT's is a tunnel.
-        match content_length(headers) {
+        match info.length {
             Some(n) if n > 0 && method != "CONNECT" => Body::Length(n),
             _ => Body::None,
         }
     }
 }
 
-fn response_body(status: u16, request: Option<&Request>, headers: &[httparse::Header<'_>]) -> Body {
+fn response_body(status: u16, request: Option<&Request>, info: &HeadInfo<'_>) -> Body {
     let head = request.is_some_and(|r| r.method == "HEAD");
     let connect_ok = request.is_some_and(|r| r.method == "CONNECT") && (200..300).contains(&status);
     if head || connect_ok || (100..200).contains(&status) || status == 204 || status == 304 {
         return Body::None;
     }
-    if chunked(headers) {
+    if info.chunked {
         return Body::Chunked(Chunk::Size);
     }
-    match content_length(headers) {
+    match info.length {
         Some(0) => Body::None,
         Some(n) => Body::Length(n),
         None => Body::UntilClose,

@@ -3,28 +3,45 @@
 
 /// The path of a request target without its query, with variable segments replaced.
 pub fn normalize(target: &str) -> String {
-    let path = target.split(['?', '#']).next().unwrap_or("");
+    let end = target
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(target.len());
+    let path = &target[..end];
     // An absolute-form target (`http://host/path`, proxies) keeps only its path.
-    let path = match path.find("://") {
-        Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
-        None => path,
+    let path = match path.starts_with('/') {
+        true => path,
+        false => match path.find("://") {
+            Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
+            None => path,
+        },
     };
     if path.is_empty() {
         return "/".into();
     }
     let mut out = String::with_capacity(path.len());
-    for (i, segment) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
+    // Runs of plain segments are copied whole; only placeholders break them.
+    let (mut start, mut copied) = (0, 0);
+    let bytes = path.as_bytes();
+    for cut in 0..=bytes.len() {
+        if cut < bytes.len() && bytes[cut] != b'/' {
+            continue;
         }
-        out.push_str(placeholder(segment).unwrap_or(segment));
+        if let Some(p) = placeholder(&path[start..cut]) {
+            out.push_str(&path[copied..start]);
+            out.push_str(p);
+            copied = cut;
+        }
+        start = cut + 1;
     }
+    out.push_str(&path[copied..]);
     out
 }
 
 fn placeholder(segment: &str) -> Option<&'static str> {
     let bytes = segment.as_bytes();
-    if bytes.is_empty() {
+    if bytes.is_empty() || (bytes.len() < 16 && !bytes[0].is_ascii_digit()) {
+        // Short and not a number: no placeholder applies (the common case, cheaply).
         return None;
     }
     if bytes.iter().all(u8::is_ascii_digit) {

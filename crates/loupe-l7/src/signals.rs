@@ -5,6 +5,9 @@
 //! server with rate, errors and latency, in Tempo's names.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, Hasher};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use serde::Serialize;
 
@@ -77,101 +80,276 @@ pub struct Edge {
     pub client_seconds_sum: f64,
 }
 
-/// The aggregator.
+/// The aggregator. A record's labels are looked up borrowed, by hash, among the label
+/// sets seen before; only a new set pays for the cardinality limit, the owned series key
+/// and the graph edge. Series and edges come out in a stable (sorted) order.
 #[derive(Debug)]
 pub struct Signals {
     max_values: usize,
-    series: BTreeMap<(&'static str, Labels), Series>,
+    series: Vec<Series>,
+    series_index: BTreeMap<(&'static str, Labels), usize>,
     values: BTreeMap<(&'static str, &'static str), BTreeSet<String>>,
-    edges: BTreeMap<(String, String, &'static str), Edge>,
+    edges: Vec<Edge>,
+    edge_index: BTreeMap<(String, String, &'static str), usize>,
+    remembered: HashTable<Remembered>,
+    hasher: DefaultHashBuilder,
     /// Label values collapsed to `*`.
     pub overflowed: u64,
+}
+
+/// Most labels of any metric.
+const MAX_LABELS: usize = 6;
+/// Raw label sets remembered: a cache, emptied when full (and at every expiry).
+const MAX_REMEMBERED: usize = 65_536;
+
+/// A record's labels before the cardinality limit, borrowed from the record.
+struct Described<'a> {
+    metric: &'static str,
+    prometheus: &'static str,
+    labels: [(&'static str, &'a str); MAX_LABELS],
+    len: usize,
+    /// The first labels are the record's sides (`server.address`, `client.address`),
+    /// which a remembered set already holds: they are not hashed or compared twice.
+    from_sides: usize,
+}
+
+impl<'a> Described<'a> {
+    fn new<const N: usize>(
+        metric: &'static str,
+        prometheus: &'static str,
+        list: [(&'static str, &'a str); N],
+    ) -> Described<'a> {
+        let mut labels = [("", ""); MAX_LABELS];
+        labels[..N].copy_from_slice(&list);
+        let from_sides = list
+            .iter()
+            .take_while(|(name, _)| matches!(*name, "server.address" | "client.address"))
+            .count();
+        Described {
+            metric,
+            prometheus,
+            labels,
+            len: N,
+            from_sides,
+        }
+    }
+
+    fn labels(&self) -> &[(&'static str, &'a str)] {
+        &self.labels[..self.len]
+    }
+
+    /// The values not taken from the sides.
+    fn own_values(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.labels[self.from_sides..self.len]
+            .iter()
+            .map(|(_, v)| *v)
+    }
+}
+
+/// A raw label set seen before, and where it counts.
+#[derive(Debug)]
+struct Remembered {
+    protocol: &'static str,
+    client: Box<str>,
+    server: Box<str>,
+    values: Vec<Box<str>>,
+    series: usize,
+    edge: usize,
+    /// How many of its labels collapse to `*` (counted again at every observation).
+    overflows: u64,
+}
+
+/// The hash of a raw label set: the protocol (which names the metric), the sides, and
+/// the other values.
+fn raw_hash<'v>(
+    hasher: &DefaultHashBuilder,
+    protocol: &str,
+    sides: Sides<'_>,
+    values: impl Iterator<Item = &'v str>,
+) -> u64 {
+    let mut h = hasher.build_hasher();
+    let mut add = |part: &str| {
+        h.write_usize(part.len());
+        h.write(part.as_bytes());
+    };
+    add(protocol);
+    add(sides.client);
+    add(sides.server);
+    values.for_each(add);
+    h.finish()
+}
+
+impl Remembered {
+    fn is(&self, d: &Described<'_>, protocol: &str, sides: Sides<'_>) -> bool {
+        self.protocol == protocol
+            && *self.client == *sides.client
+            && *self.server == *sides.server
+            && self.values.len() == d.len - d.from_sides
+            && self
+                .values
+                .iter()
+                .zip(d.own_values())
+                .all(|(a, b)| **a == *b)
+    }
+
+    fn hash(&self, hasher: &DefaultHashBuilder) -> u64 {
+        let sides = Sides {
+            client: &self.client,
+            server: &self.server,
+        };
+        let values = self.values.iter().map(|v| &**v);
+        raw_hash(hasher, self.protocol, sides, values)
+    }
 }
 
 impl Signals {
     pub fn new(max_values: usize) -> Signals {
         Signals {
             max_values: max_values.max(1),
-            series: BTreeMap::new(),
+            series: Vec::new(),
+            series_index: BTreeMap::new(),
             values: BTreeMap::new(),
-            edges: BTreeMap::new(),
+            edges: Vec::new(),
+            edge_index: BTreeMap::new(),
+            remembered: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
             overflowed: 0,
         }
     }
 
-    /// A label value, or `*` when the label already has its maximum of others.
-    fn admit(&mut self, metric: &'static str, label: &'static str, value: &str) -> String {
+    /// A label value, or `*` (and `true`) when the label already has its maximum of others.
+    fn admit(&mut self, metric: &'static str, label: &'static str, value: &str) -> (String, bool) {
         let set = self.values.entry((metric, label)).or_default();
         if set.contains(value) {
-            return value.to_string();
+            return (value.to_string(), false);
         }
         if set.len() < self.max_values {
             set.insert(value.to_string());
-            return value.to_string();
+            return (value.to_string(), false);
         }
-        self.overflowed += 1;
-        "*".to_string()
+        ("*".to_string(), true)
     }
 
     /// Counts one record.
     pub fn observe(&mut self, record: &Record, sides: Sides<'_>) {
-        let (metric, prometheus, labels) = describe(record, sides);
-        let labels: Vec<(&'static str, String)> = labels
-            .into_iter()
-            .map(|(name, value)| (name, self.admit(metric, name, &value)))
-            .collect();
+        let mut status = itoa::Buffer::new();
+        let d = describe(record, sides, &mut status);
+        let hash = raw_hash(&self.hasher, record.protocol, sides, d.own_values());
+        let seen = self
+            .remembered
+            .find(hash, |r| r.is(&d, record.protocol, sides))
+            .map(|r| (r.series, r.edge, r.overflows));
+        let (series, edge, overflows) = seen.unwrap_or_else(|| self.place(&d, record, sides, hash));
+        self.overflowed += overflows;
+
         let seconds = record.duration_us().max(0) as f64 / 1e6;
         let error = record.error.is_some();
-        let s = self
-            .series
-            .entry((metric, labels.clone()))
-            .or_insert_with(|| Series {
-                metric,
-                prometheus: prometheus.to_string(),
-                labels: labels.iter().cloned().collect(),
-                count: 0,
-                errors: 0,
-                sum_seconds: 0.0,
-                buckets: vec![0; BUCKETS.len()],
-                last_seen: record.response_end,
-            });
+        let s = &mut self.series[series];
         s.count += 1;
         s.errors += u64::from(error);
         s.sum_seconds += seconds;
         s.last_seen = s.last_seen.max(record.response_end);
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                s.buckets[i] += 1;
-            }
+        let first = BUCKETS.partition_point(|le| *le < seconds);
+        for b in &mut s.buckets[first..] {
+            *b += 1;
         }
-        let kind = connection_type(record.protocol);
-        let (client, server) = (
-            self.admit("traces_service_graph", "client", sides.client),
-            self.admit("traces_service_graph", "server", sides.server),
-        );
-        let e = self
-            .edges
-            .entry((client.clone(), server.clone(), kind))
-            .or_insert_with(|| Edge {
-                client,
-                server,
-                connection_type: kind,
-                requests: 0,
-                failed: 0,
-                server_seconds_sum: 0.0,
-                client_seconds_sum: 0.0,
-            });
+        let e = &mut self.edges[edge];
         e.requests += 1;
         e.failed += u64::from(error);
         e.server_seconds_sum += record.server_us().max(0) as f64 / 1e6;
         e.client_seconds_sum += seconds;
     }
 
+    /// A label set not seen before: its values through the cardinality limit, its series
+    /// and edge found or made, and the set remembered. (series, edge, overflows).
+    fn place(
+        &mut self,
+        d: &Described<'_>,
+        record: &Record,
+        sides: Sides<'_>,
+        hash: u64,
+    ) -> (usize, usize, u64) {
+        let mut overflows = 0;
+        let mut labels: Labels = Vec::with_capacity(d.len);
+        for (name, value) in d.labels() {
+            let (v, collapsed) = self.admit(d.metric, name, value);
+            overflows += u64::from(collapsed);
+            labels.push((name, v));
+        }
+        let key = (d.metric, labels);
+        let series = match self.series_index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.series.push(Series {
+                    metric: d.metric,
+                    prometheus: d.prometheus.to_string(),
+                    labels: key.1.iter().cloned().collect(),
+                    count: 0,
+                    errors: 0,
+                    sum_seconds: 0.0,
+                    buckets: vec![0; BUCKETS.len()],
+                    last_seen: record.response_end,
+                });
+                self.series_index.insert(key, self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        let kind = connection_type(record.protocol);
+        let (client, c) = self.admit("traces_service_graph", "client", sides.client);
+        let (server, s) = self.admit("traces_service_graph", "server", sides.server);
+        overflows += u64::from(c) + u64::from(s);
+        let key = (client, server, kind);
+        let edge = match self.edge_index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.edges.push(Edge {
+                    client: key.0.clone(),
+                    server: key.1.clone(),
+                    connection_type: kind,
+                    requests: 0,
+                    failed: 0,
+                    server_seconds_sum: 0.0,
+                    client_seconds_sum: 0.0,
+                });
+                self.edge_index.insert(key, self.edges.len() - 1);
+                self.edges.len() - 1
+            }
+        };
+        if self.remembered.len() >= MAX_REMEMBERED {
+            self.remembered.clear();
+        }
+        let entry = Remembered {
+            protocol: record.protocol,
+            client: sides.client.into(),
+            server: sides.server.into(),
+            values: d.own_values().map(Box::from).collect(),
+            series,
+            edge,
+            overflows,
+        };
+        let hasher = &self.hasher;
+        self.remembered
+            .insert_unique(hash, entry, |r| r.hash(hasher));
+        (series, edge, overflows)
+    }
+
     /// Drops series not seen since `before` (µs), and frees their label values.
     pub fn expire(&mut self, before: i64) {
-        self.series.retain(|_, s| s.last_seen >= before);
+        self.remembered.clear();
+        let old = std::mem::take(&mut self.series);
+        let mut kept = Vec::new();
+        for i in self.series_index.values_mut() {
+            if old[*i].last_seen >= before {
+                kept.push(old[*i].clone());
+                *i = kept.len() - 1;
+            } else {
+                *i = usize::MAX;
+            }
+        }
+        self.series_index.retain(|_, i| *i != usize::MAX);
+        self.series = kept;
         let mut live: BTreeMap<(&'static str, &'static str), BTreeSet<String>> = BTreeMap::new();
-        for (metric, labels) in self.series.keys() {
+        for (metric, labels) in self.series_index.keys() {
             for (name, value) in labels {
                 live.entry((metric, name))
                     .or_default()
@@ -185,14 +363,16 @@ impl Signals {
         }
     }
 
+    /// Every series, in order of metric and labels.
     pub fn series(&self) -> impl Iterator<Item = &Series> {
-        self.series.values()
+        self.series_index.values().map(|&i| &self.series[i])
     }
 
-    /// Edges, optionally of one connection type only.
+    /// Edges, optionally of one connection type only, in order of client and server.
     pub fn graph(&self, connection_type: Option<&str>) -> Vec<&Edge> {
-        self.edges
+        self.edge_index
             .values()
+            .map(|&i| &self.edges[i])
             .filter(|e| connection_type.is_none_or(|t| t == e.connection_type))
             .collect()
     }
@@ -212,84 +392,84 @@ fn connection_type(protocol: &str) -> &'static str {
 type Labels = Vec<(&'static str, String)>;
 
 /// The metric a record counts in, and its labels (before the cardinality limit).
-fn describe(r: &Record, sides: Sides<'_>) -> (&'static str, &'static str, Labels) {
-    let status = r.status.map(|s| s.to_string()).unwrap_or_default();
+fn describe<'a>(r: &'a Record, sides: Sides<'a>, status: &'a mut itoa::Buffer) -> Described<'a> {
+    let status = match r.status {
+        Some(s) => status.format(s),
+        None => "",
+    };
+    let error = r.error.as_deref().unwrap_or("");
     match r.protocol {
-        "dns" => (
+        "dns" => Described::new(
             "dns.lookup.duration",
             "dns_lookup_duration_seconds",
-            vec![
-                ("server.address", sides.server.to_string()),
-                ("dns.question.type", r.method.clone()),
-                ("dns.question.name", r.route.clone()),
-                ("error.type", r.error.clone().unwrap_or_default()),
+            [
+                ("server.address", sides.server),
+                ("dns.question.type", &r.method),
+                ("dns.question.name", &r.route),
+                ("error.type", error),
             ],
         ),
         "grpc" => {
             let mut parts = r.resource.trim_start_matches('/').splitn(2, '/');
             let (service, method) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            (
+            Described::new(
                 "rpc.server.duration",
                 "rpc_server_duration_seconds",
-                vec![
-                    ("server.address", sides.server.to_string()),
-                    ("rpc.system", "grpc".to_string()),
-                    ("rpc.service", service.to_string()),
-                    ("rpc.method", method.to_string()),
+                [
+                    ("server.address", sides.server),
+                    ("rpc.system", "grpc"),
+                    ("rpc.service", service),
+                    ("rpc.method", method),
                     ("rpc.grpc.status_code", status),
-                    ("error.type", r.error.clone().unwrap_or_default()),
+                    ("error.type", error),
                 ],
             )
         }
-        "kafka" => (
+        "kafka" => Described::new(
             "messaging.client.operation.duration",
             "messaging_client_operation_duration_seconds",
-            vec![
-                ("server.address", sides.server.to_string()),
-                ("messaging.system", "kafka".to_string()),
-                ("messaging.operation.name", r.method.clone()),
-                ("messaging.destination.name", r.route.clone()),
-                ("error.type", r.error.clone().unwrap_or_default()),
+            [
+                ("server.address", sides.server),
+                ("messaging.system", "kafka"),
+                ("messaging.operation.name", &r.method),
+                ("messaging.destination.name", &r.route),
+                ("error.type", error),
             ],
         ),
-        "redis" => (
+        "redis" => Described::new(
             "db.client.operation.duration",
             "db_client_operation_duration_seconds",
-            vec![
-                ("server.address", sides.server.to_string()),
-                ("db.system.name", "redis".to_string()),
-                ("db.operation.name", r.method.clone()),
-                ("error.type", r.error.clone().unwrap_or_default()),
+            [
+                ("server.address", sides.server),
+                ("db.system.name", "redis"),
+                ("db.operation.name", &r.method),
+                ("error.type", error),
             ],
         ),
-        "postgresql" | "mysql" => (
+        "postgresql" | "mysql" => Described::new(
             "db.client.operation.duration",
             "db_client_operation_duration_seconds",
-            vec![
-                ("server.address", sides.server.to_string()),
-                ("db.system.name", r.protocol.to_string()),
-                ("db.operation.name", r.method.clone()),
-                ("db.query.summary", r.route.clone()),
-                ("error.type", r.error.clone().unwrap_or_default()),
+            [
+                ("server.address", sides.server),
+                ("db.system.name", r.protocol),
+                ("db.operation.name", &r.method),
+                ("db.query.summary", &r.route),
+                ("error.type", error),
             ],
         ),
-        _ => (
+        _ => Described::new(
             "http.server.request.duration",
             "http_server_request_duration_seconds",
-            vec![
-                ("server.address", sides.server.to_string()),
-                ("client.address", sides.client.to_string()),
+            [
+                ("server.address", sides.server),
+                ("client.address", sides.client),
                 (
                     "http.request.method",
-                    if r.partial {
-                        "_OTHER".into()
-                    } else {
-                        r.method.clone()
-                    },
+                    if r.partial { "_OTHER" } else { &r.method },
                 ),
-                ("http.route", r.route.clone()),
+                ("http.route", &r.route),
                 ("http.response.status_code", status),
-                ("error.type", r.error.clone().unwrap_or_default()),
+                ("error.type", error),
             ],
         ),
     }
@@ -363,12 +543,15 @@ mod tests {
             vec!["*", "/r0", "/r1", "/r2"]
         );
         assert_eq!(s.overflowed, 7);
+        // A value seen again collapses again: the count is per observation.
+        s.observe(&http("/r9", 200, 10, 1000), SIDES);
+        assert_eq!(s.overflowed, 8);
         assert_eq!(
             s.series()
                 .find(|x| x.labels["http.route"] == "*")
                 .unwrap()
                 .count,
-            7
+            8
         );
         // Series idle since before t = 1050 µs go, and make room.
         s.observe(&http("/r0", 200, 100, 1000), SIDES);

@@ -146,6 +146,12 @@ impl StreamBuf {
 
     /// Time the byte at stream position `pos` was seen (the push that carried it).
     pub fn time_at(&self, pos: u64) -> Option<i64> {
+        // Most lookups fall in the latest push.
+        if let Some(&(p, t)) = self.times.back() {
+            if p <= pos {
+                return Some(t);
+            }
+        }
         let i = self.times.partition_point(|(p, _)| *p <= pos);
         i.checked_sub(1).map(|i| self.times[i].1)
     }
