@@ -65,6 +65,8 @@ struct Response {
     request: Option<Request>,
     /// A CONNECT that succeeded: after this response the bytes are a tunnel.
     tunnel_after: bool,
+    /// The answer to a request dropped from the full queue: read, not recorded.
+    dropped: bool,
 }
 
 /// Counters of what could not be followed.
@@ -89,6 +91,9 @@ pub struct Http1 {
     tunnel: bool,
     /// A request was answered before its body ended: find the next request.
     skip_request_body: bool,
+    /// Responses still to come for requests dropped from the full queue (pairing them
+    /// with the requests after would shift every later pair).
+    dropped_responses: u64,
     /// The request line of a head not complete yet (or whose rest was never captured).
     partial_head: Option<Request>,
     /// The status line of a response head not complete yet: (status, first, last byte time, bytes).
@@ -207,6 +212,7 @@ impl Http1 {
     fn queue(&mut self, req: Request) {
         if self.waiting.len() >= MAX_WAITING {
             self.waiting.pop_front();
+            self.dropped_responses += 1;
             self.stats.unanswered += 1;
         }
         self.waiting.push_back(req);
@@ -227,6 +233,7 @@ impl Http1 {
             self.response = None;
             self.stats.unanswered += self.waiting.len() as u64;
             self.waiting.clear();
+            self.dropped_responses = 0;
             skip_to(buf, looks_like_response);
         }
         loop {
@@ -238,7 +245,9 @@ impl Http1 {
                     Step::Done => {
                         let resp = self.response.take().expect("response");
                         self.tunnel = resp.tunnel_after;
-                        out.push(record(resp));
+                        if !resp.dropped {
+                            out.push(record(resp));
+                        }
                         if self.skip_tunnel(buf) {
                             return;
                         }
@@ -270,10 +279,26 @@ impl Http1 {
                     let start = buf.time_at(buf.position()).unwrap_or(0);
                     let end = buf.time_at(buf.position() + n as u64 - 1).unwrap_or(start);
                     let info = HeadInfo::of(head.headers);
-                    let body = response_body(status, self.waiting.front(), &info);
+                    let dropped = self.dropped_responses > 0;
+                    let asked = if dropped { None } else { self.waiting.front() };
+                    let body = response_body(status, asked, &info);
                     buf.consume(n);
                     if (100..200).contains(&status) && status != 101 {
                         // `100 Continue` and friends: the final answer is still to come.
+                        continue;
+                    }
+                    if dropped {
+                        self.dropped_responses -= 1;
+                        self.response = Some(Response {
+                            status,
+                            start,
+                            end,
+                            bytes: n as u64,
+                            body,
+                            request: None,
+                            tunnel_after: false,
+                            dropped: true,
+                        });
                         continue;
                     }
                     // Answered before its body was all seen (or the capture cut it): the
@@ -298,6 +323,7 @@ impl Http1 {
                         body,
                         tunnel_after: status == 101 || (connect && (200..300).contains(&status)),
                         request,
+                        dropped: false,
                     });
                 }
                 Ok(httparse::Status::Partial) => {
@@ -342,6 +368,7 @@ impl Http1 {
                 body: Body::None,
                 request,
                 tunnel_after: false,
+                dropped: false,
             }));
         }
         self.stats.unanswered += self.waiting.len() as u64;

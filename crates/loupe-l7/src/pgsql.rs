@@ -45,6 +45,9 @@ pub struct Pgsql {
     /// The extended-protocol cycle being sent (until `Sync`).
     open: Option<Cycle>,
     waiting: VecDeque<Cycle>,
+    /// Answers still to come for cycles dropped from the full queue (not the answers of
+    /// the cycles after them).
+    dropped_answers: u64,
     statements: HashMap<String, String>,
     /// The answer being read: (first byte time, bytes, rows, last command tag, SQLSTATE).
     answer: Option<Answer>,
@@ -236,6 +239,7 @@ impl Pgsql {
     fn queue(&mut self, cycle: Cycle) {
         if self.waiting.len() >= MAX_WAITING {
             self.waiting.pop_front();
+            self.dropped_answers += 1;
             self.stats.unanswered += 1;
         }
         self.waiting.push_back(cycle);
@@ -265,6 +269,7 @@ impl Pgsql {
             self.skip[1] = 0;
             self.stats.unanswered += self.waiting.len() as u64;
             self.waiting.clear();
+            self.dropped_answers = 0;
             resync(buf, b"Z");
         }
         loop {
@@ -325,6 +330,10 @@ impl Pgsql {
     }
 
     fn answered(&mut self, a: Answer, out: &mut Vec<Record>) {
+        if self.dropped_answers > 0 {
+            self.dropped_answers -= 1;
+            return;
+        }
         let Some(c) = self.waiting.pop_front() else {
             self.stats.orphans += 1;
             return;
@@ -521,6 +530,33 @@ mod tests {
             "the SQL of the named statement"
         );
         assert_eq!(stats, PgStats::default());
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_cycles_without_shifting_the_pairing() {
+        // 1 100 pipelined queries before any answer: the first 76 fall out of the queue.
+        let (mut client, mut server) = (Vec::new(), Vec::new());
+        for i in 0..1100 {
+            let fails = i % 2 == 0;
+            let sql = if fails {
+                "SELECT * FROM bad\0"
+            } else {
+                "SELECT * FROM good\0"
+            };
+            client.push(msg(b'Q', sql.as_bytes()));
+            server.push(if fails {
+                msg(b'E', b"SERROR\0C42P01\0\0")
+            } else {
+                msg(b'C', b"SELECT 1\0")
+            });
+            server.push(msg(b'Z', b"I"));
+        }
+        let (out, stats) = run(&client, &server);
+        assert_eq!(out.len(), MAX_WAITING);
+        assert_eq!((stats.unanswered, stats.orphans), (76, 0));
+        for r in &out {
+            assert_eq!(r.error.is_some(), r.route == "SELECT bad", "{r:?}");
+        }
     }
 
     #[test]

@@ -271,6 +271,9 @@ pub struct Redis {
     requests: Reader,
     replies: Reader,
     waiting: VecDeque<Command>,
+    /// Replies still to come for commands dropped from a full queue: they are not the
+    /// answers of the commands after them (pairing would shift by one for good).
+    dropped_replies: u64,
     subscribed: bool,
     pub stats: RedisStats,
 }
@@ -400,7 +403,9 @@ impl Redis {
             _ => 1,
         };
         if self.waiting.len() >= MAX_WAITING {
-            self.waiting.pop_front();
+            if let Some(oldest) = self.waiting.pop_front() {
+                self.dropped_replies += oldest.replies as u64;
+            }
             self.stats.unanswered += 1;
         }
         self.waiting.push_back(Command { value: v, replies });
@@ -414,6 +419,7 @@ impl Redis {
                 Err(()) => {
                     self.stats.unanswered += self.waiting.len() as u64;
                     self.waiting.clear();
+                    self.dropped_replies = 0;
                     // Replies have no marker to find: wait for the next command's reply.
                     let n = buf.buffered();
                     buf.consume(n);
@@ -446,6 +452,10 @@ impl Redis {
                 ));
         if push {
             self.stats.pushes += 1;
+            return;
+        }
+        if self.dropped_replies > 0 {
+            self.dropped_replies -= 1;
             return;
         }
         let Some(front) = self.waiting.front_mut() else {
@@ -619,6 +629,31 @@ mod tests {
             .map(|r| (r.method.as_str(), r.error.as_deref()))
             .collect();
         assert_eq!(got, vec![("SET", None), ("LPUSH", Some("WRONGTYPE"))]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_commands_without_shifting_the_pairing() {
+        // 5 000 pipelined commands before any reply: the first 904 fall out of the queue.
+        let (mut commands, mut replies) = (Vec::new(), Vec::new());
+        for i in 0..5000 {
+            if i % 2 == 0 {
+                commands.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
+                replies.extend_from_slice(b"+OK\r\n");
+            } else {
+                commands.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+                replies.extend_from_slice(b"-ERR not this time\r\n");
+            }
+        }
+        let mut parts: Vec<(bool, &[u8])> = commands.chunks(8192).map(|c| (true, c)).collect();
+        parts.extend(replies.chunks(8192).map(|r| (false, r)));
+        let (out, stats) = run(&parts);
+        assert_eq!(out.len(), MAX_WAITING);
+        assert_eq!(stats.unanswered, 5000 - MAX_WAITING as u64);
+        assert_eq!(stats.orphans, 0);
+        // Every GET got its error, every SET its OK.
+        for r in &out {
+            assert_eq!(r.error.is_some(), r.method == "GET", "{r:?}");
+        }
     }
 
     #[test]

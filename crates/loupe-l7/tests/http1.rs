@@ -246,3 +246,24 @@ fn bytes_lost_inside_a_body_do_not_lose_the_exchange() {
         ]
     );
 }
+
+#[test]
+fn a_full_queue_drops_its_oldest_requests_without_shifting_the_pairing() {
+    // 300 pipelined requests before any answer: the first 44 fall out of the queue of
+    // 256; their answers are read and not paired with the requests after them.
+    let (mut asks, mut answers) = (Vec::new(), Vec::new());
+    for i in 0..300 {
+        let status = if i % 3 == 0 { 404 } else { 200 };
+        asks.extend_from_slice(format!("GET /s/{status} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        answers.extend_from_slice(
+            format!("HTTP/1.1 {status} X\r\nContent-Length: 1\r\n\r\n.").as_bytes(),
+        );
+    }
+    let (r, conn) = run(&[(Q, &asks), (A, &answers)]);
+    assert_eq!(r.len(), 256);
+    for x in &r {
+        assert_eq!(x.resource, format!("/s/{}", x.status.unwrap()), "{x:?}");
+    }
+    let stats = conn.http1_stats();
+    assert_eq!((stats.unanswered, stats.orphans), (44, 0));
+}
