@@ -121,10 +121,8 @@ impl<'a> Described<'a> {
     ) -> Described<'a> {
         let mut labels = [("", ""); MAX_LABELS];
         labels[..N].copy_from_slice(&list);
-        let from_sides = list
-            .iter()
-            .take_while(|(name, _)| matches!(*name, "server.address" | "client.address"))
-            .count();
+        // `describe` lists the sides first: the server, then (HTTP) the client.
+        let from_sides = 1 + usize::from(N > 1 && list[1].0 == "client.address");
         Described {
             metric,
             prometheus,
