@@ -854,6 +854,7 @@ fn l7_round(client: &[u8], server: &[u8], cuts: &[(usize, usize)]) -> (usize, f6
     let sides = loupe_l7::signals::Sides {
         server: "10.0.0.2:80",
         client: "10.0.0.1",
+        ..Default::default()
     };
     let cpu0 = thread_cpu_seconds();
     let (mut records, mut from) = (0, (0, 0));

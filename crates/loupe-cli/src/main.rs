@@ -3,6 +3,7 @@
 mod demo;
 mod diagnose;
 mod history;
+mod kube;
 mod output;
 mod pcap;
 mod serve;

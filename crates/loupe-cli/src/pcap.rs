@@ -20,6 +20,15 @@ pub struct PcapArgs {
     /// Only this connection type in the service graph (`http`, `dns`, …).
     #[arg(long)]
     pub graph_type: Option<String>,
+    /// Kubernetes names for the addresses: what `kubectl get pods,services -A -o json`
+    /// (or `-o yaml`) printed when the capture was taken. Services name their cluster IPs
+    /// and ports, pods their workloads.
+    #[arg(long, value_name = "FILE")]
+    pub kube: Option<PathBuf>,
+    /// Only exchanges with a side in this namespace (needs --kube): records, signals and
+    /// the graph.
+    #[arg(long, requires = "kube")]
+    pub namespace: Option<String>,
 }
 
 /// One series of the golden signals.
@@ -58,20 +67,61 @@ struct Report {
 struct Line {
     client: String,
     server: String,
+    /// `namespace/workload` or `namespace/service`, with --kube.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_namespace: Option<String>,
     #[serde(flatten)]
     record: loupe_l7::Record,
+    /// The client's address without its port: the client in the metrics, unnamed.
+    #[serde(skip)]
+    client_ip: String,
 }
 
 pub fn run(g: &Global, args: PcapArgs) -> Result<()> {
+    let names = match &args.kube {
+        Some(path) => Some(crate::kube::Names::load(path)?),
+        None => None,
+    };
     let a = loupe_pcap::analyze(&args.file)?;
+    let lines: Vec<Line> = a
+        .records
+        .into_iter()
+        .map(|s| {
+            let client = names.as_ref().and_then(|n| n.client(s.client));
+            let server = names.as_ref().and_then(|n| n.server(s.server));
+            Line {
+                client: s.client.to_string(),
+                server: s.server.to_string(),
+                client_name: client.map(crate::kube::Named::display),
+                server_name: server.map(crate::kube::Named::display),
+                client_namespace: client.map(|n| n.namespace.clone()),
+                server_namespace: server.map(|n| n.namespace.clone()),
+                record: s.record,
+                client_ip: s.client.ip().to_string(),
+            }
+        })
+        .filter(|l| {
+            args.namespace.as_ref().is_none_or(|ns| {
+                l.client_namespace.as_ref() == Some(ns) || l.server_namespace.as_ref() == Some(ns)
+            })
+        })
+        .collect();
     let mut signals = loupe_l7::signals::Signals::new(args.max_values);
-    for s in &a.records {
-        let (server, client) = (s.server.to_string(), s.client.ip().to_string());
+    for l in &lines {
+        // A side is its name when known, else its address (the client's without port).
         signals.observe(
-            &s.record,
+            &l.record,
             loupe_l7::signals::Sides {
-                server: &server,
-                client: &client,
+                server: l.server_name.as_deref().unwrap_or(&l.server),
+                client: l.client_name.as_deref().unwrap_or(&l.client_ip),
+                server_namespace: l.server_namespace.as_deref(),
+                client_namespace: l.client_namespace.as_deref(),
             },
         );
     }
@@ -85,7 +135,7 @@ pub fn run(g: &Global, args: PcapArgs) -> Result<()> {
         })
         .collect();
     let graph = signals
-        .graph(args.graph_type.as_deref())
+        .graph(args.graph_type.as_deref(), args.namespace.as_deref())
         .into_iter()
         .cloned()
         .collect();
@@ -102,15 +152,7 @@ pub fn run(g: &Global, args: PcapArgs) -> Result<()> {
         connections: a.flows.connections,
         out_of_order_segments: a.flows.out_of_order,
         damaged: a.read.damaged.clone(),
-        records: a
-            .records
-            .into_iter()
-            .map(|s| Line {
-                client: s.client.to_string(),
-                server: s.server.to_string(),
-                record: s.record,
-            })
-            .collect(),
+        records: lines,
     };
     if let Some(d) = &report.damaged {
         eprintln!("warning: {d}");
@@ -135,8 +177,8 @@ fn report_table(r: &Report) -> String {
         let x = &l.record;
         t.add_row(vec![
             crate::output::time(Some(x.request_start)),
-            l.client.clone(),
-            l.server.clone(),
+            l.client_name.clone().unwrap_or_else(|| l.client.clone()),
+            l.server_name.clone().unwrap_or_else(|| l.server.clone()),
             x.protocol.to_string(),
             if x.partial {
                 "?".into()

@@ -107,3 +107,70 @@ fn pcap_prints_request_records_and_refuses_what_is_not_a_capture() {
         "{err}"
     );
 }
+
+#[test]
+fn kubernetes_names_from_a_kubectl_dump_name_the_sides_and_filter_by_namespace() {
+    let Some(dir) = corpus() else { return };
+    let none = Path::new("unused");
+    let file = dir.join("deepflow/http/sw8.pcap");
+    let tmp = tempfile::tempdir().unwrap();
+    // What `kubectl get pods,services -A -o yaml` would print for that capture's peers.
+    let dump = tmp.path().join("kube.yaml");
+    std::fs::write(
+        &dump,
+        r#"apiVersion: v1
+kind: List
+items:
+- kind: Service
+  metadata: {name: orders, namespace: shop}
+  spec: {clusterIP: 10.100.18.175, ports: [{port: 20880}]}
+- kind: Pod
+  metadata:
+    name: web-7c9f-abcde
+    namespace: front
+    labels: {pod-template-hash: 7c9f}
+    ownerReferences: [{kind: ReplicaSet, name: web-7c9f, controller: true}]
+  status: {podIP: 10.100.19.214}
+"#,
+    )
+    .unwrap();
+    let (f, k) = (file.to_str().unwrap(), dump.to_str().unwrap());
+    let report = json(none, &["pcap", f, "--kube", k, "-o", "json"]);
+    let r = &report["records"][0];
+    assert_eq!(
+        (&r["client_name"], &r["server_name"], &r["server_namespace"]),
+        (&"front/web".into(), &"shop/orders".into(), &"shop".into())
+    );
+    let graph = report["graph"].as_array().unwrap();
+    assert_eq!(graph.len(), 1);
+    assert_eq!(
+        (
+            &graph[0]["client"],
+            &graph[0]["server"],
+            &graph[0]["client_namespace"]
+        ),
+        (&"front/web".into(), &"shop/orders".into(), &"front".into())
+    );
+    assert_eq!(
+        report["signals"][0]["labels"]["server.address"],
+        "shop/orders"
+    );
+    // Either side's namespace keeps the exchange; another keeps nothing.
+    for (ns, n) in [("shop", 3), ("front", 3), ("billing", 0)] {
+        let only = json(
+            none,
+            &["pcap", f, "--kube", k, "--namespace", ns, "-o", "json"],
+        );
+        assert_eq!(only["records"].as_array().unwrap().len(), n, "{ns}");
+        assert_eq!(only["graph"].as_array().unwrap().len(), n.min(1), "{ns}");
+    }
+    let table = loupe(none, &["pcap", f, "--kube", k]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("front/web"));
+    // A namespace needs names; a dump that is not one is refused with its file.
+    let out = loupe(none, &["pcap", f, "--namespace", "shop"]);
+    assert!(!out.status.success());
+    std::fs::write(&dump, "[1, 2").unwrap();
+    let out = loupe(none, &["pcap", f, "--kube", k]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kube.yaml"));
+}

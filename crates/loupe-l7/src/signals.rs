@@ -21,11 +21,16 @@ pub const BUCKETS: &[f64] = &[
 /// What label values may take per metric and label name before collapsing to `*`.
 pub const DEFAULT_MAX_VALUES: usize = 100;
 
-/// A record's place in the metrics: who served it, who asked.
-#[derive(Debug, Clone, Copy)]
+/// A record's place in the metrics: who served it, who asked (an address, or a name
+/// such as `shop/orders` when Kubernetes metadata knows it), and their namespaces when
+/// known: graph edges carry them (an edge keeps those of its first record: a side's
+/// namespace is taken to follow from its name), and the graph filters by them.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Sides<'a> {
     pub server: &'a str,
     pub client: &'a str,
+    pub server_namespace: Option<&'a str>,
+    pub client_namespace: Option<&'a str>,
 }
 
 /// One series.
@@ -72,6 +77,10 @@ impl Series {
 pub struct Edge {
     pub client: String,
     pub server: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_namespace: Option<String>,
     /// `http`, `dns`, …
     pub connection_type: &'static str,
     pub requests: u64,
@@ -194,6 +203,7 @@ impl Remembered {
         let sides = Sides {
             client: &self.client,
             server: &self.server,
+            ..Sides::default()
         };
         let values = self.values.iter().map(|v| &**v);
         raw_hash(hasher, self.protocol, sides, values)
@@ -303,6 +313,8 @@ impl Signals {
                 self.edges.push(Edge {
                     client: key.0.clone(),
                     server: key.1.clone(),
+                    client_namespace: sides.client_namespace.map(str::to_string),
+                    server_namespace: sides.server_namespace.map(str::to_string),
                     connection_type: kind,
                     requests: 0,
                     failed: 0,
@@ -366,12 +378,17 @@ impl Signals {
         self.series_index.values().map(|&i| &self.series[i])
     }
 
-    /// Edges, optionally of one connection type only, in order of client and server.
-    pub fn graph(&self, connection_type: Option<&str>) -> Vec<&Edge> {
+    /// Edges, optionally of one connection type only and touching one namespace only
+    /// (either side in it), in order of client and server.
+    pub fn graph(&self, connection_type: Option<&str>, namespace: Option<&str>) -> Vec<&Edge> {
+        let touches = |e: &Edge, n: &str| {
+            e.client_namespace.as_deref() == Some(n) || e.server_namespace.as_deref() == Some(n)
+        };
         self.edge_index
             .values()
             .map(|&i| &self.edges[i])
             .filter(|e| connection_type.is_none_or(|t| t == e.connection_type))
+            .filter(|e| namespace.is_none_or(|n| touches(e, n)))
             .collect()
     }
 }
@@ -499,6 +516,8 @@ mod tests {
     const SIDES: Sides<'static> = Sides {
         server: "10.0.0.2:80",
         client: "10.0.0.1",
+        server_namespace: None,
+        client_namespace: None,
     };
 
     #[test]
@@ -524,9 +543,41 @@ mod tests {
         // 20 ms: in the (10 ms, 25 ms] bucket.
         let p50 = ok[0].quantile(0.5).unwrap();
         assert!((0.01..=0.025).contains(&p50), "{p50}");
-        let g = s.graph(Some("http"));
+        let g = s.graph(Some("http"), None);
         assert_eq!((g.len(), g[0].requests, g[0].failed), (1, 100, 10));
         assert!((g[0].server_seconds_sum - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_graph_filters_by_connection_type_and_namespace() {
+        let mut s = Signals::new(100);
+        let shop = Sides {
+            server: "shop/orders",
+            client: "shop/web",
+            server_namespace: Some("shop"),
+            client_namespace: Some("shop"),
+        };
+        let billing = Sides {
+            server: "billing/ledger",
+            client: "shop/orders",
+            server_namespace: Some("billing"),
+            client_namespace: Some("shop"),
+        };
+        s.observe(&http("/a", 200, 0, 10), shop);
+        s.observe(&http("/b", 200, 1, 10), billing);
+        let names = |edges: Vec<&Edge>| -> Vec<String> {
+            edges
+                .iter()
+                .map(|e| format!("{}->{}", e.client, e.server))
+                .collect()
+        };
+        assert_eq!(
+            names(s.graph(None, Some("billing"))),
+            vec!["shop/orders->billing/ledger"]
+        );
+        assert_eq!(s.graph(None, Some("shop")).len(), 2);
+        assert_eq!(s.graph(Some("dns"), Some("shop")).len(), 0);
+        assert_eq!(s.graph(None, Some("other")).len(), 0);
     }
 
     #[test]
