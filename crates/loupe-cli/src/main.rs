@@ -3,7 +3,6 @@
 mod demo;
 mod diagnose;
 mod history;
-mod kube;
 mod output;
 mod pcap;
 mod serve;

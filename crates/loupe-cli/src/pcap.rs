@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
@@ -85,7 +85,13 @@ struct Line {
 
 pub fn run(g: &Global, args: PcapArgs) -> Result<()> {
     let names = match &args.kube {
-        Some(path) => Some(crate::kube::Names::load(path)?),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let names =
+                loupe_kube::Names::parse(&text).with_context(|| format!("{}", path.display()))?;
+            Some(names)
+        }
         None => None,
     };
     let a = loupe_pcap::analyze(&args.file)?;
@@ -98,8 +104,8 @@ pub fn run(g: &Global, args: PcapArgs) -> Result<()> {
             Line {
                 client: s.client.to_string(),
                 server: s.server.to_string(),
-                client_name: client.map(crate::kube::Named::display),
-                server_name: server.map(crate::kube::Named::display),
+                client_name: client.map(loupe_kube::Named::display),
+                server_name: server.map(loupe_kube::Named::display),
                 client_namespace: client.map(|n| n.namespace.clone()),
                 server_namespace: server.map(|n| n.namespace.clone()),
                 record: s.record,

@@ -1,14 +1,17 @@
-//! Kubernetes names for addresses, from what `kubectl get pods,services -A -o json`
+//! Kubernetes names for network addresses, from what `kubectl get pods,services -A -o json`
 //! (or `-o yaml`) prints: a Service's cluster IPs and ports name its servers, a Pod's IPs
 //! name its workload (a ReplicaSet's pods by their Deployment). Host-network pods share
 //! their node's address and are left out, so they never name each other's traffic.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 
-use anyhow::{Context, Result};
 use serde::Deserialize;
+
+/// A dump that is not one: neither JSON nor YAML of Kubernetes objects.
+#[derive(Debug, thiserror::Error)]
+#[error("not a kubectl dump (JSON or YAML of a List or an object): {0}")]
+pub struct DumpError(String);
 
 /// A side of a connection, named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,20 +103,14 @@ struct PodIp {
 
 impl Names {
     /// Reads a kubectl dump (JSON or YAML: a `List`, or one object).
-    pub fn load(path: &Path) -> Result<Names> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Names::parse(&text).with_context(|| format!("{}: not a kubectl dump", path.display()))
-    }
-
-    pub fn parse(text: &str) -> Result<Names> {
-        let list: List = if text.trim_start().starts_with('{') {
-            let value: serde_json::Value = serde_json::from_str(text)?;
-            from_value(value)?
+    pub fn parse(text: &str) -> Result<Names, DumpError> {
+        let fail = |e: &dyn std::fmt::Display| DumpError(e.to_string());
+        let value: serde_json::Value = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| fail(&e))?
         } else {
-            let value: serde_json::Value = serde_norway::from_str(text)?;
-            from_value(value)?
+            serde_norway::from_str(text).map_err(|e| fail(&e))?
         };
+        let list = from_value(value).map_err(|e| fail(&e))?;
         let mut names = Names::default();
         for o in list.items {
             match o.kind.as_str() {
@@ -169,9 +166,9 @@ impl Names {
 }
 
 /// Accepts a `List` or a single object.
-fn from_value(value: serde_json::Value) -> Result<List> {
+fn from_value(value: serde_json::Value) -> Result<List, serde_json::Error> {
     if value.get("items").is_some() {
-        Ok(serde_json::from_value(value)?)
+        serde_json::from_value(value)
     } else {
         Ok(List {
             items: vec![serde_json::from_value(value)?],
