@@ -3,39 +3,51 @@
 
 /// The path of a request target without its query, with variable segments replaced.
 pub fn normalize(target: &str) -> String {
+    if !target.starts_with('/') {
+        return normalize_other(target);
+    }
+    // Origin form (`/a/b?q`), nearly every request: one pass to the query, with runs of
+    // plain segments copied whole; only placeholders break them.
+    let bytes = target.as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    let (mut start, mut copied, mut i) = (0, 0, 0);
+    loop {
+        let b = bytes.get(i).copied();
+        if matches!(b, None | Some(b'/' | b'?' | b'#')) {
+            if let Some(p) = placeholder(&target[start..i]) {
+                out.push_str(&target[copied..start]);
+                out.push_str(p);
+                copied = i;
+            }
+            if b != Some(b'/') {
+                out.push_str(&target[copied..i]);
+                return out;
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+}
+
+/// Any other form: absolute (`http://host/path`, to proxies) keeps only its path;
+/// asterisk and authority forms stay as they are.
+fn normalize_other(target: &str) -> String {
     let end = target
         .bytes()
         .position(|b| b == b'?' || b == b'#')
         .unwrap_or(target.len());
     let path = &target[..end];
-    // An absolute-form target (`http://host/path`, proxies) keeps only its path.
-    let path = match path.starts_with('/') {
-        true => path,
-        false => match path.find("://") {
-            Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
-            None => path,
-        },
+    let path = match path.find("://") {
+        Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
+        None => path,
     };
     if path.is_empty() {
         return "/".into();
     }
-    let mut out = String::with_capacity(path.len());
-    // Runs of plain segments are copied whole; only placeholders break them.
-    let (mut start, mut copied) = (0, 0);
-    let bytes = path.as_bytes();
-    for cut in 0..=bytes.len() {
-        if cut < bytes.len() && bytes[cut] != b'/' {
-            continue;
-        }
-        if let Some(p) = placeholder(&path[start..cut]) {
-            out.push_str(&path[copied..start]);
-            out.push_str(p);
-            copied = cut;
-        }
-        start = cut + 1;
+    if path.starts_with('/') {
+        return normalize(path);
     }
-    out.push_str(&path[copied..]);
-    out
+    path.to_string()
 }
 
 fn placeholder(segment: &str) -> Option<&'static str> {
@@ -94,5 +106,12 @@ mod tests {
         assert_eq!(normalize("http://example.com/a/7"), "/a/{id}");
         assert_eq!(normalize(""), "/");
         assert_eq!(normalize("/v1/users/me"), "/v1/users/me");
+        assert_eq!(normalize("/"), "/");
+        assert_eq!(normalize("/12#top"), "/{id}");
+        assert_eq!(normalize("/a//7/"), "/a//{id}/");
+        assert_eq!(normalize("http://example.com"), "/");
+        assert_eq!(normalize("http://example.com/x?y=1"), "/x");
+        assert_eq!(normalize("*"), "*");
+        assert_eq!(normalize("example.com:443"), "example.com:443");
     }
 }
