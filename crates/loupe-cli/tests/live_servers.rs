@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use live::{add, analyze, count, have, number_after, run, tool, Capture, Daemon};
+use live::{add, analyze, count, have, number_after, run, tool, Daemon};
 use serde_json::Value;
 
 fn key(r: &Value, fields: &[&str]) -> String {
@@ -76,6 +76,7 @@ fn nginx_http1_and_http2_counts_equal_the_clients_and_the_access_log() {
     if !have(&["nginx", "ab", "h2load", "curl", "tcpdump"]) {
         return;
     }
+    let _one = live::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("www")).unwrap();
@@ -94,89 +95,91 @@ fn nginx_http1_and_http2_counts_equal_the_clients_and_the_access_log() {
     );
     live::wait_for_port(h1, "nginx");
     live::wait_for_port(h2, "nginx");
-    std::fs::write(d.join("access.log"), "").unwrap();
     let base = format!("http://127.0.0.1:{h1}");
 
-    let capture = Capture::start(d, &[h1, h2]);
-    let mut expected = BTreeMap::new();
-    // ab: keep-alive GETs, POSTs to a static file (nginx answers 405), HEADs.
-    let ab = |args: &[&str]| {
-        let out = run(tool("ab").arg("-q").args(args));
-        assert_eq!(number_after(&out, "Failed requests:"), Some(0), "{out}");
-        let complete = number_after(&out, "Complete requests:").expect("ab's count");
-        let non_2xx = number_after(&out, "Non-2xx responses:").unwrap_or(0);
-        (complete, non_2xx)
-    };
-    let index = format!("{base}/index.html");
-    let (n, bad) = ab(&["-n", "1000", "-c", "4", "-k", &index]);
-    assert_eq!((n, bad), (1000, 0));
-    add(&mut expected, "http1 GET 200", n);
-    let post = d.join("post.txt");
-    let (n, bad) = ab(&[
-        "-n",
-        "200",
-        "-c",
-        "2",
-        "-T",
-        "text/plain",
-        "-p",
-        post.to_str().unwrap(),
-        &index,
-    ]);
-    assert_eq!((n, bad), (200, 200), "a POST to a static file is refused");
-    add(&mut expected, "http1 POST 405", n);
-    let (n, bad) = ab(&["-n", "100", "-c", "1", "-i", &index]);
-    assert_eq!((n, bad), (100, 0));
-    add(&mut expected, "http1 HEAD 200", n);
-
-    // curl, one connection: chunked gzip, errors, methods, a body after 100-continue.
-    let mut curl = tool("curl");
-    curl.args(["-s", "--compressed", "-w", "%{method} %{http_code}\\n"]);
-    let targets: [(&str, &str); 8] = [
-        ("GET", "/big.txt"),
-        ("GET", "/missing"),
-        ("GET", "/fail"),
-        ("PUT", "/api/items/1"),
-        ("DELETE", "/api/items/1"),
-        ("OPTIONS", "/api/items"),
-        ("GET", "/api/items?page=2"),
-        ("HEAD", "/index.html"),
-    ];
-    for (i, (method, path)) in targets.iter().enumerate() {
-        if i > 0 {
-            curl.arg("--next")
-                .args(["-s", "--compressed", "-w", "%{method} %{http_code}\\n"]);
-        }
-        match *method {
-            "HEAD" => curl.arg("-I"),
-            m => curl.args(["-X", m]),
+    let (file, expected) = live::recorded(d, &[h1, h2], || {
+        // The log counts this attempt only (nginx appends to the emptied file).
+        std::fs::write(d.join("access.log"), "").unwrap();
+        let mut expected = BTreeMap::new();
+        // ab: keep-alive GETs, POSTs to a static file (nginx answers 405), HEADs.
+        let ab = |args: &[&str]| {
+            let out = run(tool("ab").arg("-q").args(args));
+            assert_eq!(number_after(&out, "Failed requests:"), Some(0), "{out}");
+            let complete = number_after(&out, "Complete requests:").expect("ab's count");
+            let non_2xx = number_after(&out, "Non-2xx responses:").unwrap_or(0);
+            (complete, non_2xx)
         };
-        curl.args(["-o", "/dev/null", &format!("{base}{path}")]);
-    }
-    curl.arg("--next")
-        .args(["-s", "-w", "%{method} %{http_code}\\n", "-o", "/dev/null"])
-        .args(["-H", "Expect: 100-continue", "--data-binary"])
-        .arg(format!("@{}", d.join("upload.bin").display()))
-        .arg(format!("{base}/api/upload"));
-    let said = run(&mut curl);
-    assert_eq!(said.lines().count(), targets.len() + 1, "{said}");
-    for line in said.lines() {
-        add(&mut expected, &format!("http1 {line}"), 1);
-    }
+        let index = format!("{base}/index.html");
+        let (n, bad) = ab(&["-n", "1000", "-c", "4", "-k", &index]);
+        assert_eq!((n, bad), (1000, 0));
+        add(&mut expected, "http1 GET 200", n);
+        let post = d.join("post.txt");
+        let (n, bad) = ab(&[
+            "-n",
+            "200",
+            "-c",
+            "2",
+            "-T",
+            "text/plain",
+            "-p",
+            post.to_str().unwrap(),
+            &index,
+        ]);
+        assert_eq!((n, bad), (200, 200), "a POST to a static file is refused");
+        add(&mut expected, "http1 POST 405", n);
+        let (n, bad) = ab(&["-n", "100", "-c", "1", "-i", &index]);
+        assert_eq!((n, bad), (100, 0));
+        add(&mut expected, "http1 HEAD 200", n);
 
-    // h2load: HTTP/2 over cleartext, 10 streams at a time on each of 2 connections.
-    let out = run(tool("h2load")
-        .args(["-n", "600", "-c", "2", "-m", "10"])
-        .arg(format!("http://127.0.0.1:{h2}/index.html")));
-    assert_eq!(number_after(&out, "requests:"), Some(600), "{out}");
-    let ok = out
-        .lines()
-        .find_map(|l| l.strip_prefix("status codes: "))
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .expect("h2load's status counts");
-    assert_eq!(ok, 600, "{out}");
-    add(&mut expected, "http2 GET 200", ok);
-    let file = capture.stop();
+        // curl, one connection: chunked gzip, errors, methods, a body after 100-continue.
+        let mut curl = tool("curl");
+        curl.args(["-s", "--compressed", "-w", "%{method} %{http_code}\\n"]);
+        let targets: [(&str, &str); 8] = [
+            ("GET", "/big.txt"),
+            ("GET", "/missing"),
+            ("GET", "/fail"),
+            ("PUT", "/api/items/1"),
+            ("DELETE", "/api/items/1"),
+            ("OPTIONS", "/api/items"),
+            ("GET", "/api/items?page=2"),
+            ("HEAD", "/index.html"),
+        ];
+        for (i, (method, path)) in targets.iter().enumerate() {
+            if i > 0 {
+                curl.arg("--next")
+                    .args(["-s", "--compressed", "-w", "%{method} %{http_code}\\n"]);
+            }
+            match *method {
+                "HEAD" => curl.arg("-I"),
+                m => curl.args(["-X", m]),
+            };
+            curl.args(["-o", "/dev/null", &format!("{base}{path}")]);
+        }
+        curl.arg("--next")
+            .args(["-s", "-w", "%{method} %{http_code}\\n", "-o", "/dev/null"])
+            .args(["-H", "Expect: 100-continue", "--data-binary"])
+            .arg(format!("@{}", d.join("upload.bin").display()))
+            .arg(format!("{base}/api/upload"));
+        let said = run(&mut curl);
+        assert_eq!(said.lines().count(), targets.len() + 1, "{said}");
+        for line in said.lines() {
+            add(&mut expected, &format!("http1 {line}"), 1);
+        }
+
+        // h2load: HTTP/2 over cleartext, 10 streams at a time on each of 2 connections.
+        let out = run(tool("h2load")
+            .args(["-n", "600", "-c", "2", "-m", "10"])
+            .arg(format!("http://127.0.0.1:{h2}/index.html")));
+        assert_eq!(number_after(&out, "requests:"), Some(600), "{out}");
+        let ok = out
+            .lines()
+            .find_map(|l| l.strip_prefix("status codes: "))
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("h2load's status counts");
+        assert_eq!(ok, 600, "{out}");
+        add(&mut expected, "http2 GET 200", ok);
+        expected
+    });
 
     let report = analyze(&file);
     let seen = count(&report, |r| key(r, &["protocol", "method", "status"]));
@@ -272,6 +275,7 @@ fn redis_counts_equal_redis_benchmark_and_commandstats() {
     if !have(&["redis-server", "redis-cli", "redis-benchmark", "tcpdump"]) {
         return;
     }
+    let _one = live::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = live::free_port();
@@ -286,85 +290,86 @@ fn redis_counts_equal_redis_benchmark_and_commandstats() {
         &d.join("redis.log"),
     );
     live::wait_for_port(port, "redis-server");
-    run(tool("redis-cli")
-        .arg("-s")
-        .arg(&socket)
-        .args(["CONFIG", "RESETSTAT"]));
     let port_s = port.to_string();
 
-    let capture = Capture::start(d, &[port]);
-    let mut expected = BTreeMap::new();
-    // redis-benchmark, pipelined 8 deep on 4 connections: every test sends -n commands.
-    let n = 1000;
-    let out = run(tool("redis-benchmark")
-        .args([
-            "-p",
-            &port_s,
-            "-n",
-            &n.to_string(),
-            "-c",
-            "4",
-            "-P",
-            "8",
-            "--csv",
-        ])
-        .args([
-            "-t",
-            "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,lrange_100,mset",
-        ]));
-    let tests: Vec<String> = out
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').next())
-        .map(|t| t.trim_matches('"').to_string())
-        .collect();
-    assert_eq!(tests.len(), 13, "{out}");
-    for t in &tests {
-        // "LPUSH (needed to benchmark LRANGE)", "LRANGE_100 (first 100 elements)", …
-        let command = t.split([' ', '_']).next().unwrap_or(t);
-        add(&mut expected, &format!("{command} -"), n);
-    }
-    // A scripted connection (redis-cli --pipe counts its replies and errors): errors,
-    // a transaction, nil answers. --pipe ends with an ECHO to know the last reply.
-    let script = [
-        "SET k v",
-        "LPUSH k x",
-        "GET nokey",
-        "MULTI",
-        "INCR c",
-        "INCR c",
-        "EXEC",
-        "HGETALL nohash",
-        "SUBSCRIBE",
-        "PING",
-        "DEL k",
-    ];
-    let input: String = script.iter().map(|c| format!("{c}\r\n")).collect();
-    let (said, _) = live::run_with_input(
-        tool("redis-cli").args(["-p", &port_s, "--pipe"]),
-        input.as_bytes(),
-    );
-    assert_eq!(number_after(&said, "errors:"), Some(2), "{said}");
-    let errors = [("LPUSH", "WRONGTYPE"), ("SUBSCRIBE", "ERR")];
-    for c in &script {
-        let command = c.split(' ').next().unwrap_or(c);
-        let error = errors
-            .iter()
-            .find(|(e, _)| *e == command)
-            .map_or("-", |e| e.1);
-        add(&mut expected, &format!("{command} {error}"), 1);
-    }
-    add(&mut expected, "ECHO -", 1);
-    // RESP3: HELLO 3, then map answers.
-    for args in [
-        &["HSET", "h", "a", "1", "b", "2"][..],
-        &["HGETALL", "h"][..],
-    ] {
-        run(tool("redis-cli").args(["-3", "-p", &port_s]).args(args));
-        add(&mut expected, "HELLO -", 1);
-        add(&mut expected, &format!("{} -", args[0]), 1);
-    }
-    let file = capture.stop();
+    let (file, expected) = live::recorded(d, &[port], || {
+        run(tool("redis-cli")
+            .arg("-s")
+            .arg(&socket)
+            .args(["CONFIG", "RESETSTAT"]));
+        let mut expected = BTreeMap::new();
+        // redis-benchmark, pipelined 8 deep on 4 connections: every test sends -n commands.
+        let n = 1000;
+        let out = run(tool("redis-benchmark")
+            .args([
+                "-p",
+                &port_s,
+                "-n",
+                &n.to_string(),
+                "-c",
+                "4",
+                "-P",
+                "8",
+                "--csv",
+            ])
+            .args([
+                "-t",
+                "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,lrange_100,mset",
+            ]));
+        let tests: Vec<String> = out
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').next())
+            .map(|t| t.trim_matches('"').to_string())
+            .collect();
+        assert_eq!(tests.len(), 13, "{out}");
+        for t in &tests {
+            // "LPUSH (needed to benchmark LRANGE)", "LRANGE_100 (first 100 elements)", …
+            let command = t.split([' ', '_']).next().unwrap_or(t);
+            add(&mut expected, &format!("{command} -"), n);
+        }
+        // A scripted connection (redis-cli --pipe counts its replies and errors): errors,
+        // a transaction, nil answers. --pipe ends with an ECHO to know the last reply.
+        let script = [
+            "SET k v",
+            "LPUSH k x",
+            "GET nokey",
+            "MULTI",
+            "INCR c",
+            "INCR c",
+            "EXEC",
+            "HGETALL nohash",
+            "SUBSCRIBE",
+            "PING",
+            "DEL k",
+        ];
+        let input: String = script.iter().map(|c| format!("{c}\r\n")).collect();
+        let (said, _) = live::run_with_input(
+            tool("redis-cli").args(["-p", &port_s, "--pipe"]),
+            input.as_bytes(),
+        );
+        assert_eq!(number_after(&said, "errors:"), Some(2), "{said}");
+        let errors = [("LPUSH", "WRONGTYPE"), ("SUBSCRIBE", "ERR")];
+        for c in &script {
+            let command = c.split(' ').next().unwrap_or(c);
+            let error = errors
+                .iter()
+                .find(|(e, _)| *e == command)
+                .map_or("-", |e| e.1);
+            add(&mut expected, &format!("{command} {error}"), 1);
+        }
+        add(&mut expected, "ECHO -", 1);
+        // RESP3: HELLO 3, then map answers.
+        for args in [
+            &["HSET", "h", "a", "1", "b", "2"][..],
+            &["HGETALL", "h"][..],
+        ] {
+            run(tool("redis-cli").args(["-3", "-p", &port_s]).args(args));
+            add(&mut expected, "HELLO -", 1);
+            add(&mut expected, &format!("{} -", args[0]), 1);
+        }
+        expected
+    });
     let (mut calls, errorstats) = redis_stats(&socket);
     // CONFIG RESETSTAT counts itself, over the socket.
     if let Some(n) = calls.get_mut("CONFIG") {
@@ -416,6 +421,7 @@ fn postgresql_counts_equal_pgbench_in_every_query_mode() {
         eprintln!("SKIPPED: no postgres user");
         return;
     };
+    let _one = live::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::os::unix::fs::chown(d, Some(uid), None).unwrap();
@@ -450,66 +456,67 @@ fn postgresql_counts_equal_pgbench_in_every_query_mode() {
     run(&mut init);
     let tcp = ["-h", "127.0.0.1", "-p", &port_s, "-U", "postgres"];
 
-    let capture = Capture::start(d, &[port]);
-    let mut expected = BTreeMap::new();
-    // pgbench's TPC-B-like transaction, 2 clients, in each query mode: simple (Query),
-    // extended (unnamed Parse/Bind/Execute), prepared (named statements, Bind/Execute).
-    let transaction = [
-        "BEGIN",
-        "UPDATE pgbench_accounts",
-        "SELECT pgbench_accounts",
-        "UPDATE pgbench_tellers",
-        "UPDATE pgbench_branches",
-        "INSERT pgbench_history",
-        "END",
-    ];
     let clients = 2;
-    for mode in ["simple", "extended", "prepared"] {
-        let out = run(tool("pgbench")
-            .args(["-n", "-c", &clients.to_string(), "-t", "100", "-M", mode])
-            .args(tcp)
-            .arg("postgres"));
-        let done = out
-            .lines()
-            .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
-            .and_then(|s| s.split('/').next()?.parse::<u64>().ok())
-            .expect("pgbench's count");
-        assert_eq!(done, 200, "{out}");
-        for route in transaction {
-            add(&mut expected, &format!("{route} -"), done);
-            if mode == "prepared" {
-                // Each client prepares each statement once.
-                add(&mut expected, &format!("PREPARE {route} -"), clients);
+    let (file, expected) = live::recorded(d, &[port], || {
+        let mut expected = BTreeMap::new();
+        // pgbench's TPC-B-like transaction, 2 clients, in each query mode: simple (Query),
+        // extended (unnamed Parse/Bind/Execute), prepared (named statements, Bind/Execute).
+        let transaction = [
+            "BEGIN",
+            "UPDATE pgbench_accounts",
+            "SELECT pgbench_accounts",
+            "UPDATE pgbench_tellers",
+            "UPDATE pgbench_branches",
+            "INSERT pgbench_history",
+            "END",
+        ];
+        for mode in ["simple", "extended", "prepared"] {
+            let out = run(tool("pgbench")
+                .args(["-n", "-c", &clients.to_string(), "-t", "100", "-M", mode])
+                .args(tcp)
+                .arg("postgres"));
+            let done = out
+                .lines()
+                .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+                .and_then(|s| s.split('/').next()?.parse::<u64>().ok())
+                .expect("pgbench's count");
+            assert_eq!(done, 200, "{out}");
+            for route in transaction {
+                add(&mut expected, &format!("{route} -"), done);
+                if mode == "prepared" {
+                    // Each client prepares each statement once.
+                    add(&mut expected, &format!("PREPARE {route} -"), clients);
+                }
             }
+            // pgbench's own look at the tables first, on its main connection.
+            add(&mut expected, "SELECT pgbench_branches -", 1);
+            add(&mut expected, "SELECT pg_catalog.pg_class -", 1);
         }
-        // pgbench's own look at the tables first, on its main connection.
-        add(&mut expected, "SELECT pgbench_branches -", 1);
-        add(&mut expected, "SELECT pg_catalog.pg_class -", 1);
-    }
-    // psql: statements that fail with their SQLSTATE, and the others.
-    let script = [
-        ("SELECT 1/0;", "SELECT 22012"),
-        ("SELECT * FROM missing_table;", "SELECT missing_table 42P01"),
-        (
-            "SELECT count(*) FROM pgbench_accounts;",
-            "SELECT pgbench_accounts -",
-        ),
-        ("CREATE TEMP TABLE t(a int);", "CREATE -"),
-        ("INSERT INTO t VALUES (1), (2);", "INSERT t -"),
-        ("INSERT INTO t VALUES ('x');", "INSERT t 22P02"),
-        ("UPDATE t SET a = 3;", "UPDATE t -"),
-        ("DELETE FROM t;", "DELETE t -"),
-    ];
-    let input: String = script.iter().map(|(sql, _)| format!("{sql}\n")).collect();
-    let (_, errors) = live::run_with_input(
-        tool("psql").args(["-q"]).args(tcp).arg("postgres"),
-        input.as_bytes(),
-    );
-    assert_eq!(errors.matches("ERROR:").count(), 3, "{errors}");
-    for (_, k) in script {
-        add(&mut expected, k, 1);
-    }
-    let file = capture.stop();
+        // psql: statements that fail with their SQLSTATE, and the others.
+        let script = [
+            ("SELECT 1/0;", "SELECT 22012"),
+            ("SELECT * FROM missing_table;", "SELECT missing_table 42P01"),
+            (
+                "SELECT count(*) FROM pgbench_accounts;",
+                "SELECT pgbench_accounts -",
+            ),
+            ("CREATE TEMP TABLE t(a int);", "CREATE -"),
+            ("INSERT INTO t VALUES (1), (2);", "INSERT t -"),
+            ("INSERT INTO t VALUES ('x');", "INSERT t 22P02"),
+            ("UPDATE t SET a = 3;", "UPDATE t -"),
+            ("DELETE FROM t;", "DELETE t -"),
+        ];
+        let input: String = script.iter().map(|(sql, _)| format!("{sql}\n")).collect();
+        let (_, errors) = live::run_with_input(
+            tool("psql").args(["-q"]).args(tcp).arg("postgres"),
+            input.as_bytes(),
+        );
+        assert_eq!(errors.matches("ERROR:").count(), 3, "{errors}");
+        for (_, k) in script {
+            add(&mut expected, k, 1);
+        }
+        expected
+    });
 
     let report = analyze(&file);
     let seen = count(&report, |r| key(r, &["route", "error"]));
@@ -565,6 +572,7 @@ fn mariadb_counts_equal_the_clients_and_the_server_status() {
         eprintln!("SKIPPED: DBD::MariaDB (libdbd-mariadb-perl) is not installed");
         return;
     }
+    let _one = live::one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = d.join("data");
@@ -605,71 +613,70 @@ fn mariadb_counts_equal_the_clients_and_the_server_status() {
         c
     };
     run(local().args(["-e", "CREATE DATABASE shop; CREATE TABLE shop.items(id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(64), qty INT)"]));
-    let before = mariadb_commands(&mut local());
-
-    let capture = Capture::start(d, &[port]);
-    let mut expected = BTreeMap::new();
-    // The command-line client runs a script twice (text protocol), once compressed;
-    // --force goes on after the failing statements.
-    let mut script = vec![("USE shop;".to_string(), "USE -")];
-    for i in 0..50 {
-        script.push((
-            format!("INSERT INTO items(name, qty) VALUES ('item{i}', {i});"),
-            "INSERT items -",
-        ));
-    }
-    for i in 0..30 {
-        script.push((
-            format!("SELECT * FROM items WHERE id = {i};"),
-            "SELECT items -",
-        ));
-    }
-    for i in 0..10 {
-        script.push((
-            format!("UPDATE items SET qty = qty + 1 WHERE id = {i};"),
-            "UPDATE items -",
-        ));
-    }
-    script.push((
-        "SELECT * FROM missing_table;".into(),
-        "SELECT missing_table 1146",
-    ));
-    script.push((
-        "INSERT INTO items(id, name) VALUES (1, 'dup');".into(),
-        "INSERT items 1062",
-    ));
-    script.push(("SELEC broken;".into(), "SELEC 1064"));
-    script.push(("DELETE FROM items WHERE id > 45;".into(), "DELETE items -"));
-    let input: String = script.iter().map(|(sql, _)| format!("{sql}\n")).collect();
-    for compress in [false, true] {
-        let mut client = tool("mariadb");
-        client
-            .arg("--no-defaults")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-                "--protocol=tcp",
-                "-u",
-                "root",
-            ])
-            .args(["--force", "shop"]);
-        if compress {
-            client.arg("--compress");
+    let (file, (expected, before)) = live::recorded(d, &[port], || {
+        let before = mariadb_commands(&mut local());
+        let mut expected = BTreeMap::new();
+        // The command-line client runs a script twice (text protocol), once compressed;
+        // --force goes on after the failing statements.
+        let mut script = vec![("USE shop;".to_string(), "USE -")];
+        for i in 0..50 {
+            script.push((
+                format!("INSERT INTO items(name, qty) VALUES ('item{i}', {i});"),
+                "INSERT items -",
+            ));
         }
-        let (_, errors) = live::run_with_input(&mut client, input.as_bytes());
-        assert_eq!(errors.matches("ERROR ").count(), 3, "{errors}");
-        for (_, k) in &script {
-            add(&mut expected, k, 1);
+        for i in 0..30 {
+            script.push((
+                format!("SELECT * FROM items WHERE id = {i};"),
+                "SELECT items -",
+            ));
         }
-        // The client logs in, then asks which database it is in.
-        add(&mut expected, "LOGIN -", 1);
-        add(&mut expected, "SELECT -", 1);
-    }
-    // Server-side prepared statements (binary protocol) through DBD::MariaDB.
-    let perl = format!(
-        r#"use DBI;
+        for i in 0..10 {
+            script.push((
+                format!("UPDATE items SET qty = qty + 1 WHERE id = {i};"),
+                "UPDATE items -",
+            ));
+        }
+        script.push((
+            "SELECT * FROM missing_table;".into(),
+            "SELECT missing_table 1146",
+        ));
+        script.push((
+            "INSERT INTO items(id, name) VALUES (1, 'dup');".into(),
+            "INSERT items 1062",
+        ));
+        script.push(("SELEC broken;".into(), "SELEC 1064"));
+        script.push(("DELETE FROM items WHERE id > 45;".into(), "DELETE items -"));
+        let input: String = script.iter().map(|(sql, _)| format!("{sql}\n")).collect();
+        for compress in [false, true] {
+            let mut client = tool("mariadb");
+            client
+                .arg("--no-defaults")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-P",
+                    &port.to_string(),
+                    "--protocol=tcp",
+                    "-u",
+                    "root",
+                ])
+                .args(["--force", "shop"]);
+            if compress {
+                client.arg("--compress");
+            }
+            let (_, errors) = live::run_with_input(&mut client, input.as_bytes());
+            assert_eq!(errors.matches("ERROR ").count(), 3, "{errors}");
+            for (_, k) in &script {
+                add(&mut expected, k, 1);
+            }
+            // The client logs in, then asks which database it is in.
+            add(&mut expected, "LOGIN -", 1);
+            add(&mut expected, "SELECT -", 1);
+        }
+        // Server-side prepared statements (binary protocol) through DBD::MariaDB.
+        let perl = format!(
+            r#"use DBI;
 my $dbh = DBI->connect("DBI:MariaDB:database=shop;host=127.0.0.1;port={port};mariadb_server_prepare=1", "root", "", {{RaiseError => 0, PrintError => 0}}) or die $DBI::errstr;
 my $ins = $dbh->prepare("INSERT INTO items(name, qty) VALUES (?, ?)");
 $ins->execute("p$_", $_) or die $ins->errstr for 1..40;
@@ -681,15 +688,16 @@ $bad->execute(1, "dup") or $failed++ for 1..3;
 die "expected 3 failures" unless $failed == 3;
 $dbh->disconnect;
 "#
-    );
-    run(Command::new("perl").args(["-e", &perl]));
-    add(&mut expected, "LOGIN -", 1);
-    add(&mut expected, "PREPARE INSERT items -", 2);
-    add(&mut expected, "PREPARE SELECT items -", 1);
-    add(&mut expected, "INSERT items -", 40);
-    add(&mut expected, "INSERT items 1062", 3);
-    add(&mut expected, "SELECT items -", 25);
-    let file = capture.stop();
+        );
+        run(Command::new("perl").args(["-e", &perl]));
+        add(&mut expected, "LOGIN -", 1);
+        add(&mut expected, "PREPARE INSERT items -", 2);
+        add(&mut expected, "PREPARE SELECT items -", 1);
+        add(&mut expected, "INSERT items -", 40);
+        add(&mut expected, "INSERT items 1062", 3);
+        add(&mut expected, "SELECT items -", 25);
+        (expected, before)
+    });
     let after = mariadb_commands(&mut local());
 
     let report = analyze(&file);
