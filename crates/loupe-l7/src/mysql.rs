@@ -726,6 +726,37 @@ mod tests {
     }
 
     #[test]
+    fn commands_without_sql_go_by_their_protocol_names() {
+        let ok = pkt(1, &[0, 0, 0, 2, 0, 0, 0]);
+        let commands = [0x0e, 0x1a, 0x11, 0x1f, 0x7f];
+        let client: Vec<Vec<u8>> = commands
+            .iter()
+            .map(|c| {
+                let mut body = vec![*c];
+                if *c == 0x1a {
+                    body.extend_from_slice(&7u32.to_le_bytes());
+                }
+                pkt(0, &body)
+            })
+            .collect();
+        let server = vec![ok.clone(); commands.len()];
+        let got: Vec<String> = run(&client, &server)
+            .into_iter()
+            .map(|r| r.method)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "PING",
+                "STMT_RESET",
+                "CHANGE_USER",
+                "RESET_CONNECTION",
+                "COMMAND"
+            ]
+        );
+    }
+
+    #[test]
     fn greetings_and_commands_are_recognised() {
         assert!(looks_like(&[], &pkt(0, b"\x0a8.0.36\x00rest")));
         let mut q = vec![COM_QUERY];
