@@ -22,15 +22,23 @@ pub fn have(tools: &[&str]) -> bool {
         .copied()
         .filter(|t| find(t).is_none())
         .collect();
-    if missing.is_empty() {
-        return true;
+    available(
+        missing.is_empty(),
+        &format!("{missing:?} not installed (scripts/test installs them)"),
+    )
+}
+
+/// `ok`, or else SKIPPED saying what is missing (a failure when LOUPE_REQUIRE_LIVE_SERVERS
+/// is set).
+pub fn available(ok: bool, missing: &str) -> bool {
+    if !ok {
+        assert!(
+            std::env::var_os("LOUPE_REQUIRE_LIVE_SERVERS").is_none(),
+            "LOUPE_REQUIRE_LIVE_SERVERS is set but: {missing}"
+        );
+        eprintln!("SKIPPED: {missing}");
     }
-    assert!(
-        std::env::var_os("LOUPE_REQUIRE_LIVE_SERVERS").is_none(),
-        "LOUPE_REQUIRE_LIVE_SERVERS is set but {missing:?} are not installed"
-    );
-    eprintln!("SKIPPED: {missing:?} not installed (scripts/test installs them)");
-    false
+    ok
 }
 
 /// A program on PATH, or in the server directories Debian uses.
