@@ -189,9 +189,9 @@ fn report_table(r: &Report) -> String {
             if x.partial {
                 "?".into()
             } else {
-                x.method.clone()
+                x.method.to_string()
             },
-            x.resource.clone(),
+            x.resource.to_string(),
             x.status.map_or("-".into(), |s| s.to_string()),
             human(x.duration_us()),
             human(x.server_us()),

@@ -209,13 +209,13 @@ impl Pairing {
         };
         out.push(Record {
             protocol: "dns",
-            method: qtype_name(q.msg.qtype),
+            method: qtype_name(q.msg.qtype).into(),
             // Names are case-insensitive: the route, a label, is lower-case.
-            route: q.msg.name.to_ascii_lowercase(),
-            resource: q.msg.name,
+            route: q.msg.name.to_ascii_lowercase().into(),
+            resource: q.msg.name.into(),
             host: None,
             status: Some(u16::from(msg.rcode)),
-            error: (msg.rcode != 0).then(|| rcode_name(msg.rcode).to_string()),
+            error: (msg.rcode != 0).then(|| rcode_name(msg.rcode).into()),
             request_bytes: q.bytes,
             response_bytes: bytes.len() as u64,
             request_start: q.ts,

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::record::Record;
+use crate::record::{Record, Text};
 use crate::route::normalize;
 use crate::stream::StreamBuf;
 
@@ -424,11 +424,11 @@ pub fn grpc_code_name(code: u16) -> &'static str {
 }
 
 fn record(s: Stream) -> Record {
-    let path = s.path.clone().unwrap_or_default();
+    let path: Text = s.path.as_deref().unwrap_or_default().into();
     let (protocol, route, status, error) = if s.grpc {
         let error = match (s.grpc_status, s.reset) {
             (Some(0), _) => None,
-            (Some(c), _) => Some(grpc_code_name(c).to_string()),
+            (Some(c), _) => Some(grpc_code_name(c).into()),
             (None, true) => Some("RST_STREAM".into()),
             (None, false) => None,
         };
@@ -442,7 +442,7 @@ fn record(s: Stream) -> Record {
         (
             "http2",
             if path.is_empty() {
-                String::new()
+                Text::default()
             } else {
                 normalize(&path)
             },
@@ -454,10 +454,10 @@ fn record(s: Stream) -> Record {
     let response_start = s.response.start.unwrap_or(request_start);
     Record {
         protocol,
-        method: s.method.clone().unwrap_or_default(),
+        method: s.method.as_deref().unwrap_or_default().into(),
         resource: path,
         route,
-        host: s.authority,
+        host: s.authority.map(Text::from),
         status,
         error,
         request_bytes: s.request.bytes,

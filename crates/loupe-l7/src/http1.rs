@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 
-use crate::record::Record;
+use crate::record::{Record, Text};
 use crate::route::normalize;
 use crate::stream::StreamBuf;
 
@@ -47,9 +47,9 @@ enum Step {
 
 #[derive(Debug, Clone)]
 struct Request {
-    method: String,
-    target: String,
-    host: Option<String>,
+    method: Text,
+    target: Text,
+    host: Option<Text>,
     start: i64,
     end: i64,
     bytes: u64,
@@ -180,9 +180,9 @@ impl Http1 {
                     let info = HeadInfo::of(head.headers);
                     let body = request_body(method, &info);
                     let req = Request {
-                        target: head.path.unwrap_or("").to_string(),
-                        host: info.host.map(str::to_string),
-                        method: method.to_string(),
+                        target: head.path.unwrap_or("").into(),
+                        host: info.host.map(Text::from),
+                        method: method.into(),
                         start,
                         end,
                         bytes: n as u64,
@@ -397,8 +397,8 @@ fn request_line(buf: &StreamBuf) -> Option<Request> {
     }
     let start = buf.time_at(buf.position())?;
     Some(Request {
-        method: method.to_string(),
-        target: target.to_string(),
+        method: method.into(),
+        target: target.into(),
         host: None,
         start,
         end: buf.time_at(buf.end().saturating_sub(1)).unwrap_or(start),
@@ -420,8 +420,8 @@ fn status_line(buf: &StreamBuf) -> Option<(u16, i64, i64, u64)> {
 fn record(resp: Response) -> Record {
     let partial = resp.request.is_none();
     let req = resp.request.unwrap_or(Request {
-        method: String::new(),
-        target: String::new(),
+        method: Text::default(),
+        target: Text::default(),
         host: None,
         start: resp.start,
         end: resp.start,
@@ -430,7 +430,7 @@ fn record(resp: Response) -> Record {
     Record {
         protocol: "http1",
         route: if partial {
-            String::new()
+            Text::default()
         } else {
             normalize(&req.target)
         },
@@ -438,7 +438,7 @@ fn record(resp: Response) -> Record {
         resource: req.target,
         host: req.host,
         status: Some(resp.status),
-        error: (resp.status >= 500).then(|| "5xx".to_string()),
+        error: (resp.status >= 500).then(|| Text::const_new("5xx")),
         request_bytes: req.bytes,
         response_bytes: resp.bytes,
         request_start: req.start,
@@ -465,13 +465,13 @@ impl<'a> HeadInfo<'a> {
             // By length first: most headers are none of the three, and say so cheaply.
             let name = h.name.as_bytes();
             match name.len() {
-                4 if info.host.is_none() && name.eq_ignore_ascii_case(b"host") => {
-                    info.host = std::str::from_utf8(h.value).ok().map(str::trim);
+                4 if info.host.is_none() && is_name(name, b"host") => {
+                    info.host = text(h.value).map(str::trim);
                 }
-                14 if info.length.is_none() && name.eq_ignore_ascii_case(b"content-length") => {
+                14 if info.length.is_none() && is_name(name, b"content-length") => {
                     info.length = decimal(h.value.trim_ascii());
                 }
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                17 if is_name(name, b"transfer-encoding") => {
                     info.chunked |= h
                         .value
                         .split(|b| *b == b',')
@@ -481,6 +481,26 @@ impl<'a> HeadInfo<'a> {
             }
         }
         info
+    }
+}
+
+/// Whether a header name (a token, as httparse checked) is `lower`, in any case. Setting
+/// bit 5 lowercases letters and leaves the digits and `-` of these names as they are; no
+/// other token character becomes one of them. A fixed length compares without branches.
+fn is_name<const N: usize>(name: &[u8], lower: &[u8; N]) -> bool {
+    let Ok(name) = <&[u8; N]>::try_from(name) else {
+        return false;
+    };
+    (0..N).fold(0u8, |diff, i| diff | ((name[i] | 0x20) ^ lower[i])) == 0
+}
+
+/// A header value as text; values are nearly always ASCII, which needs no UTF-8 decoding.
+fn text(value: &[u8]) -> Option<&str> {
+    if value.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(value) })
+    } else {
+        std::str::from_utf8(value).ok()
     }
 }
 
@@ -637,4 +657,47 @@ pub(crate) fn find_start(data: &[u8], starts: fn(&[u8]) -> bool) -> Option<usize
 pub fn shows_messages(client: &[u8], server: &[u8]) -> bool {
     find_start(client, looks_like_request).is_some()
         || find_start(server, looks_like_response).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_match_in_any_case_and_only_themselves() {
+        for name in [
+            "Content-Length",
+            "content-length",
+            "CONTENT-LENGTH",
+            "cOnTeNt-LeNgTh",
+        ] {
+            assert!(is_name(name.as_bytes(), b"content-length"), "{name}");
+        }
+        // Every token character (RFC 9110 §5.6.2) in every position: only the name's own
+        // letters, in either case, and its own `-` match.
+        let token =
+            (0u8..128).filter(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b));
+        for b in token {
+            for i in 0..17 {
+                let mut name = *b"transfer-encoding";
+                name[i] = b;
+                let same = b.to_ascii_lowercase() == b"transfer-encoding"[i];
+                assert_eq!(
+                    is_name(&name, b"transfer-encoding"),
+                    same,
+                    "{:?}",
+                    b as char
+                );
+            }
+        }
+        assert!(!is_name(b"host ", b"host"));
+        assert!(!is_name(b"hos", b"host"));
+    }
+
+    #[test]
+    fn header_values_are_text_when_ascii_or_utf8() {
+        assert_eq!(text(b"shop.example"), Some("shop.example"));
+        assert_eq!(text("bücher.example".as_bytes()), Some("bücher.example"));
+        assert_eq!(text(b"\xff\xfe"), None);
+    }
 }

@@ -352,12 +352,12 @@ impl Kafka {
             let name = api_name(req.api);
             out.push(Record {
                 protocol: "kafka",
-                method: name.to_string(),
-                resource: req.topic.clone().unwrap_or_default(),
-                route: req.topic.unwrap_or_default(),
+                method: name.into(),
+                resource: req.topic.clone().unwrap_or_default().into(),
+                route: req.topic.unwrap_or_default().into(),
                 host: None,
                 status: code.map(|c| c as u16),
-                error: code.filter(|c| *c != 0).map(|c| c.to_string()),
+                error: code.filter(|c| *c != 0).map(|c| c.to_string().into()),
                 request_bytes: req.bytes,
                 response_bytes: total as u64,
                 request_start: req.start,

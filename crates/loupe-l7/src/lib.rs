@@ -26,7 +26,7 @@ pub mod signals;
 pub mod stream;
 pub mod tcp;
 
-pub use record::{Dir, Record};
+pub use record::{Dir, Record, Text};
 pub use stream::{Losses, Pushed, StreamBuf};
 
 /// Bytes buffered per direction by default (a message head larger than this is skipped).

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::pgsql::summarize;
-use crate::record::Record;
+use crate::record::{Record, Text};
 use crate::stream::StreamBuf;
 
 const COM_QUIT: u8 = 0x01;
@@ -603,15 +603,15 @@ fn record(r: Response) -> Record {
     }
     Record {
         protocol: "mysql",
-        method: operation.clone(),
+        method: operation.as_str().into(),
         route: match table {
-            Some(t) => format!("{operation} {t}"),
-            None => operation,
+            Some(t) => format!("{operation} {t}").into(),
+            None => operation.into(),
         },
-        resource: sql,
+        resource: sql.into(),
         host: None,
         status: None,
-        error: r.error,
+        error: r.error.map(Text::from),
         request_bytes: r.command.bytes,
         response_bytes: r.bytes,
         request_start: r.command.start,
@@ -740,7 +740,7 @@ mod tests {
             })
             .collect();
         let server = vec![ok.clone(); commands.len()];
-        let got: Vec<String> = run(&client, &server)
+        let got: Vec<Text> = run(&client, &server)
             .into_iter()
             .map(|r| r.method)
             .collect();

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::record::Record;
+use crate::record::{Record, Text};
 use crate::stream::StreamBuf;
 
 /// Longest message followed; longer ones (big COPY rows, huge results) are skipped.
@@ -357,15 +357,15 @@ impl Pgsql {
         }
         out.push(Record {
             protocol: "postgresql",
-            method: operation.clone(),
+            method: operation.as_str().into(),
             route: match table {
-                Some(t) => format!("{operation} {t}"),
-                None => operation,
+                Some(t) => format!("{operation} {t}").into(),
+                None => operation.into(),
             },
-            resource: sql,
+            resource: sql.into(),
             host: None,
             status: None,
-            error: a.sqlstate,
+            error: a.sqlstate.map(Text::from),
             request_bytes: c.bytes,
             response_bytes: a.bytes,
             request_start: c.start,

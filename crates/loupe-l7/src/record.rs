@@ -2,6 +2,10 @@
 
 use serde::Serialize;
 
+/// A record's text: inline up to 24 bytes (methods, commands, hosts, most routes and
+/// keys), so most records allocate nothing for their labels.
+pub type Text = compact_str::CompactString;
+
 /// Which way bytes flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,18 +23,18 @@ pub struct Record {
     /// `http1`, …
     pub protocol: &'static str,
     /// The method, command or operation (`GET`; empty when the request was not seen).
-    pub method: String,
+    pub method: Text,
     /// The raw target (`/orders/42?x=1`).
-    pub resource: String,
+    pub resource: Text,
     /// The normalised route (`/orders/{id}`): bounded, fit for a label.
-    pub route: String,
+    pub route: Text,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub host: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Why this counts as an error (`5xx`, `4xx`, …), if it does.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Text>,
     /// Bytes on the wire, headers included.
     pub request_bytes: u64,
     pub response_bytes: u64,

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::record::Record;
+use crate::record::{Record, Text};
 use crate::stream::StreamBuf;
 
 /// Longest line (a simple string, an error, a length) before the stream is not RESP.
@@ -27,7 +27,7 @@ pub struct Value {
     /// The RESP type byte of the top-level value (`*`, `+`, `-`, `>`, …; `i` inline).
     pub kind: u8,
     /// The first bulk strings of a top-level array (or an inline command's words).
-    pub parts: Vec<String>,
+    pub parts: Vec<Text>,
     /// The text of an error reply.
     pub error: Option<String>,
     /// Elements of a top-level aggregate.
@@ -100,7 +100,7 @@ impl Reader {
                         bytes.truncate(bytes.len() - 2);
                     }
                     if let Some(v) = &mut self.value {
-                        v.parts.push(String::from_utf8_lossy(&bytes).into_owned());
+                        v.parts.push(String::from_utf8_lossy(&bytes).into());
                     }
                 }
                 if let Some(done) = self.element_done() {
@@ -204,7 +204,7 @@ impl Reader {
                         v.parts = text
                             .split_whitespace()
                             .take(MAX_ARGS)
-                            .map(str::to_string)
+                            .map(Text::from)
                             .collect();
                     }
                     if v_empty(&self.value) {
@@ -387,11 +387,7 @@ impl Redis {
     }
 
     fn command(&mut self, v: Value) {
-        let command = v
-            .parts
-            .first()
-            .map(|c| c.to_ascii_uppercase())
-            .unwrap_or_default();
+        let command = v.parts.first().map(|c| upper(c)).unwrap_or_default();
         let replies = match command.as_str() {
             "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE"
             | "SUNSUBSCRIBE" => {
@@ -473,10 +469,9 @@ impl Redis {
             .value
             .parts
             .first()
-            .map(|c| c.to_ascii_uppercase())
+            .map(|c| upper(c))
             .unwrap_or_default();
-        let mut text = cmd.value.parts.join(" ");
-        text.truncate(MAX_TEXT);
+        let text = joined(&cmd.value.parts, MAX_TEXT);
         out.push(Record {
             protocol: "redis",
             route: command.clone(),
@@ -486,7 +481,7 @@ impl Redis {
             status: None,
             error: v
                 .error
-                .map(|e| e.split_whitespace().next().unwrap_or("ERR").to_string()),
+                .map(|e| e.split_whitespace().next().unwrap_or("ERR").into()),
             request_bytes: cmd.value.bytes,
             response_bytes: v.bytes,
             request_start: cmd.value.start,
@@ -517,6 +512,36 @@ fn skip_to_command(buf: &mut StreamBuf) {
         .find(|&i| data[i] == b'*' && looks_like_command(&data[i..]))
         .unwrap_or_else(|| data.len().saturating_sub(16));
     buf.consume(n);
+}
+
+/// A command name in upper case, inline for every real command.
+fn upper(word: &str) -> Text {
+    let mut text = Text::from(word);
+    text.make_ascii_uppercase();
+    text
+}
+
+/// The words of a command joined by spaces, cut to at most `max` bytes on a character
+/// boundary (keys and values may hold any UTF-8).
+fn joined(parts: &[Text], max: usize) -> Text {
+    let mut text = Text::default();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            text.push(' ');
+        }
+        text.push_str(part);
+        if text.len() >= max {
+            break;
+        }
+    }
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -671,5 +696,23 @@ mod tests {
         assert!(stats.malformed >= 1);
         assert!(looks_like_command(b"*2\r\n$3\r\nGET"));
         assert!(!looks_like_command(b"*x\r\n"));
+    }
+
+    #[test]
+    fn a_long_command_is_cut_on_a_character_boundary() {
+        // "SET " + 200-byte key + " " = 205 bytes, then two-byte characters: byte 256
+        // falls inside one.
+        let key = "k".repeat(200);
+        let value = "é".repeat(40);
+        let cmd = format!(
+            "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
+            key.len(),
+            value.len()
+        );
+        let (out, _) = run(&[(true, cmd.as_bytes()), (false, b"+OK\r\n")]);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].resource.len() <= MAX_TEXT);
+        assert!(out[0].resource.starts_with("SET kkk"));
+        assert!(out[0].resource.ends_with('é'));
     }
 }

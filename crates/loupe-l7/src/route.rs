@@ -1,27 +1,30 @@
 //! Route normalisation: ids, UUIDs and hashes in a path become placeholders, so a route
 //! is fit for a metric label (`/orders/42/items` → `/orders/{id}/items`).
 
+use crate::record::Text;
+
 /// The path of a request target without its query, with variable segments replaced.
-pub fn normalize(target: &str) -> String {
+pub fn normalize(target: &str) -> Text {
     if !target.starts_with('/') {
         return normalize_other(target);
     }
     // Origin form (`/a/b?q`), nearly every request: one pass to the query, with runs of
-    // plain segments copied whole; only placeholders break them.
+    // plain segments copied whole; only placeholders break them. Every cut is at an
+    // ASCII byte, so each piece is text.
     let bytes = target.as_bytes();
-    let mut out = String::with_capacity(bytes.len());
+    let mut out = Spliced::default();
     let (mut start, mut copied, mut i) = (0, 0, 0);
     loop {
         let b = bytes.get(i).copied();
         if matches!(b, None | Some(b'/' | b'?' | b'#')) {
-            if let Some(p) = placeholder(&target[start..i]) {
+            if let Some(p) = placeholder(&bytes[start..i]) {
                 out.push_str(&target[copied..start]);
                 out.push_str(p);
                 copied = i;
             }
             if b != Some(b'/') {
                 out.push_str(&target[copied..i]);
-                return out;
+                return out.finish();
             }
             start = i + 1;
         }
@@ -29,9 +32,72 @@ pub fn normalize(target: &str) -> String {
     }
 }
 
+/// A route being put together: on the stack while short (nearly always), so building
+/// one allocates nothing before it becomes a [`Text`] (which keeps 24 bytes inline).
+#[derive(Default)]
+struct Spliced {
+    short: Short,
+    /// Used once the route outgrows the stack.
+    spilled: String,
+}
+
+impl Spliced {
+    fn push_str(&mut self, part: &str) {
+        if self.spilled.is_empty() && self.short.push_str(part) {
+            return;
+        }
+        if self.spilled.is_empty() {
+            self.spilled.reserve(self.short.as_str().len() + part.len());
+            self.spilled.push_str(self.short.as_str());
+        }
+        self.spilled.push_str(part);
+    }
+
+    fn finish(self) -> Text {
+        if self.spilled.is_empty() {
+            Text::from(self.short.as_str())
+        } else {
+            Text::from(self.spilled)
+        }
+    }
+}
+
+/// Up to 64 bytes of text on the stack.
+struct Short {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Short {
+    fn default() -> Short {
+        Short {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl Short {
+    /// Appends `part` if it fits (`false` otherwise, and nothing changes).
+    fn push_str(&mut self, part: &str) -> bool {
+        let end = self.len + part.len();
+        if end > self.bytes.len() {
+            return false;
+        }
+        self.bytes[self.len..end].copy_from_slice(part.as_bytes());
+        self.len = end;
+        true
+    }
+
+    fn as_str(&self) -> &str {
+        // SAFETY: `bytes[..len]` only ever receives whole `&str`s, so it is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(&self.bytes[..self.len]) }
+    }
+}
+
 /// Any other form: absolute (`http://host/path`, to proxies) keeps only its path;
 /// asterisk and authority forms stay as they are.
-fn normalize_other(target: &str) -> String {
+fn normalize_other(target: &str) -> Text {
     let end = target
         .bytes()
         .position(|b| b == b'?' || b == b'#')
@@ -47,11 +113,10 @@ fn normalize_other(target: &str) -> String {
     if path.starts_with('/') {
         return normalize(path);
     }
-    path.to_string()
+    path.into()
 }
 
-fn placeholder(segment: &str) -> Option<&'static str> {
-    let bytes = segment.as_bytes();
+fn placeholder(bytes: &[u8]) -> Option<&'static str> {
     if bytes.is_empty() || (bytes.len() < 16 && !bytes[0].is_ascii_digit()) {
         // Short and not a number: no placeholder applies (the common case, cheaply).
         return None;
@@ -113,5 +178,19 @@ mod tests {
         assert_eq!(normalize("http://example.com/x?y=1"), "/x");
         assert_eq!(normalize("*"), "*");
         assert_eq!(normalize("example.com:443"), "example.com:443");
+    }
+
+    #[test]
+    fn long_and_non_ascii_routes_are_whole() {
+        // Past the 64 bytes built on the stack, at and across the boundary.
+        for n in [55, 56, 60, 64, 65, 200] {
+            let name = "x".repeat(n);
+            assert_eq!(
+                normalize(&format!("/{name}/42/é?q")),
+                format!("/{name}/{{id}}/é")
+            );
+            assert_eq!(normalize(&format!("/42/{name}")), format!("/{{id}}/{name}"));
+        }
+        assert_eq!(normalize("/über/ç/123"), "/über/ç/{id}");
     }
 }

@@ -2,7 +2,7 @@
 //! upgrades, close-delimited bodies, lost data and joining mid-connection; the time
 //! split; and arbitrary splits of the same bytes giving the same records.
 
-use loupe_l7::{Conn, Dir, Record};
+use loupe_l7::{Conn, Dir, Record, Text};
 
 /// Feeds `(dir, bytes)` in order, one push each, 1 ms apart; closes; returns the records.
 fn run(parts: &[(Dir, &[u8])]) -> (Vec<Record>, Conn) {
@@ -174,7 +174,7 @@ fn any_split_of_the_bytes_gives_the_same_records() {
         let mut parts: Vec<(Dir, &[u8])> = req.chunks(size).map(|c| (Q, c)).collect();
         parts.extend(resp.chunks(size).map(|c| (A, c)));
         let split = run(&parts).0;
-        let strip = |r: &[Record]| -> Vec<(String, String, Option<u16>, u64, u64)> {
+        let strip = |r: &[Record]| -> Vec<(Text, Text, Option<u16>, u64, u64)> {
             r.iter()
                 .map(|x| {
                     (

@@ -77,7 +77,7 @@ fn deepflow_http1_captures_give_deepflows_requests_and_statuses() {
             .records
             .iter()
             .filter(|s| !s.record.partial)
-            .map(|s| (s.record.method.clone(), s.record.resource.clone()))
+            .map(|s| (s.record.method.to_string(), s.record.resource.to_string()))
             .collect();
         let statuses: Vec<u16> = got.records.iter().filter_map(|s| s.record.status).collect();
         assert_eq!(requests, want.0, "{name}: requests");
@@ -219,8 +219,8 @@ fn deepflow_dns_captures_give_deepflows_queries_codes_and_times() {
             .filter(|s| s.record.protocol == "dns")
             .map(|s| {
                 (
-                    s.record.method.clone(),
-                    s.record.resource.clone(),
+                    s.record.method.to_string(),
+                    s.record.resource.to_string(),
                     s.record.status.map(u64::from),
                     s.record.duration_us() as u64,
                 )
@@ -274,7 +274,12 @@ fn deepflow_redis_captures_give_deepflows_commands_and_errors() {
             .records
             .iter()
             .filter(|s| s.record.protocol == "redis")
-            .map(|s| (s.record.resource.clone(), s.record.error.clone()))
+            .map(|s| {
+                (
+                    s.record.resource.to_string(),
+                    s.record.error.as_deref().map(str::to_string),
+                )
+            })
             .collect();
         assert_eq!(have, want, "{name}");
         compared += want.len();
@@ -540,8 +545,8 @@ fn deepflow_and_go_sniffer_kafka_captures_give_their_apis_topics_and_codes() {
             .filter(|s| s.record.protocol == "kafka")
             .map(|s| {
                 (
-                    s.record.method.clone(),
-                    s.record.resource.clone(),
+                    s.record.method.to_string(),
+                    s.record.resource.to_string(),
                     s.record.status,
                 )
             })
