@@ -1,5 +1,6 @@
 //! `loupe pcap FILE`: the L7 engine on a capture (pcap or pcapng), offline.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -61,6 +62,38 @@ struct Report {
     /// Label values collapsed to `*` by the cardinality limit.
     overflowed_label_values: u64,
     graph: Vec<loupe_l7::signals::Edge>,
+    /// Per protocol, what its parsers could not follow (only protocols with something).
+    unfollowed: BTreeMap<&'static str, loupe_l7::Unfollowed>,
+}
+
+/// What the parsers could not follow, per protocol: over the connections (with
+/// `--namespace`, those with a side in it) and UDP DNS.
+fn unfollowed(
+    a: &loupe_pcap::Analysis,
+    names: Option<&loupe_kube::Names>,
+    namespace: Option<&str>,
+) -> BTreeMap<&'static str, loupe_l7::Unfollowed> {
+    let in_namespace = |client, server| {
+        let Some(ns) = namespace else { return true };
+        let named = |n: Option<&loupe_kube::Named>| n.is_some_and(|n| n.namespace == ns);
+        names.is_some_and(|n| named(n.client(client)) || named(n.server(server)))
+    };
+    let mut by_protocol: BTreeMap<&'static str, loupe_l7::Unfollowed> = BTreeMap::new();
+    for c in &a.connections {
+        if !c.unfollowed.is_empty() && in_namespace(c.client, c.server) {
+            *by_protocol.entry(c.protocol.name()).or_default() += c.unfollowed;
+        }
+    }
+    let udp = loupe_l7::Unfollowed {
+        malformed: a.dns.malformed,
+        unanswered: a.dns.unanswered,
+        orphans: a.dns.orphans,
+        cut_short: 0,
+    };
+    if !udp.is_empty() && namespace.is_none() {
+        *by_protocol.entry("dns").or_default() += udp;
+    }
+    by_protocol
 }
 
 #[derive(Serialize)]
@@ -95,6 +128,7 @@ pub fn run(g: &Global, args: PcapArgs) -> Result<()> {
         None => None,
     };
     let a = loupe_pcap::analyze(&args.file)?;
+    let unfollowed = unfollowed(&a, names.as_ref(), args.namespace.as_deref());
     let lines: Vec<Line> = a
         .records
         .into_iter()
@@ -159,6 +193,7 @@ pub fn run(g: &Global, args: PcapArgs) -> Result<()> {
         out_of_order_segments: a.flows.out_of_order,
         damaged: a.read.damaged.clone(),
         records: lines,
+        unfollowed,
     };
     if let Some(d) = &report.damaged {
         eprintln!("warning: {d}");
@@ -235,8 +270,18 @@ fn report_table(r: &Report) -> String {
             human((e.server_seconds_sum * 1e6 / e.requests.max(1) as f64) as i64),
         ]);
     }
+    let mut unfollowed = String::new();
+    for (protocol, u) in &r.unfollowed {
+        unfollowed.push_str(&format!(
+            "\n{protocol}: {} unanswered, {} answers without their request, {} cut short, {} malformed",
+            u.unanswered, u.orphans, u.cut_short, u.malformed
+        ));
+    }
+    if !unfollowed.is_empty() {
+        unfollowed.insert_str(0, "\n\nNot followed (counted, not recorded):");
+    }
     format!(
-        "{t}\n\nGolden signals:\n{sig}\n\nService graph:\n{graph}\n\n{} frames ({} TCP segments, {} UDP datagrams, {} skipped, {} cut by the snap length); {} connections, {} segments out of order; {} records",
+        "{t}\n\nGolden signals:\n{sig}\n\nService graph:\n{graph}{unfollowed}\n\n{} frames ({} TCP segments, {} UDP datagrams, {} skipped, {} cut by the snap length); {} connections, {} segments out of order; {} records",
         r.frames,
         r.tcp_segments,
         r.udp_datagrams,

@@ -174,3 +174,34 @@ items:
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("kube.yaml"));
 }
+
+#[test]
+fn what_the_parsers_could_not_follow_is_reported_per_protocol() {
+    let Some(dir) = corpus() else { return };
+    let none = Path::new("unused");
+    // The capture ends before three prepares are answered: eight records, three
+    // requests counted unanswered (DeepFlow lists all eleven).
+    let file = dir.join("deepflow/mysql/mysql-statement.pcap");
+    let report = json(none, &["pcap", file.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(report["records"].as_array().unwrap().len(), 8);
+    let mysql = &report["unfollowed"]["mysql"];
+    assert_eq!(
+        (
+            mysql["unanswered"].as_u64(),
+            mysql["orphans"].as_u64(),
+            mysql["malformed"].as_u64()
+        ),
+        (Some(3), Some(0), Some(0)),
+        "{report}"
+    );
+    let table = loupe(none, &["pcap", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("mysql: 3 unanswered, 0 answers without their request"),
+        "{text}"
+    );
+    // Everything followed: nothing to report.
+    let file = dir.join("deepflow/http/sw8.pcap");
+    let report = json(none, &["pcap", file.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(report["unfollowed"], serde_json::json!({}));
+}

@@ -32,6 +32,37 @@ pub use stream::{Losses, Pushed, StreamBuf};
 /// Bytes buffered per direction by default (a message head larger than this is skipped).
 pub const DEFAULT_BUFFER: usize = 256 * 1024;
 
+/// What a connection's parser could not follow, in the same terms for every protocol
+/// (each parser's own counters say more). `loupe pcap` reports these, so that a record
+/// missing from its output is accounted for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Unfollowed {
+    /// Input that did not parse as the protocol; the parser resynchronised after it.
+    pub malformed: u64,
+    /// Requests never answered: the capture ended or missed the answer, data was lost,
+    /// or the queue's bound was passed.
+    pub unanswered: u64,
+    /// Answers whose request was not seen.
+    pub orphans: u64,
+    /// Answers cut short by the close or by the capture (still recorded).
+    pub cut_short: u64,
+}
+
+impl Unfollowed {
+    pub fn is_empty(&self) -> bool {
+        *self == Unfollowed::default()
+    }
+}
+
+impl std::ops::AddAssign for Unfollowed {
+    fn add_assign(&mut self, other: Unfollowed) {
+        self.malformed += other.malformed;
+        self.unanswered += other.unanswered;
+        self.orphans += other.orphans;
+        self.cut_short += other.cut_short;
+    }
+}
+
 /// Which protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -48,6 +79,23 @@ pub enum Protocol {
     Kafka,
     /// Seen and not recognised: its bytes are counted, not parsed.
     Other,
+}
+
+impl Protocol {
+    /// The name reports use (`http1`, `postgresql`, …), as in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Unknown => "unknown",
+            Protocol::Http1 => "http1",
+            Protocol::Http2 => "http2",
+            Protocol::Dns => "dns",
+            Protocol::Redis => "redis",
+            Protocol::Postgresql => "postgresql",
+            Protocol::Mysql => "mysql",
+            Protocol::Kafka => "kafka",
+            Protocol::Other => "other",
+        }
+    }
 }
 
 /// One connection: the client's and the server's bytes, and what they are saying.
@@ -181,6 +229,75 @@ impl Conn {
 
     pub fn http1_stats(&self) -> http1::Http1Stats {
         self.http1.stats
+    }
+
+    /// What this connection's parser could not follow.
+    pub fn unfollowed(&self) -> Unfollowed {
+        match self.protocol {
+            Protocol::Http1 => {
+                let s = self.http1.stats;
+                Unfollowed {
+                    malformed: s.malformed,
+                    unanswered: s.unanswered,
+                    orphans: s.orphans,
+                    cut_short: s.cut_short,
+                }
+            }
+            Protocol::Http2 => {
+                let s = self.h2.stats;
+                Unfollowed {
+                    malformed: s.malformed + s.undecodable_headers,
+                    unanswered: s.unfinished,
+                    ..Unfollowed::default()
+                }
+            }
+            Protocol::Dns => {
+                let s = self.dns.stats();
+                Unfollowed {
+                    malformed: s.malformed,
+                    unanswered: s.unanswered,
+                    orphans: s.orphans,
+                    cut_short: 0,
+                }
+            }
+            Protocol::Redis => {
+                let s = self.redis.stats;
+                Unfollowed {
+                    malformed: s.malformed,
+                    unanswered: s.unanswered,
+                    orphans: s.orphans,
+                    cut_short: s.cut_short,
+                }
+            }
+            Protocol::Postgresql => {
+                let s = self.pgsql.stats;
+                Unfollowed {
+                    malformed: s.malformed,
+                    unanswered: s.unanswered,
+                    orphans: s.orphans,
+                    cut_short: s.cut_short,
+                }
+            }
+            Protocol::Mysql => {
+                let s = self.mysql.stats;
+                Unfollowed {
+                    malformed: s.malformed,
+                    unanswered: s.unanswered,
+                    orphans: s.orphans,
+                    cut_short: 0,
+                }
+            }
+            Protocol::Kafka => {
+                let s = self.kafka.stats;
+                Unfollowed {
+                    malformed: s.malformed,
+                    unanswered: s.unanswered,
+                    orphans: s.orphans,
+                    cut_short: 0,
+                }
+            }
+            Protocol::Unknown | Protocol::Other => Unfollowed::default(),
+        }
     }
 }
 

@@ -74,6 +74,8 @@ pub struct Finished {
     pub http1: crate::http1::Http1Stats,
     pub redis: crate::redis::RedisStats,
     pub h2: crate::h2::H2Stats,
+    /// What its parser could not follow.
+    pub unfollowed: crate::Unfollowed,
     pub client_losses: crate::Losses,
     pub server_losses: crate::Losses,
 }
@@ -281,6 +283,7 @@ impl Flow {
             server: self.server,
             protocol: self.conn.protocol,
             http1: self.conn.http1_stats(),
+            unfollowed: self.conn.unfollowed(),
             redis: self.conn.redis_stats(),
             h2: self.conn.h2_stats(),
             client_losses: self.conn.client.losses,
