@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 
-use crate::record::{Record, Text};
+use crate::record::{as_text, Record, Text};
 use crate::route::normalize;
 use crate::stream::StreamBuf;
 
@@ -466,7 +466,7 @@ impl<'a> HeadInfo<'a> {
             let name = h.name.as_bytes();
             match name.len() {
                 4 if info.host.is_none() && is_name(name, b"host") => {
-                    info.host = text(h.value).map(str::trim);
+                    info.host = as_text(h.value).map(str::trim);
                 }
                 14 if info.length.is_none() && is_name(name, b"content-length") => {
                     info.length = decimal(h.value.trim_ascii());
@@ -492,16 +492,6 @@ fn is_name<const N: usize>(name: &[u8], lower: &[u8; N]) -> bool {
         return false;
     };
     (0..N).fold(0u8, |diff, i| diff | ((name[i] | 0x20) ^ lower[i])) == 0
-}
-
-/// A header value as text; values are nearly always ASCII, which needs no UTF-8 decoding.
-fn text(value: &[u8]) -> Option<&str> {
-    if value.is_ascii() {
-        // SAFETY: ASCII is valid UTF-8.
-        Some(unsafe { std::str::from_utf8_unchecked(value) })
-    } else {
-        std::str::from_utf8(value).ok()
-    }
 }
 
 /// A decimal number, all digits (what `u64::from_str` takes, without a sign).
@@ -692,12 +682,5 @@ mod tests {
         }
         assert!(!is_name(b"host ", b"host"));
         assert!(!is_name(b"hos", b"host"));
-    }
-
-    #[test]
-    fn header_values_are_text_when_ascii_or_utf8() {
-        assert_eq!(text(b"shop.example"), Some("shop.example"));
-        assert_eq!(text("bücher.example".as_bytes()), Some("bücher.example"));
-        assert_eq!(text(b"\xff\xfe"), None);
     }
 }

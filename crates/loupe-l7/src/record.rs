@@ -6,6 +6,17 @@ use serde::Serialize;
 /// keys), so most records allocate nothing for their labels.
 pub type Text = compact_str::CompactString;
 
+/// Bytes as text if they are UTF-8. Headers, keys and names are nearly always ASCII,
+/// which needs no decoding.
+pub(crate) fn as_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 /// Which way bytes flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,5 +75,17 @@ impl Record {
     /// The request's first byte to the response's last.
     pub fn duration_us(&self) -> i64 {
         self.response_end - self.request_start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_text;
+
+    #[test]
+    fn bytes_are_text_when_ascii_or_utf8() {
+        assert_eq!(as_text(b"shop.example"), Some("shop.example"));
+        assert_eq!(as_text("bücher.example".as_bytes()), Some("bücher.example"));
+        assert_eq!(as_text(b"\xff\xfe"), None);
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::record::{Record, Text};
+use crate::record::{as_text, Record, Text};
 use crate::stream::StreamBuf;
 
 /// Longest line (a simple string, an error, a length) before the stream is not RESP.
@@ -85,9 +85,21 @@ impl Reader {
                 if n == 0 {
                     return Step::NeedMore;
                 }
-                if let Some(keep) = &mut self.keep {
-                    let room = MAX_TEXT.saturating_sub(keep.len());
-                    keep.extend_from_slice(&buf.data()[..n.min(room)]);
+                match &mut self.keep {
+                    // The whole bulk (and its CRLF) is here: read it in place.
+                    Some(keep) if keep.is_empty() && n as u64 == self.skip => {
+                        self.keep = None;
+                        let kept = &buf.data()[..n.min(MAX_TEXT)];
+                        let kept = kept.strip_suffix(b"\r\n").unwrap_or(kept);
+                        if let Some(v) = &mut self.value {
+                            v.parts.push(lossy_text(kept));
+                        }
+                    }
+                    Some(keep) => {
+                        let room = MAX_TEXT.saturating_sub(keep.len());
+                        keep.extend_from_slice(&buf.data()[..n.min(room)]);
+                    }
+                    None => {}
                 }
                 self.take(buf, n);
                 self.skip -= n as u64;
@@ -100,7 +112,7 @@ impl Reader {
                         bytes.truncate(bytes.len() - 2);
                     }
                     if let Some(v) = &mut self.value {
-                        v.parts.push(String::from_utf8_lossy(&bytes).into());
+                        v.parts.push(lossy_text(&bytes));
                     }
                 }
                 if let Some(done) = self.element_done() {
@@ -249,6 +261,8 @@ fn v_empty(v: &Option<Value>) -> bool {
 #[derive(Debug)]
 struct Command {
     value: Value,
+    /// Its name in upper case (`GET`).
+    name: Text,
     /// Replies it gets (one per channel for (un)subscribe).
     replies: usize,
 }
@@ -404,7 +418,11 @@ impl Redis {
             }
             self.stats.unanswered += 1;
         }
-        self.waiting.push_back(Command { value: v, replies });
+        self.waiting.push_back(Command {
+            value: v,
+            name: command,
+            replies,
+        });
     }
 
     pub fn on_response(&mut self, buf: &mut StreamBuf, out: &mut Vec<Record>) {
@@ -465,12 +483,7 @@ impl Redis {
         let Some(cmd) = self.waiting.pop_front() else {
             return;
         };
-        let command = cmd
-            .value
-            .parts
-            .first()
-            .map(|c| upper(c))
-            .unwrap_or_default();
+        let command = cmd.name;
         let text = joined(&cmd.value.parts, MAX_TEXT);
         out.push(Record {
             protocol: "redis",
@@ -512,6 +525,15 @@ fn skip_to_command(buf: &mut StreamBuf) {
         .find(|&i| data[i] == b'*' && looks_like_command(&data[i..]))
         .unwrap_or_else(|| data.len().saturating_sub(16));
     buf.consume(n);
+}
+
+/// Bytes as text, invalid UTF-8 replaced; keys and values are nearly always ASCII, which
+/// needs no decoding.
+fn lossy_text(bytes: &[u8]) -> Text {
+    match as_text(bytes) {
+        Some(text) => Text::from(text),
+        None => Text::from(String::from_utf8_lossy(bytes)),
+    }
 }
 
 /// A command name in upper case, inline for every real command.
@@ -714,5 +736,32 @@ mod tests {
         assert!(out[0].resource.len() <= MAX_TEXT);
         assert!(out[0].resource.starts_with("SET kkk"));
         assert!(out[0].resource.ends_with('é'));
+    }
+
+    #[test]
+    fn a_bulk_read_in_place_or_in_pieces_gives_the_same_record() {
+        let cmd = "*3\r\n$3\r\nset\r\n$9\r\nkey:ü:42\r\n$5\r\nhello\r\n".as_bytes();
+        let bad = b"*2\r\n$3\r\nGET\r\n$2\r\n\xff\xfe\r\n";
+        let whole = run(&[
+            (true, cmd),
+            (false, b"+OK\r\n"),
+            (true, bad),
+            (false, b"$-1\r\n"),
+        ])
+        .0;
+        let mut pieces: Vec<(bool, &[u8])> = cmd.chunks(1).map(|c| (true, c)).collect();
+        pieces.push((false, b"+OK\r\n"));
+        pieces.extend(bad.chunks(3).map(|c| (true, c)));
+        pieces.push((false, b"$-1\r\n"));
+        let split = run(&pieces).0;
+        let texts = |r: &[Record]| -> Vec<(Text, Text)> {
+            r.iter()
+                .map(|x| (x.method.clone(), x.resource.clone()))
+                .collect()
+        };
+        assert_eq!(texts(&whole), texts(&split));
+        assert_eq!(whole[0].resource, "set key:ü:42 hello");
+        assert_eq!(whole[0].method, "SET");
+        assert_eq!(whole[1].resource, "GET \u{fffd}\u{fffd}");
     }
 }
