@@ -810,6 +810,10 @@ fn l7(requests: usize, rounds: usize, only: Option<&str>) -> Result<()> {
         };
         (req.into_bytes(), resp.into_bytes())
     };
+    println!(
+        "l7: this machine now runs a fixed integer loop at {:.0} M steps/s per core (a yardstick: runs compare when it does)",
+        yardstick() / 1e6
+    );
     for (name, exchange) in [("http1", http), ("redis", redis)] {
         if only.is_some_and(|o| o != name) {
             continue;
@@ -843,6 +847,19 @@ fn l7(requests: usize, rounds: usize, only: Option<&str>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Steps per second of a fixed dependent integer loop on this thread: this VM's speed
+/// drifts by tens of percent, and figures from two moments compare only through it.
+fn yardstick() -> f64 {
+    let steps = 300_000_000u64;
+    let cpu0 = thread_cpu_seconds();
+    let mut x = 1u64;
+    for i in 0..steps {
+        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+    }
+    std::hint::black_box(x);
+    steps as f64 / (thread_cpu_seconds() - cpu0).max(1e-9)
 }
 
 /// One pass of a connection's bytes through the engine and the aggregator: (records,
