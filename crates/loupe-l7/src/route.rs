@@ -43,10 +43,11 @@ fn replace_segment(out: &mut [u8; 64], start: usize, end: usize) -> Option<usize
     Some(end)
 }
 
-/// [`short_route`] for any length.
+/// [`short_route`] for any length: runs of plain segments are copied whole; only
+/// placeholders break them.
 fn long_route(target: &str) -> Text {
     let bytes = target.as_bytes();
-    let mut out = Spliced::default();
+    let mut out = String::with_capacity(bytes.len());
     let (mut start, mut copied, mut i) = (0, 0, 0);
     loop {
         let b = bytes.get(i).copied();
@@ -58,74 +59,11 @@ fn long_route(target: &str) -> Text {
             }
             if b != Some(b'/') {
                 out.push_str(&target[copied..i]);
-                return out.finish();
+                return Text::from(out);
             }
             start = i + 1;
         }
         i += 1;
-    }
-}
-
-/// A route being put together: on the stack while short (nearly always), so building
-/// one allocates nothing before it becomes a [`Text`] (which keeps 24 bytes inline).
-#[derive(Default)]
-struct Spliced {
-    short: Short,
-    /// Used once the route outgrows the stack.
-    spilled: String,
-}
-
-impl Spliced {
-    fn push_str(&mut self, part: &str) {
-        if self.spilled.is_empty() && self.short.push_str(part) {
-            return;
-        }
-        if self.spilled.is_empty() {
-            self.spilled.reserve(self.short.as_str().len() + part.len());
-            self.spilled.push_str(self.short.as_str());
-        }
-        self.spilled.push_str(part);
-    }
-
-    fn finish(self) -> Text {
-        if self.spilled.is_empty() {
-            Text::from(self.short.as_str())
-        } else {
-            Text::from(self.spilled)
-        }
-    }
-}
-
-/// Up to 64 bytes of text on the stack.
-struct Short {
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl Default for Short {
-    fn default() -> Short {
-        Short {
-            bytes: [0; 64],
-            len: 0,
-        }
-    }
-}
-
-impl Short {
-    /// Appends `part` if it fits (`false` otherwise, and nothing changes).
-    fn push_str(&mut self, part: &str) -> bool {
-        let end = self.len + part.len();
-        if end > self.bytes.len() {
-            return false;
-        }
-        self.bytes[self.len..end].copy_from_slice(part.as_bytes());
-        self.len = end;
-        true
-    }
-
-    fn as_str(&self) -> &str {
-        // SAFETY: `bytes[..len]` only ever receives whole `&str`s, so it is valid UTF-8.
-        unsafe { std::str::from_utf8_unchecked(&self.bytes[..self.len]) }
     }
 }
 
