@@ -119,7 +119,10 @@ pub fn format_micros(us: Micros) -> String {
     ] {
         out[at] = c;
     }
-    out.iter().map(|&b| b as char).collect()
+    // Digits and separators only (the year is checked above, the rest are remainders).
+    std::str::from_utf8(&out)
+        .expect("a formatted time is ASCII")
+        .to_owned()
 }
 
 #[cfg(test)]

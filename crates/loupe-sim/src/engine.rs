@@ -439,9 +439,10 @@ impl<'a> Engine<'a> {
             } => {
                 let wl = &self.workloads[wl_index];
                 let request = live.model.create_request(wl);
-                let response = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": message, "reason": reason, "details": {"name": name, "kind": "pods"}, "code": code})
-                .to_string();
+                let response = to_json(
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": message, "reason": reason, "details": {"name": name, "kind": "pods"}, "code": code}),
+                );
                 let req = Request::new(
                     at,
                     write(&mut self.rng) + if *code == 500 { 10 * S } else { 0 },
@@ -484,10 +485,9 @@ impl<'a> Engine<'a> {
             }
             Act::Bind => {
                 let node = &self.nodes[node_ix];
-                let body = json!({"kind": "Binding", "apiVersion": "v1",
+                let body = to_json(&json!({"kind": "Binding", "apiVersion": "v1",
                     "metadata": {"name": name, "namespace": ns, "uid": live.model.shape.uid, "creationTimestamp": null},
-                    "target": {"kind": "Node", "name": node.name}})
-                .to_string();
+                    "target": {"kind": "Node", "name": node.name}}));
                 live.model.bind(node, at);
                 let req = Request::new(
                     at,
@@ -583,9 +583,10 @@ impl<'a> Engine<'a> {
                         "Kubelet stopped posting node status.",
                     )
                 };
-                let body = json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
-                    "message": message, "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": format_seconds(at)}]}})
-                .to_string();
+                let body = to_json(
+                    &json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
+                    "message": message, "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": format_seconds(at)}]}}),
+                );
                 let req = Request::new(
                     at,
                     write(&mut self.rng),
@@ -621,7 +622,7 @@ impl<'a> Engine<'a> {
                 };
                 live.model.request_delete(at, *grace);
                 let response = live.model.pod_json(wl);
-                self.pod_write(at, actor, "delete", &ns, &name, body.to_string(), response);
+                self.pod_write(at, actor, "delete", &ns, &name, to_json(&body), response);
             }
             Act::FinalDelete => {
                 let wl = &self.workloads[wl_index];
@@ -630,12 +631,11 @@ impl<'a> Engine<'a> {
                     "preconditions": {"uid": live.model.shape.uid}});
                 let response = live.model.pod_json(wl);
                 let actor = self.actors.kubelet(node_ix);
-                self.pod_write(at, actor, "delete", &ns, &name, body.to_string(), response);
+                self.pod_write(at, actor, "delete", &ns, &name, to_json(&body), response);
             }
             Act::Evict { refused } => {
-                let body = json!({"kind": "Eviction", "apiVersion": "policy/v1",
-                    "metadata": {"name": name, "namespace": ns, "creationTimestamp": null}})
-                .to_string();
+                let body = to_json(&json!({"kind": "Eviction", "apiVersion": "policy/v1",
+                    "metadata": {"name": name, "namespace": ns, "creationTimestamp": null}}));
                 let (code, failure, response) = if *refused {
                     let message =
                         "Cannot evict pod as it would violate the pod's disruption budget.";
@@ -665,15 +665,15 @@ impl<'a> Engine<'a> {
                 )
                 .with_failure(failure)
                 .request(body)
-                .response(response.to_string());
+                .response(to_json(&response));
                 self.emit(req);
             }
             Act::RemoveFinalizer => {
                 let wl = &self.workloads[wl_index];
                 let finalizer = live.model.remove_finalizer().unwrap_or_default();
-                let body =
-                    json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}})
-                        .to_string();
+                let body = to_json(
+                    &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}}),
+                );
                 let response = live.model.pod_json(wl);
                 let actor = self.actors.service(
                     "platform",
@@ -689,7 +689,9 @@ impl<'a> Engine<'a> {
                     .iter()
                     .map(|c| json!({"name": c.name}))
                     .collect();
-                let body = json!({"spec": {"$setElementOrder/containers": order, "containers": [{"image": image, "name": wl.containers[0].name}]}}).to_string();
+                let body = to_json(
+                    &json!({"spec": {"$setElementOrder/containers": order, "containers": [{"image": image, "name": wl.containers[0].name}]}}),
+                );
                 live.model.set_image(image);
                 let response = live.model.pod_json(wl);
                 let actor = self.actors.user();
@@ -850,9 +852,9 @@ impl<'a> Engine<'a> {
                 .iter()
                 .map(|t| json!({"type": t}))
                 .collect();
-        let body =
-            json!({"status": {"$setElementOrder/conditions": order, "conditions": conditions}})
-                .to_string();
+        let body = to_json(
+            &json!({"status": {"$setElementOrder/conditions": order, "conditions": conditions}}),
+        );
         let req = Request::new(
             at,
             latency(&mut self.rng, true),

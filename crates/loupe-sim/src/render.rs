@@ -14,6 +14,14 @@ use crate::model::*;
 use crate::plan::PodShape;
 use crate::rng::Rng;
 
+/// A value's JSON text. `Value`'s `Display` (`to_string`, `format!`) goes through `fmt`
+/// for every token; serializing writes the bytes directly, several times faster on the
+/// simulator's pod bodies.
+pub fn to_json(value: &Value) -> String {
+    // A `Value` has string keys only: it always serializes.
+    serde_json::to_string(value).expect("a JSON value serializes")
+}
+
 const MS: i64 = 1_000;
 
 /// Who sends a request.
@@ -671,7 +679,7 @@ pub struct PodModel {
 
 impl PodModel {
     pub fn new(shape: PodShape, workload: usize, wl: &Workload) -> PodModel {
-        let spec = pod_spec(&shape, wl, true).to_string();
+        let spec = to_json(&pod_spec(&shape, wl, true));
         let status = |image: &String| ContainerStatus {
             state: CState::Waiting {
                 reason: "ContainerCreating",
@@ -877,15 +885,24 @@ impl PodModel {
 
     /// The whole pod, as in a RequestResponse response.
     pub fn pod_json(&self, wl: &Workload) -> String {
-        let spec = match &self.node_name {
-            Some(node) => format!("{{\"nodeName\":{},{}", json!(node), &self.spec[1..]),
-            None => self.spec.clone(),
-        };
-        format!(
-            "{{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{},\"spec\":{spec},\"status\":{}}}",
-            self.metadata(wl),
-            self.status_json(wl)
-        )
+        let (meta, status) = (to_json(&self.metadata(wl)), to_json(&self.status_json(wl)));
+        let mut pod = String::with_capacity(meta.len() + self.spec.len() + status.len() + 128);
+        pod.push_str("{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":");
+        pod.push_str(&meta);
+        pod.push_str(",\"spec\":");
+        match &self.node_name {
+            Some(node) => {
+                pod.push_str("{\"nodeName\":");
+                pod.push_str(&to_json(&json!(node)));
+                pod.push(',');
+                pod.push_str(&self.spec[1..]);
+            }
+            None => pod.push_str(&self.spec),
+        }
+        pod.push_str(",\"status\":");
+        pod.push_str(&status);
+        pod.push('}');
+        pod
     }
 
     /// The pod as its controller sends it in the create: the template, before admission
@@ -903,10 +920,14 @@ impl PodModel {
             m.remove("namespace");
             m.insert("creationTimestamp".into(), Value::Null);
         }
-        format!(
-            "{{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{meta},\"spec\":{},\"status\":{{}}}}",
-            pod_spec(&self.shape, wl, false)
-        )
+        let (meta, spec) = (to_json(&meta), to_json(&pod_spec(&self.shape, wl, false)));
+        let mut pod = String::with_capacity(meta.len() + spec.len() + 96);
+        pod.push_str("{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":");
+        pod.push_str(&meta);
+        pod.push_str(",\"spec\":");
+        pod.push_str(&spec);
+        pod.push_str(",\"status\":{}}");
+        pod
     }
 
     pub fn bind(&mut self, node: &Node, at: i64) {
@@ -1100,7 +1121,7 @@ impl PodModel {
             status.insert("containerStatuses".into(), Value::Array(list.collect()));
         }
         self.bump();
-        json!({"metadata": {"uid": self.shape.uid}, "status": status}).to_string()
+        to_json(&json!({"metadata": {"uid": self.shape.uid}, "status": status}))
     }
 
     /// A delete with `grace` seconds: the deadline only ever moves earlier, as in the
@@ -1353,20 +1374,18 @@ pub fn core_event_body(
     at: i64,
 ) -> String {
     if count > 1 {
-        return json!({"count": count, "lastTimestamp": seconds(at), "message": message})
-            .to_string();
+        return to_json(&json!({"count": count, "lastTimestamp": seconds(at), "message": message}));
     }
     let mut source = json!({"component": component});
     if let Some(h) = host {
         source["host"] = json!(h);
     }
-    json!({"kind": "Event", "apiVersion": "v1",
+    to_json(&json!({"kind": "Event", "apiVersion": "v1",
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
         "involvedObject": involved, "reason": reason, "message": message, "source": source,
         "firstTimestamp": seconds(first), "lastTimestamp": seconds(at), "count": 1,
         "type": if warning { "Warning" } else { "Normal" }, "eventTime": null,
-        "reportingComponent": component, "reportingInstance": host.unwrap_or("")})
-    .to_string()
+        "reportingComponent": component, "reportingInstance": host.unwrap_or("")}))
 }
 
 /// An `events.k8s.io/v1` Event by the scheduler, or its series patch.
@@ -1383,16 +1402,16 @@ pub fn scheduler_event_body(
     at: i64,
 ) -> String {
     if series >= 2 {
-        return json!({"series": {"count": series, "lastObservedTime": format_micros(at)}})
-            .to_string();
+        return to_json(
+            &json!({"series": {"count": series, "lastObservedTime": format_micros(at)}}),
+        );
     }
-    json!({"kind": "Event", "apiVersion": "events.k8s.io/v1",
+    to_json(&json!({"kind": "Event", "apiVersion": "events.k8s.io/v1",
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
         "eventTime": format_micros(at), "reportingController": "default-scheduler",
         "reportingInstance": "default-scheduler-control-plane-1", "action": action, "reason": reason,
         "regarding": regarding, "note": note, "type": if warning { "Warning" } else { "Normal" },
-        "deprecatedSource": {}, "deprecatedFirstTimestamp": null, "deprecatedLastTimestamp": null})
-    .to_string()
+        "deprecatedSource": {}, "deprecatedFirstTimestamp": null, "deprecatedLastTimestamp": null}))
 }
 
 /// The `involvedObject`/`regarding` reference to a pod (and a container's fieldPath).
