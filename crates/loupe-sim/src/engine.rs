@@ -4,7 +4,7 @@
 //! apiservers complete them.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::rc::Rc;
 
 use serde_json::json;
@@ -64,7 +64,9 @@ struct Engine<'a> {
     free_pods: Vec<usize>,
     order: u64,
     lines: Vec<Line>,
-    out: BinaryHeap<Reverse<(i64, u64, String)>>,
+    /// Lines waiting for their time to be written, by second of their key: (key, seq,
+    /// line). A second's lines are sorted when it is written.
+    out: BTreeMap<i64, Vec<(i64, u64, String)>>,
     out_seq: u64,
     summary: Summary,
     horizon: i64,
@@ -99,7 +101,7 @@ pub fn run(
         free_pods: Vec::new(),
         order: 0,
         lines: Vec::new(),
-        out: BinaryHeap::new(),
+        out: BTreeMap::new(),
         out_seq: 0,
         summary: Summary {
             first_us: config.start_us,
@@ -272,20 +274,33 @@ impl<'a> Engine<'a> {
         self.config.apiservers.saturating_sub(1) as i64 * S
     }
 
+    /// Writes the lines keyed before `before`, in (key, sequence) order.
     fn drain(&mut self, before: i64, sink: &mut dyn FnMut(i64, &str)) {
         for line in self.lines.drain(..) {
             self.out_seq += 1;
-            self.out.push(Reverse((line.key, self.out_seq, line.json)));
+            let second = line.key.div_euclid(S);
+            let waiting = self.out.entry(second).or_default();
+            waiting.push((line.key, self.out_seq, line.json));
         }
-        while let Some(Reverse((key, _, _))) = self.out.peek() {
-            if *key >= before {
+        while let Some(mut first) = self.out.first_entry() {
+            let second = *first.key();
+            if second * S >= before {
                 break;
             }
-            if let Some(Reverse((key, _, json))) = self.out.pop() {
+            let waiting = first.get_mut();
+            // Keys and sequence numbers together are unique: an unstable sort is exact.
+            waiting.sort_unstable_by_key(|(key, seq, _)| (*key, *seq));
+            let due = waiting.partition_point(|(key, _, _)| *key < before);
+            let whole = due == waiting.len();
+            for (key, _, json) in waiting.drain(..due) {
                 self.summary.events += 1;
                 self.summary.bytes += json.len() as u64 + 1;
                 sink(key, &json);
             }
+            if !whole {
+                break;
+            }
+            first.remove();
         }
     }
 
