@@ -144,14 +144,14 @@ fn simulated(profile: &str, pods: usize) -> Result<()> {
     };
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("audit.log");
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&log)?);
+    let mut out = loupe_sim::LineWriter::new(std::fs::File::create(&log)?);
     let mut failed = None;
     let started = Instant::now();
     let summary = loupe_sim::run(
         &config,
         &mut |_, line| {
             if failed.is_none() {
-                failed = writeln!(out, "{line}").err();
+                failed = out.push(line).err();
             }
         },
         &mut |_| {},
@@ -629,16 +629,22 @@ fn scrape(pods: usize) -> Result<()> {
             .context("the default profile")?
             .config)()
     };
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&log)?);
+    let mut out = loupe_sim::LineWriter::new(std::fs::File::create(&log)?);
     let mut lines = 0u64;
+    let mut failed = None;
     loupe_sim::run(
         &config,
         &mut |_, line| {
             lines += 1;
-            let _ = writeln!(out, "{line}");
+            if failed.is_none() {
+                failed = out.push(line).err();
+            }
         },
         &mut |_| {},
     );
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
     out.flush()?;
     drop(out);
     // No scraper; a scrape every 50 ms (300× a 15 s scrape interval); back to back.

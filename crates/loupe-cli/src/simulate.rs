@@ -156,17 +156,13 @@ pub fn run(cluster: &str, args: SimulateArgs) -> Result<()> {
                         .with_context(|| args.out.display().to_string())?,
                 )
             };
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+            let mut out = loupe_sim::LineWriter::new(out);
             let mut failed = None;
             let summary = loupe_sim::run(
                 &config,
                 &mut |_, line| {
                     if failed.is_none() {
-                        // Not `writeln!`: formatting a line costs more than copying it.
-                        failed = out
-                            .write_all(line.as_bytes())
-                            .and_then(|()| out.write_all(b"\n"))
-                            .err();
+                        failed = out.push(line).err();
                     }
                 },
                 &mut on_label,
@@ -220,7 +216,7 @@ pub fn paced(
         loupe_sim::run(
             &cfg,
             &mut |key, line| {
-                let _ = tx.send((key, line.to_string()));
+                let _ = tx.send((key, line));
             },
             &mut |l| {
                 let _ = label_tx.send(l.clone());

@@ -22,7 +22,7 @@ fn replay(config: &SimConfig) -> Replayed {
 fn replay_in_batches(config: &SimConfig, every: usize) -> Replayed {
     let mut builder = loupe_timeline::TimelineBuilder::new("sim", every as u64);
     let mut labels = Vec::new();
-    run(config, &mut |_, line| builder.push(line), &mut |l| {
+    run(config, &mut |_, line| builder.push(&line), &mut |l| {
         labels.push(l.clone())
     });
     let t = builder.finish();

@@ -77,7 +77,7 @@ struct Engine<'a> {
 /// ground truth as soon as it is planned (in creation order).
 pub fn run(
     config: &SimConfig,
-    sink: &mut dyn FnMut(i64, &str),
+    sink: &mut dyn FnMut(i64, String),
     labels: &mut dyn FnMut(&Label),
 ) -> Summary {
     let shape = Shape {
@@ -250,7 +250,7 @@ impl<'a> Engine<'a> {
 
     /// Renders everything due before `until`, then releases the lines no later step can
     /// precede.
-    fn advance(&mut self, until: i64, sink: &mut dyn FnMut(i64, &str)) {
+    fn advance(&mut self, until: i64, sink: &mut dyn FnMut(i64, String)) {
         let mut drained_to = i64::MIN;
         while let Some(Reverse((at, _, tick))) = self.heap.peek().copied() {
             if at >= until {
@@ -275,7 +275,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Writes the lines keyed before `before`, in (key, sequence) order.
-    fn drain(&mut self, before: i64, sink: &mut dyn FnMut(i64, &str)) {
+    fn drain(&mut self, before: i64, sink: &mut dyn FnMut(i64, String)) {
         for line in self.lines.drain(..) {
             self.out_seq += 1;
             let second = line.key.div_euclid(S);
@@ -295,7 +295,7 @@ impl<'a> Engine<'a> {
             for (key, _, json) in waiting.drain(..due) {
                 self.summary.events += 1;
                 self.summary.bytes += json.len() as u64 + 1;
-                sink(key, &json);
+                sink(key, json);
             }
             if !whole {
                 break;

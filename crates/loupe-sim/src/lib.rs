@@ -14,12 +14,14 @@
 //!
 //! Layers, each pure: [`cluster`] (nodes, workloads), [`faults`] (the code table),
 //! [`plan`] (one pod's requests, in time), [`render`] (requests → audit JSON), and
-//! [`engine`] (the loop that interleaves them in completion order).
+//! [`engine`] (the loop that interleaves them in completion order). [`LineWriter`] writes
+//! the lines to any `io::Write` without copying them first.
 //! Deterministic for a seed: the same config gives the same bytes.
 
 pub mod cluster;
 pub mod engine;
 pub mod faults;
+mod lines;
 pub mod model;
 pub mod plan;
 pub mod render;
@@ -27,6 +29,7 @@ pub mod rng;
 
 pub use engine::{run, Summary};
 pub use faults::{Code, CodeInfo, FaultClass, FaultError, FaultMix, Lifecycle, CODES};
+pub use lines::LineWriter;
 pub use model::{Label, Milestones, Verdict};
 
 /// What to simulate.

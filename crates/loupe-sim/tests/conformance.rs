@@ -541,7 +541,7 @@ fn user_agents_have_the_shape_real_components_send() {
     run(
         &config,
         &mut |_, line| {
-            let e: Value = serde_json::from_str(line).unwrap();
+            let e: Value = serde_json::from_str(&line).unwrap();
             sim.insert((
                 e["user"]["username"].as_str().unwrap().to_string(),
                 e["userAgent"].as_str().unwrap().to_string(),
@@ -585,7 +585,7 @@ fn simulated_events_have_the_fields_real_ones_have_and_no_others() {
     run(
         &config,
         &mut |_, line| {
-            let e: Value = serde_json::from_str(line).unwrap();
+            let e: Value = serde_json::from_str(&line).unwrap();
             record_event(&mut sim, &e);
         },
         &mut |_| {},

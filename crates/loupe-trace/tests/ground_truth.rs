@@ -10,7 +10,7 @@ use loupe_trace::{evaluate, Action, Pack, Trace};
 fn timelines(config: &SimConfig) -> (HashMap<String, Vec<FactRecord>>, Vec<Label>, i64) {
     let mut builder = loupe_timeline::TimelineBuilder::new("sim", 5000);
     let mut labels = Vec::new();
-    run(config, &mut |_, line| builder.push(line), &mut |l| {
+    run(config, &mut |_, line| builder.push(&line), &mut |l| {
         labels.push(l.clone())
     });
     let t = builder.finish();

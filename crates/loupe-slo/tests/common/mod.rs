@@ -9,7 +9,7 @@ use loupe_trace::{Action, Pack};
 pub fn simulate(config: &SimConfig) -> (Timelines, Vec<Label>) {
     let mut builder = loupe_timeline::TimelineBuilder::new("sim", 5000);
     let mut labels = Vec::new();
-    run(config, &mut |_, line| builder.push(line), &mut |l| {
+    run(config, &mut |_, line| builder.push(&line), &mut |l| {
         labels.push(l.clone())
     });
     (builder.finish(), labels)
