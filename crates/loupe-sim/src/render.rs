@@ -14,6 +14,28 @@ use crate::model::*;
 use crate::plan::PodShape;
 use crate::rng::Rng;
 
+/// JSON text put together from literal pieces and serialized values, in one buffer.
+struct JsonText(Vec<u8>);
+
+impl JsonText {
+    fn with_capacity(n: usize) -> JsonText {
+        JsonText(Vec::with_capacity(n))
+    }
+
+    fn raw(&mut self, text: &str) {
+        self.0.extend_from_slice(text.as_bytes());
+    }
+
+    fn value(&mut self, value: &Value) {
+        // A `Value` has string keys only: it always serializes.
+        serde_json::to_writer(&mut self.0, value).expect("a JSON value serializes");
+    }
+
+    fn finish(self) -> String {
+        String::from_utf8(self.0).expect("text and serde_json's output are UTF-8")
+    }
+}
+
 /// A value's JSON text. `Value`'s `Display` (`to_string`, `format!`) goes through `fmt`
 /// for every token; serializing writes the bytes directly, several times faster on the
 /// simulator's pod bodies.
@@ -901,24 +923,23 @@ impl PodModel {
 
     /// The whole pod, as in a RequestResponse response.
     pub fn pod_json(&self, wl: &Workload) -> String {
-        let (meta, status) = (to_json(&self.metadata(wl)), to_json(&self.status_json(wl)));
-        let mut pod = String::with_capacity(meta.len() + self.spec.len() + status.len() + 128);
-        pod.push_str("{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":");
-        pod.push_str(&meta);
-        pod.push_str(",\"spec\":");
+        let mut pod = JsonText::with_capacity(self.spec.len() + 4096);
+        pod.raw("{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":");
+        pod.value(&self.metadata(wl));
+        pod.raw(",\"spec\":");
         match &self.node_name {
             Some(node) => {
-                pod.push_str("{\"nodeName\":");
-                pod.push_str(&to_json(&json!(node)));
-                pod.push(',');
-                pod.push_str(&self.spec[1..]);
+                pod.raw("{\"nodeName\":");
+                pod.value(&json!(node));
+                pod.raw(",");
+                pod.raw(&self.spec[1..]);
             }
-            None => pod.push_str(&self.spec),
+            None => pod.raw(&self.spec),
         }
-        pod.push_str(",\"status\":");
-        pod.push_str(&status);
-        pod.push('}');
-        pod
+        pod.raw(",\"status\":");
+        pod.value(&self.status_json(wl));
+        pod.raw("}");
+        pod.finish()
     }
 
     /// The pod as its controller sends it in the create: the template, before admission
