@@ -287,33 +287,24 @@ impl Http1 {
                         // `100 Continue` and friends: the final answer is still to come.
                         continue;
                     }
-                    if dropped {
+                    // The answer to a request dropped from the full queue is read, not
+                    // paired. Otherwise, answered before its body was all seen (or the
+                    // capture cut it): the request is done; its remaining bytes are skipped.
+                    let request = if dropped {
                         self.dropped_responses -= 1;
-                        self.response = Some(Response {
-                            status,
-                            start,
-                            end,
-                            bytes: n as u64,
-                            body,
-                            request: None,
-                            tunnel_after: false,
-                            dropped: true,
+                        None
+                    } else {
+                        let request = self.waiting.pop_front().or_else(|| {
+                            let req = match self.reading.take() {
+                                Some((req, _)) => req,
+                                None => self.partial_head.take()?,
+                            };
+                            self.skip_request_body = true;
+                            Some(req)
                         });
-                        continue;
-                    }
-                    // Answered before its body was all seen (or the capture cut it): the
-                    // request is done; its remaining bytes are skipped.
-                    let request = self.waiting.pop_front().or_else(|| {
-                        let req = match self.reading.take() {
-                            Some((req, _)) => req,
-                            None => self.partial_head.take()?,
-                        };
-                        self.skip_request_body = true;
-                        Some(req)
-                    });
-                    if request.is_none() {
-                        self.stats.orphans += 1;
-                    }
+                        self.stats.orphans += u64::from(request.is_none());
+                        request
+                    };
                     let connect = request.as_ref().is_some_and(|r| r.method == "CONNECT");
                     self.response = Some(Response {
                         status,
@@ -321,9 +312,10 @@ impl Http1 {
                         end,
                         bytes: n as u64,
                         body,
-                        tunnel_after: status == 101 || (connect && (200..300).contains(&status)),
+                        tunnel_after: !dropped
+                            && (status == 101 || (connect && (200..300).contains(&status))),
                         request,
-                        dropped: false,
+                        dropped,
                     });
                 }
                 Ok(httparse::Status::Partial) => {
