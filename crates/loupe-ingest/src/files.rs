@@ -63,14 +63,16 @@ fn read_fully(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Reads every record of `reader`, calling `sink` for each record and each bad line.
 /// A read error (a truncated gzip stream) ends the file with an [`Item::Error`]; what was
 /// read before it is kept. Returns the number of lines read.
+///
+/// Lines are found with SIMD `memchr` and handed over in place from the reader's buffer;
+/// only a line that straddles two fills is copied.
 pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item<'_>)) -> u64 {
-    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut carry: Vec<u8> = Vec::new();
     let mut line = 0u64;
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => return line,
-            Ok(_) => {}
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 sink(Item::Error {
                     line: line + 1,
@@ -78,33 +80,70 @@ pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item<'_>)) ->
                 });
                 return line;
             }
-        }
-        line += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let text = match std::str::from_utf8(&buf) {
-            Ok(t) => t.trim(),
-            Err(e) => {
-                sink(Item::Error {
-                    line,
-                    error: format!("not UTF-8: {e}"),
-                });
-                continue;
-            }
         };
-        if text.is_empty() {
-            continue;
+        if chunk.is_empty() {
+            if !carry.is_empty() {
+                line += 1;
+                one_line(line, &carry, &mut sink);
+            }
+            return line;
         }
-        if !complete && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        let mut used = 0;
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', chunk) {
+                Some(i) => {
+                    carry.extend_from_slice(&chunk[..=i]);
+                    line += 1;
+                    one_line(line, &carry, &mut sink);
+                    carry.clear();
+                    used = i + 1;
+                }
+                None => {
+                    carry.extend_from_slice(chunk);
+                    used = chunk.len();
+                }
+            }
+        }
+        if carry.is_empty() {
+            let rest = &chunk[used..];
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', rest) {
+                line += 1;
+                one_line(line, &rest[start..=end], &mut sink);
+                start = end + 1;
+            }
+            carry.extend_from_slice(&rest[start..]);
+            used = chunk.len();
+        }
+        reader.consume(used);
+    }
+}
+
+/// One line (with its `\n`, unless it is the file's unterminated last one).
+fn one_line(line: u64, bytes: &[u8], sink: &mut impl FnMut(Item<'_>)) {
+    let complete = bytes.last() == Some(&b'\n');
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t.trim(),
+        Err(e) => {
             sink(Item::Error {
                 line,
-                error:
-                    "incomplete last line (no newline, not valid JSON): the file was cut mid-write"
-                        .into(),
+                error: format!("not UTF-8: {e}"),
             });
-            continue;
+            return;
         }
-        sink(adapt(line, text));
+    };
+    if text.is_empty() {
+        return;
     }
+    if !complete && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        sink(Item::Error {
+            line,
+            error: "incomplete last line (no newline, not valid JSON): the file was cut mid-write"
+                .into(),
+        });
+        return;
+    }
+    sink(adapt(line, text));
 }
 
 /// Turns a line into an audit-event record, adapting other known shapes.
@@ -240,6 +279,21 @@ mod tests {
         assert!(
             matches!(&items[3], Item::Error { line: 5, error } if error.contains("incomplete last line"))
         );
+    }
+
+    #[test]
+    fn lines_across_buffer_fills_read_the_same() {
+        let input = b"{\"a\":1}\n\n\xff\xfe\n{\"long\":\"0123456789abcdef\"}\r\n{\"b\":2}\n{\"c\":";
+        let whole = collect(input);
+        assert_eq!(whole.len(), 5);
+        for capacity in [1, 2, 3, 7, 16, 64] {
+            let mut items = Vec::new();
+            let lines = read_records(&mut BufReader::with_capacity(capacity, &input[..]), |i| {
+                items.push(i.into_owned())
+            });
+            assert_eq!(items, whole, "buffer of {capacity} bytes");
+            assert_eq!(lines, 6);
+        }
     }
 
     #[test]

@@ -458,7 +458,7 @@ impl<'a> HeadInfo<'a> {
             let name = h.name.as_bytes();
             match name.len() {
                 4 if info.host.is_none() && is_name(name, b"host") => {
-                    info.host = as_text(h.value).map(str::trim);
+                    info.host = as_text(h.value.trim_ascii());
                 }
                 14 if info.length.is_none() && is_name(name, b"content-length") => {
                     info.length = decimal(h.value.trim_ascii());
