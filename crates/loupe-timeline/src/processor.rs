@@ -524,14 +524,17 @@ impl Processor {
     }
 
     fn apply(&mut self, mut obs: Observation, pod_body: bool, late: bool) {
-        match obs.subject.clone() {
-            Subject::Node { name } => return self.apply_node(&name, &obs),
-            Subject::Pvc { namespace, name } => return self.apply_pvc(namespace, name, &obs),
-            Subject::Unrelated if !self.resolve_repeat(&mut obs) => {
-                self.out.stats.unrelated += 1;
-                return;
+        // Matched by reference: a pod's subject (most observations) is not copied.
+        match &obs.subject {
+            Subject::Node { name } => return self.apply_node(name, &obs),
+            Subject::Pvc { namespace, name } => {
+                return self.apply_pvc(namespace.clone(), name.clone(), &obs)
             }
             _ => {}
+        }
+        if matches!(obs.subject, Subject::Unrelated) && !self.resolve_repeat(&mut obs) {
+            self.out.stats.unrelated += 1;
+            return;
         }
         let Some(uid) = self.resolve_pod(&obs) else {
             self.out.stats.unlinked += 1;
