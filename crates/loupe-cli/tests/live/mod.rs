@@ -288,10 +288,17 @@ pub fn analyze(file: &Path) -> Value {
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("loupe pcap -o json");
     assert!(report.get("damaged").is_none(), "{}", report["damaged"]);
-    assert_eq!(
-        report["out_of_order_segments"], 0,
-        "loopback does not reorder"
-    );
+    // Segments can reach the capture out of order even on loopback: with two CPUs,
+    // tcpdump sees each CPU's packets in its own order when the machine is loaded (a CI
+    // run hit it). Reassembly by sequence number puts them back, so the counts the tests
+    // compare must come out exact all the same.
+    let reordered = report["out_of_order_segments"].as_u64().unwrap_or(0);
+    if reordered > 0 {
+        eprintln!(
+            "{}: {reordered} segments captured out of order",
+            file.display()
+        );
+    }
     report
 }
 
