@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::record::Record;
-use crate::stream::StreamBuf;
+use crate::stream::Input;
 
 /// A parsed DNS message (what the records need of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,7 +255,7 @@ impl DnsTcp {
     /// distinct addresses naming the connection's sides).
     pub fn on_data(
         &mut self,
-        buf: &mut StreamBuf,
+        buf: &mut Input<'_>,
         src: SocketAddr,
         dst: SocketAddr,
         out: &mut Vec<Record>,
@@ -290,6 +290,7 @@ impl DnsTcp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::StreamBuf;
 
     /// A query for `name` of type `qtype` with id `id`.
     pub fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
@@ -394,14 +395,14 @@ mod tests {
         let mut d = DnsTcp::default();
         let mut out = Vec::new();
         cb.push(0, &framed[..5], 1);
-        d.on_data(&mut cb, c, s, &mut out);
+        d.on_data(&mut cb.view(), c, s, &mut out);
         cb.push(5, &framed[5..], 2);
-        d.on_data(&mut cb, c, s, &mut out);
+        d.on_data(&mut cb.view(), c, s, &mut out);
         let a = answer(&q, 0);
         let mut framed_a = vec![0, a.len() as u8];
         framed_a.extend_from_slice(&a);
         sb.push(0, &framed_a, 9);
-        d.on_data(&mut sb, s, c, &mut out);
+        d.on_data(&mut sb.view(), s, c, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].request_start, out[0].response_end), (2, 9));
     }

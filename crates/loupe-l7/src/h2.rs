@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::record::{Record, Text};
 use crate::route::normalize;
-use crate::stream::StreamBuf;
+use crate::stream::Input;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Largest header block (or non-DATA frame) followed.
@@ -170,7 +170,7 @@ fn frame_starts(d: &[u8]) -> bool {
 
 impl H2 {
     /// Parses one direction's frames (`d`: 0 client, 1 server); finished streams go to `out`.
-    pub fn on_data(&mut self, d: usize, buf: &mut StreamBuf, out: &mut Vec<Record>) {
+    pub fn on_data(&mut self, d: usize, buf: &mut Input<'_>, out: &mut Vec<Record>) {
         if let Some(unseen) = buf.take_loss() {
             let side = &mut self.sides[d];
             match &mut side.skip {
@@ -280,7 +280,7 @@ impl H2 {
     }
 
     /// Counts `n` bytes of stream `stream` sent by side `d` and consumes them.
-    fn account(&mut self, d: usize, stream: u32, buf: &mut StreamBuf, n: usize) {
+    fn account(&mut self, d: usize, stream: u32, buf: &mut Input<'_>, n: usize) {
         let (first, last) = (
             buf.time_at(buf.position()).unwrap_or(0),
             buf.time_at(buf.position() + n as u64 - 1).unwrap_or(0),
@@ -391,7 +391,7 @@ fn strip(payload: &[u8], flags: u8) -> Option<&[u8]> {
 }
 
 /// After lost bytes: to the next place two plausible frame headers follow each other.
-fn resync(buf: &mut StreamBuf) {
+fn resync(buf: &mut Input<'_>) {
     let data = buf.data();
     let n = (0..data.len())
         .find(|&i| frame_starts(&data[i..]))
@@ -473,6 +473,7 @@ fn record(s: Stream) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::StreamBuf;
 
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let len = payload.len();
@@ -542,10 +543,10 @@ mod tests {
         // Byte by byte: framing survives any split.
         for (i, b) in client.iter().enumerate() {
             c.push(i as u64, &[*b], i as i64);
-            h2.on_data(0, &mut c, &mut out);
+            h2.on_data(0, &mut c.view(), &mut out);
         }
         s.push(0, &server, 10_000);
-        h2.on_data(1, &mut s, &mut out);
+        h2.on_data(1, &mut s.view(), &mut out);
         type Seen<'a> = (&'a str, &'a str, &'a str, Option<u16>, Option<&'a str>);
         let got: Vec<Seen> = out
             .iter()
@@ -591,9 +592,9 @@ mod tests {
         let (mut c, mut s) = (StreamBuf::new(1 << 16), StreamBuf::new(1 << 16));
         let (mut h2, mut out) = (H2::default(), Vec::new());
         c.push(0, &client, 1);
-        h2.on_data(0, &mut c, &mut out);
+        h2.on_data(0, &mut c.view(), &mut out);
         s.push(0, &server, 2);
-        h2.on_data(1, &mut s, &mut out);
+        h2.on_data(1, &mut s.view(), &mut out);
         h2.on_close(&mut out);
         assert_eq!(h2.stats.streams, 1);
         assert!(out.iter().all(|r| r.partial));

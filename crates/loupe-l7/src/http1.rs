@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 
 use crate::record::{as_text, Record, Text};
 use crate::route::normalize;
-use crate::stream::StreamBuf;
+use crate::stream::Input;
 
 const MAX_HEADERS: usize = 96;
 /// A head longer than this is not one we follow: skip to the next message.
@@ -131,7 +131,7 @@ impl Http1 {
     }
 
     /// Parses what the client sent.
-    pub fn on_request(&mut self, buf: &mut StreamBuf) {
+    pub fn on_request(&mut self, buf: &mut Input<'_>) {
         if self.skip_tunnel(buf) {
             return;
         }
@@ -219,7 +219,7 @@ impl Http1 {
     }
 
     /// Parses what the server sent; answered requests go to `out`.
-    pub fn on_response(&mut self, buf: &mut StreamBuf, out: &mut Vec<Record>) {
+    pub fn on_response(&mut self, buf: &mut Input<'_>, out: &mut Vec<Record>) {
         if self.skip_tunnel(buf) {
             return;
         }
@@ -367,7 +367,7 @@ impl Http1 {
         self.waiting.clear();
     }
 
-    fn skip_tunnel(&self, buf: &mut StreamBuf) -> bool {
+    fn skip_tunnel(&self, buf: &mut Input<'_>) -> bool {
         if self.tunnel {
             let n = buf.buffered();
             buf.consume(n);
@@ -378,7 +378,7 @@ impl Http1 {
 }
 
 /// The method and target of a head still incomplete, as a request so far.
-fn request_line(buf: &StreamBuf) -> Option<Request> {
+fn request_line(buf: &Input<'_>) -> Option<Request> {
     let data = buf.data();
     let line = &data[..data.windows(2).position(|w| w == b"\r\n")?];
     let text = std::str::from_utf8(line).ok()?;
@@ -399,7 +399,7 @@ fn request_line(buf: &StreamBuf) -> Option<Request> {
 }
 
 /// The status of a response head still incomplete, with its times and size so far.
-fn status_line(buf: &StreamBuf) -> Option<(u16, i64, i64, u64)> {
+fn status_line(buf: &Input<'_>) -> Option<(u16, i64, i64, u64)> {
     let data = buf.data();
     let line = &data[..data.windows(2).position(|w| w == b"\r\n")?];
     let text = std::str::from_utf8(line).ok()?;
@@ -543,8 +543,8 @@ fn absorb(body: &mut Body, unseen: u64, bytes: &mut u64) -> bool {
 }
 
 /// Reads as much of a body as is buffered; `bytes` and `end` follow what was consumed.
-fn advance(body: &mut Body, buf: &mut StreamBuf, bytes: &mut u64, end: &mut i64) -> Step {
-    let mut take = |buf: &mut StreamBuf, n: usize| {
+fn advance(body: &mut Body, buf: &mut Input<'_>, bytes: &mut u64, end: &mut i64) -> Step {
+    let mut take = |buf: &mut Input<'_>, n: usize| {
         if n > 0 {
             if let Some(t) = buf.time_at(buf.position() + n as u64 - 1) {
                 *end = t;
@@ -622,7 +622,7 @@ fn advance(body: &mut Body, buf: &mut StreamBuf, bytes: &mut u64, end: &mut i64)
 
 /// Drops bytes up to the next place that `starts` a message (or all but a short tail
 /// that may hold the start of one). After lost bytes a message can start mid-line.
-fn skip_to(buf: &mut StreamBuf, starts: fn(&[u8]) -> bool) {
+fn skip_to(buf: &mut Input<'_>, starts: fn(&[u8]) -> bool) {
     let n = find_start(buf.data(), starts).unwrap_or_else(|| buf.buffered().saturating_sub(16));
     buf.consume(n);
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::record::Record;
-use crate::stream::StreamBuf;
+use crate::stream::Input;
 
 /// Largest message followed whole (for its topic or error); larger ones stream through.
 const MAX_PARSED: usize = 1 << 20;
@@ -242,7 +242,7 @@ fn error_code(api: i16, version: i16, body: &[u8]) -> Option<i16> {
 }
 
 impl Kafka {
-    pub fn on_request(&mut self, buf: &mut StreamBuf) {
+    pub fn on_request(&mut self, buf: &mut Input<'_>) {
         if buf.take_loss().is_some() {
             self.skip[0] = 0;
             resync(buf);
@@ -301,7 +301,7 @@ impl Kafka {
         }
     }
 
-    pub fn on_response(&mut self, buf: &mut StreamBuf, out: &mut Vec<Record>) {
+    pub fn on_response(&mut self, buf: &mut Input<'_>, out: &mut Vec<Record>) {
         if buf.take_loss().is_some() {
             self.skip[1] = 0;
             // Responses carry their correlation id: the next whole one pairs again.
@@ -376,13 +376,13 @@ impl Kafka {
 }
 
 /// Consumes a message, or what is buffered of it (the rest skipped as it comes).
-fn consume(skip: &mut u64, buf: &mut StreamBuf, total: usize) {
+fn consume(skip: &mut u64, buf: &mut Input<'_>, total: usize) {
     let have = buf.buffered().min(total);
     buf.consume(have);
     *skip = (total - have) as u64;
 }
 
-fn resync(buf: &mut StreamBuf) {
+fn resync(buf: &mut Input<'_>) {
     let data = buf.data();
     let n = (0..data.len())
         .find(|&i| looks_like(&data[i..]))
@@ -393,6 +393,7 @@ fn resync(buf: &mut StreamBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::StreamBuf;
 
     fn request(api: i16, version: i16, id: i32, body: &[u8]) -> Vec<u8> {
         let mut m = Vec::new();
@@ -435,7 +436,7 @@ mod tests {
         let reqs = [request(0, 2, 7, &produce), request(1, 12, 8, &fetch)].concat();
         assert!(looks_like(&reqs));
         c.push(0, &reqs, 1);
-        k.on_request(&mut c);
+        k.on_request(&mut c.view());
         // The fetch answers first: throttle 0, error 0 (flexible header: a tag byte).
         let mut fetch_resp = vec![0];
         fetch_resp.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
@@ -445,7 +446,7 @@ mod tests {
         produce_resp.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 3]);
         let resps = [response(8, &fetch_resp), response(7, &produce_resp)].concat();
         s.push(0, &resps, 5);
-        k.on_response(&mut s, &mut out);
+        k.on_response(&mut s.view(), &mut out);
         let got: Vec<(&str, &str, Option<&str>)> = out
             .iter()
             .map(|r| (r.method.as_str(), r.resource.as_str(), r.error.as_deref()))

@@ -27,7 +27,7 @@ pub mod stream;
 pub mod tcp;
 
 pub use record::{Dir, Record, Text};
-pub use stream::{Losses, Pushed, StreamBuf};
+pub use stream::{Input, Losses, Pushed, StreamBuf};
 
 /// Bytes buffered per direction by default (a message head larger than this is skipped).
 pub const DEFAULT_BUFFER: usize = 256 * 1024;
@@ -146,48 +146,77 @@ impl Conn {
     /// Adds bytes seen at `ts` (µs) at stream position `pos` of one direction; records
     /// completed by them go to `out`.
     pub fn push(&mut self, dir: Dir, pos: u64, data: &[u8], ts: i64, out: &mut Vec<Record>) {
+        if self.protocol != Protocol::Unknown {
+            return self.parse(Some((dir, pos, data, ts)), out);
+        }
+        // Inference reads both directions' first bytes: buffer them.
         match dir {
             Dir::Request => self.client.push(pos, data, ts),
             Dir::Response => self.server.push(pos, data, ts),
         };
-        if self.protocol == Protocol::Unknown {
-            self.protocol = infer(self.client.data(), self.server.data());
-        }
-        match self.protocol {
-            // Both sides, requests first: a response is paired with a request only once
-            // the request is parsed, and bytes buffered before inference wait no longer.
+        self.protocol = infer(self.client.data(), self.server.data());
+        self.parse(None, out);
+    }
+
+    /// Runs the protocol's parsers over both directions, requests first: a response is
+    /// paired with a request only once the request is parsed, and bytes buffered before
+    /// inference wait no longer. A segment `pushed` is parsed where it lies; only what
+    /// waits for more is copied into its direction's buffer.
+    fn parse(&mut self, pushed: Option<(Dir, u64, &[u8], i64)>, out: &mut Vec<Record>) {
+        let Conn {
+            client,
+            server,
+            protocol,
+            http1,
+            h2,
+            dns,
+            redis,
+            pgsql,
+            mysql,
+            kafka,
+        } = self;
+        let (mut c, mut s) = match pushed {
+            Some((Dir::Request, pos, data, ts)) => {
+                (client.push_view(pos, data, ts).1, server.view())
+            }
+            Some((Dir::Response, pos, data, ts)) => {
+                (client.view(), server.push_view(pos, data, ts).1)
+            }
+            None => (client.view(), server.view()),
+        };
+        match protocol {
             Protocol::Http1 => {
-                self.http1.on_request(&mut self.client);
-                self.http1.on_response(&mut self.server, out);
+                http1.on_request(&mut c);
+                http1.on_response(&mut s, out);
             }
             Protocol::Http2 => {
-                self.h2.on_data(0, &mut self.client, out);
-                self.h2.on_data(1, &mut self.server, out);
+                h2.on_data(0, &mut c, out);
+                h2.on_data(1, &mut s, out);
             }
             Protocol::Dns => {
-                self.dns.on_data(&mut self.client, SIDES[0], SIDES[1], out);
-                self.dns.on_data(&mut self.server, SIDES[1], SIDES[0], out);
+                dns.on_data(&mut c, SIDES[0], SIDES[1], out);
+                dns.on_data(&mut s, SIDES[1], SIDES[0], out);
             }
             Protocol::Redis => {
-                self.redis.on_request(&mut self.client);
-                self.redis.on_response(&mut self.server, out);
+                redis.on_request(&mut c);
+                redis.on_response(&mut s, out);
             }
             Protocol::Postgresql => {
-                self.pgsql.on_request(&mut self.client);
-                self.pgsql.on_response(&mut self.server, out);
+                pgsql.on_request(&mut c);
+                pgsql.on_response(&mut s, out);
             }
             Protocol::Mysql => {
-                self.mysql.on_request(&mut self.client);
-                self.mysql.on_response(&mut self.server, out);
+                mysql.on_request(&mut c);
+                mysql.on_response(&mut s, out);
             }
             Protocol::Kafka => {
-                self.kafka.on_request(&mut self.client);
-                self.kafka.on_response(&mut self.server, out);
+                kafka.on_request(&mut c);
+                kafka.on_response(&mut s, out);
             }
             Protocol::Other => {
-                for s in [&mut self.client, &mut self.server] {
-                    let n = s.buffered();
-                    s.consume(n);
+                for v in [&mut c, &mut s] {
+                    let n = v.buffered();
+                    v.consume(n);
                 }
             }
             Protocol::Unknown => {}
@@ -196,25 +225,20 @@ impl Conn {
 
     /// The connection closed.
     pub fn close(&mut self, out: &mut Vec<Record>) {
+        if matches!(
+            self.protocol,
+            Protocol::Http1 | Protocol::Http2 | Protocol::Mysql
+        ) {
+            // What is buffered may complete a message at the close.
+            self.parse(None, out);
+        }
         match self.protocol {
-            Protocol::Http1 => {
-                self.http1.on_request(&mut self.client);
-                self.http1.on_response(&mut self.server, out);
-                self.http1.on_close(out);
-            }
-            Protocol::Http2 => {
-                self.h2.on_data(0, &mut self.client, out);
-                self.h2.on_data(1, &mut self.server, out);
-                self.h2.on_close(out);
-            }
+            Protocol::Http1 => self.http1.on_close(out),
+            Protocol::Http2 => self.h2.on_close(out),
             Protocol::Redis => self.redis.on_close(out),
             Protocol::Postgresql => self.pgsql.on_close(out),
             Protocol::Kafka => self.kafka.on_close(),
-            Protocol::Mysql => {
-                self.mysql.on_request(&mut self.client);
-                self.mysql.on_response(&mut self.server, out);
-                self.mysql.on_close(out);
-            }
+            Protocol::Mysql => self.mysql.on_close(out),
             _ => {}
         }
     }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::pgsql::summarize;
 use crate::record::{Record, Text};
-use crate::stream::StreamBuf;
+use crate::stream::{Input, StreamBuf};
 
 const COM_QUIT: u8 = 0x01;
 const COM_INIT_DB: u8 = 0x02;
@@ -130,7 +130,7 @@ fn looks_compressed(data: &[u8]) -> bool {
 }
 
 /// Moves whole compressed frames from `outer` into `inner` as the bytes they carry.
-fn unwrap_frames(outer: &mut StreamBuf, inner: &mut StreamBuf) -> Result<(), ()> {
+fn unwrap_frames(outer: &mut Input<'_>, inner: &mut StreamBuf) -> Result<(), ()> {
     if outer.take_loss().is_some() {
         // Frames are lost with the bytes; the packets inside them too.
         inner.lose(1);
@@ -217,7 +217,7 @@ fn lenenc(b: &[u8]) -> Option<u64> {
 }
 
 impl Mysql {
-    fn requests(&mut self, buf: &mut StreamBuf) {
+    fn requests(&mut self, buf: &mut Input<'_>) {
         if buf.take_loss().is_some() {
             self.skip[0] = 0;
             resync(buf);
@@ -309,7 +309,7 @@ impl Mysql {
     }
 
     /// Parses what the client sent.
-    pub fn on_request(&mut self, buf: &mut StreamBuf) {
+    pub fn on_request(&mut self, buf: &mut Input<'_>) {
         if !self.compressed && !self.ready && looks_compressed(buf.data()) {
             self.compressed = true;
             self.ready = true;
@@ -321,7 +321,7 @@ impl Mysql {
                 self.stats.malformed += 1;
             }
             let mut inner = std::mem::replace(&mut self.inner[0], StreamBuf::new(1));
-            self.requests(&mut inner);
+            self.requests(&mut inner.view());
             self.inner[0] = inner;
         } else {
             self.requests(buf);
@@ -329,13 +329,13 @@ impl Mysql {
     }
 
     /// Parses what the server sent; answered commands go to `out`.
-    pub fn on_response(&mut self, buf: &mut StreamBuf, out: &mut Vec<Record>) {
+    pub fn on_response(&mut self, buf: &mut Input<'_>, out: &mut Vec<Record>) {
         if self.compressed {
             if unwrap_frames(buf, &mut self.inner[1]).is_err() {
                 self.stats.malformed += 1;
             }
             let mut inner = std::mem::replace(&mut self.inner[1], StreamBuf::new(1));
-            self.responses(&mut inner, out);
+            self.responses(&mut inner.view(), out);
             self.inner[1] = inner;
         } else {
             self.responses(buf, out);
@@ -356,13 +356,13 @@ impl Mysql {
     }
 
     /// Consumes a whole packet, or what is buffered of it (skipping the rest).
-    fn consume_packet(&mut self, side: usize, buf: &mut StreamBuf, total: usize) {
+    fn consume_packet(&mut self, side: usize, buf: &mut Input<'_>, total: usize) {
         let have = buf.buffered().min(total);
         buf.consume(have);
         self.skip[side] = (total - have) as u64;
     }
 
-    fn responses(&mut self, buf: &mut StreamBuf, out: &mut Vec<Record>) {
+    fn responses(&mut self, buf: &mut Input<'_>, out: &mut Vec<Record>) {
         if buf.take_loss().is_some() {
             self.skip[1] = 0;
             self.response = None;
@@ -623,7 +623,7 @@ fn record(r: Response) -> Record {
 }
 
 /// After lost bytes: to the next command packet (sequence 0, a query or a prepare).
-fn resync(buf: &mut StreamBuf) {
+fn resync(buf: &mut Input<'_>) {
     let data = buf.data();
     let n = (0..data.len().saturating_sub(5))
         .find(|&i| {
@@ -664,10 +664,10 @@ mod tests {
         for (q, a) in client.iter().zip(server) {
             c.push(cp, q, 1);
             cp += q.len() as u64;
-            m.on_request(&mut c);
+            m.on_request(&mut c.view());
             s.push(sp, a, 2);
             sp += a.len() as u64;
-            m.on_response(&mut s, &mut out);
+            m.on_response(&mut s.view(), &mut out);
         }
         m.on_close(&mut out);
         out

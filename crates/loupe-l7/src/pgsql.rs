@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::record::{Record, Text};
-use crate::stream::StreamBuf;
+use crate::stream::Input;
 
 /// Longest message followed; longer ones (big COPY rows, huge results) are skipped.
 const MAX_MESSAGE: usize = 1 << 20;
@@ -142,7 +142,7 @@ fn text(b: &[u8]) -> String {
 }
 
 impl Pgsql {
-    pub fn on_request(&mut self, buf: &mut StreamBuf) {
+    pub fn on_request(&mut self, buf: &mut Input<'_>) {
         if buf.take_loss().is_some() {
             self.open = None;
             self.skip[0] = 0;
@@ -246,7 +246,7 @@ impl Pgsql {
     }
 
     /// A message longer than the buffer can hold: skip it as it streams.
-    fn skip_long(&mut self, side: usize, buf: &mut StreamBuf) {
+    fn skip_long(&mut self, side: usize, buf: &mut Input<'_>) {
         let data = buf.data();
         if data.len() >= 5 {
             let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
@@ -263,7 +263,7 @@ impl Pgsql {
         }
     }
 
-    pub fn on_response(&mut self, buf: &mut StreamBuf, out: &mut Vec<Record>) {
+    pub fn on_response(&mut self, buf: &mut Input<'_>, out: &mut Vec<Record>) {
         if buf.take_loss().is_some() {
             self.answer = None;
             self.skip[1] = 0;
@@ -389,7 +389,7 @@ impl Pgsql {
 }
 
 /// After lost bytes: to the next plausible message of one of `kinds`.
-fn resync(buf: &mut StreamBuf, kinds: &[u8]) {
+fn resync(buf: &mut Input<'_>, kinds: &[u8]) {
     let data = buf.data();
     let found = (0..data.len().saturating_sub(5)).find(|&i| {
         kinds.contains(&data[i]) && {
@@ -440,6 +440,7 @@ pub fn summarize(sql: &str) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::StreamBuf;
 
     fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
         let mut m = vec![kind];
@@ -455,12 +456,12 @@ mod tests {
         for (i, m) in client.iter().enumerate() {
             c.push(cp, m, i as i64);
             cp += m.len() as u64;
-            p.on_request(&mut c);
+            p.on_request(&mut c.view());
         }
         for (i, m) in server.iter().enumerate() {
             s.push(sp, m, 100 + i as i64);
             sp += m.len() as u64;
-            p.on_response(&mut s, &mut out);
+            p.on_response(&mut s.view(), &mut out);
         }
         p.on_close(&mut out);
         (out, p.stats)

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::record::{as_text, Record, Text};
-use crate::stream::StreamBuf;
+use crate::stream::Input;
 
 /// Longest line (a simple string, an error, a length) before the stream is not RESP.
 const MAX_LINE: usize = 64 * 1024;
@@ -78,7 +78,7 @@ impl Reader {
         Ok(self.element_done())
     }
 
-    fn read(&mut self, buf: &mut StreamBuf, requests: bool) -> Step {
+    fn read(&mut self, buf: &mut Input<'_>, requests: bool) -> Step {
         loop {
             if self.skip > 0 {
                 let n = self.skip.min(buf.buffered() as u64) as usize;
@@ -231,7 +231,7 @@ impl Reader {
         }
     }
 
-    fn take(&mut self, buf: &mut StreamBuf, n: usize) {
+    fn take(&mut self, buf: &mut Input<'_>, n: usize) {
         if let Some(v) = &mut self.value {
             if let Some(t) = buf.time_at(buf.position() + n as u64 - 1) {
                 v.end = t;
@@ -378,7 +378,7 @@ pub fn looks_like_inline(client: &[u8], server: &[u8]) -> bool {
 }
 
 impl Redis {
-    pub fn on_request(&mut self, buf: &mut StreamBuf) {
+    pub fn on_request(&mut self, buf: &mut Input<'_>) {
         if let Some(unseen) = buf.take_loss() {
             match self.requests.lose(unseen) {
                 Ok(Some(v)) => self.command(v),
@@ -425,7 +425,7 @@ impl Redis {
         });
     }
 
-    pub fn on_response(&mut self, buf: &mut StreamBuf, out: &mut Vec<Record>) {
+    pub fn on_response(&mut self, buf: &mut Input<'_>, out: &mut Vec<Record>) {
         if let Some(unseen) = buf.take_loss() {
             match self.replies.lose(unseen) {
                 Ok(Some(v)) => self.reply(v, out),
@@ -519,7 +519,7 @@ impl Redis {
     }
 }
 
-fn skip_to_command(buf: &mut StreamBuf) {
+fn skip_to_command(buf: &mut Input<'_>) {
     let data = buf.data();
     let n = (0..data.len())
         .find(|&i| data[i] == b'*' && looks_like_command(&data[i..]))
@@ -569,6 +569,7 @@ fn joined(parts: &[Text], max: usize) -> Text {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::StreamBuf;
 
     fn run(parts: &[(bool, &[u8])]) -> (Vec<Record>, RedisStats) {
         let (mut c, mut s) = (StreamBuf::new(1 << 16), StreamBuf::new(1 << 16));
@@ -577,10 +578,10 @@ mod tests {
             let k = usize::from(!*client);
             if *client {
                 c.push(pos[k], bytes, i as i64);
-                r.on_request(&mut c);
+                r.on_request(&mut c.view());
             } else {
                 s.push(pos[k], bytes, i as i64);
-                r.on_response(&mut s, &mut out);
+                r.on_response(&mut s.view(), &mut out);
             }
             pos[k] += bytes.len() as u64;
         }

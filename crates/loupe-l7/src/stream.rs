@@ -202,6 +202,129 @@ impl StreamBuf {
     }
 }
 
+/// What a parser reads: a direction's buffer, or the segment just pushed where it lies.
+/// A segment that continues an empty buffer in order (nearly every one: a read is
+/// usually whole messages) is parsed in place; only what the parser leaves unconsumed
+/// is copied into the buffer, when the view is dropped.
+#[derive(Debug)]
+pub struct Input<'a> {
+    buf: &'a mut StreamBuf,
+    /// The unconsumed rest of a segment parsed in place; the buffer is empty while it is
+    /// not.
+    segment: &'a [u8],
+}
+
+impl StreamBuf {
+    /// Adds a segment, as [`StreamBuf::push`] does, and gives the view to parse it by.
+    pub fn push_view<'a>(&'a mut self, pos: u64, data: &'a [u8], ts: i64) -> (Pushed, Input<'a>) {
+        if !self.started {
+            self.started = true;
+            self.base = pos;
+        }
+        let in_place = pos == self.end()
+            && self.buffered() == 0
+            && !data.is_empty()
+            && data.len() <= self.limit;
+        if !in_place {
+            let pushed = self.push(pos, data, ts);
+            return (pushed, self.view());
+        }
+        self.buf.clear();
+        self.read = 0;
+        self.times.push_back((pos, ts));
+        let view = Input {
+            buf: self,
+            segment: data,
+        };
+        (Pushed::Appended(data.len()), view)
+    }
+
+    /// The view of what is buffered.
+    pub fn view(&mut self) -> Input<'_> {
+        Input {
+            buf: self,
+            segment: &[],
+        }
+    }
+}
+
+impl Input<'_> {
+    /// The unconsumed bytes, from the first one not yet consumed.
+    pub fn data(&self) -> &[u8] {
+        if self.segment.is_empty() {
+            self.buf.data()
+        } else {
+            self.segment
+        }
+    }
+
+    pub fn buffered(&self) -> usize {
+        if self.segment.is_empty() {
+            self.buf.buffered()
+        } else {
+            self.segment.len()
+        }
+    }
+
+    /// Drops the first `n` bytes (parsed).
+    pub fn consume(&mut self, n: usize) {
+        if self.segment.is_empty() {
+            return self.buf.consume(n);
+        }
+        let n = n.min(self.segment.len());
+        self.segment = &self.segment[n..];
+        self.buf.base += n as u64;
+        while self.buf.times.len() > 1 && self.buf.times[1].0 <= self.buf.base {
+            self.buf.times.pop_front();
+        }
+    }
+
+    /// Stream position of `data()[0]`.
+    pub fn position(&self) -> u64 {
+        self.buf.position()
+    }
+
+    /// The position after the last byte seen.
+    pub fn end(&self) -> u64 {
+        self.position() + self.buffered() as u64
+    }
+
+    /// Time the byte at stream position `pos` was seen.
+    pub fn time_at(&self, pos: u64) -> Option<i64> {
+        self.buf.time_at(pos)
+    }
+
+    /// See [`StreamBuf::skip_pending`].
+    pub fn skip_pending(&mut self, left: &mut u64) -> bool {
+        if *left == 0 {
+            return false;
+        }
+        let n = (*left).min(self.buffered() as u64) as usize;
+        self.consume(n);
+        *left -= n as u64;
+        *left > 0
+    }
+
+    /// See [`StreamBuf::take_resync`].
+    pub fn take_resync(&mut self) -> bool {
+        self.buf.take_resync()
+    }
+
+    /// See [`StreamBuf::take_loss`].
+    pub fn take_loss(&mut self) -> Option<u64> {
+        self.buf.take_loss()
+    }
+}
+
+impl Drop for Input<'_> {
+    fn drop(&mut self) {
+        // The parser needs more than the segment holds: keep the rest for the next one.
+        if !self.segment.is_empty() {
+            self.buf.buf.extend_from_slice(self.segment);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +360,43 @@ mod tests {
         s.consume(5);
         s.push(200, b"x", 3);
         assert_eq!(s.take_loss(), Some(200 - 105));
+    }
+
+    #[test]
+    fn a_segment_is_parsed_in_place_and_its_rest_kept() {
+        let mut s = StreamBuf::new(64);
+        {
+            let (pushed, mut v) = s.push_view(100, b"GET / HTTP/1.1\r\nHo", 7);
+            assert_eq!(pushed, Pushed::Appended(18));
+            assert_eq!(v.data(), b"GET / HTTP/1.1\r\nHo");
+            v.consume(16);
+            assert_eq!(
+                (v.position(), v.data(), v.time_at(116)),
+                (116, &b"Ho"[..], Some(7))
+            );
+        }
+        // The rest was copied; the next segment joins it in the buffer.
+        assert_eq!((s.position(), s.data()), (116, &b"Ho"[..]));
+        {
+            let (_, mut v) = s.push_view(118, b"st: a\r\n", 8);
+            assert_eq!(v.data(), b"Host: a\r\n");
+            assert_eq!((v.time_at(116), v.time_at(118)), (Some(7), Some(8)));
+            v.consume(9);
+        }
+        assert_eq!((s.position(), s.buffered()), (125, 0));
+        // In place again, with the times of consumed pushes dropped.
+        let (_, mut v) = s.push_view(125, b"xyz", 9);
+        v.consume(3);
+        drop(v);
+        assert_eq!(
+            (s.position(), s.buffered(), s.time_at(127)),
+            (128, 0, Some(9))
+        );
+        // Out of order or too big: the buffer's own rules.
+        assert_eq!(s.push_view(200, b"late", 10).0, Pushed::Gap { lost: 72 });
+        assert!(s.take_resync());
+        assert_eq!(s.push_view(0, b"old", 11).0, Pushed::Duplicate);
+        assert_eq!(s.data(), b"late");
     }
 
     #[test]
