@@ -175,10 +175,9 @@ fn raw_hash<'v>(
     values: impl Iterator<Item = &'v str>,
 ) -> u64 {
     let mut h = hasher.build_hasher();
-    let mut add = |part: &str| {
-        h.write_usize(part.len());
-        h.write(part.as_bytes());
-    };
+    // No length prefixes: parts that run together (`ab`+`c`, `a`+`bc`) only share a
+    // hash, and a lookup compares the parts themselves.
+    let mut add = |part: &str| h.write(part.as_bytes());
     add(protocol);
     add(sides.client);
     add(sides.server);
@@ -560,6 +559,28 @@ mod tests {
         let g = s.graph(Some("http"), None);
         assert_eq!((g.len(), g[0].requests, g[0].failed), (1, 100, 10));
         assert!((g[0].server_seconds_sum - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn label_sets_that_run_together_stay_apart() {
+        // The lookup hashes the values without lengths: "GET" + "/a" and "GE" + "T/a"
+        // share the bytes, and must still be two series.
+        let mut s = Signals::new(100);
+        let mut other = http("T/a", 200, 0, 1_000);
+        other.method = "GE".into();
+        for _ in 0..3 {
+            s.observe(&http("/a", 200, 0, 1_000), SIDES);
+            s.observe(&other, SIDES);
+        }
+        let counts: Vec<(&str, &str, u64)> = s
+            .series()
+            .map(|x| {
+                let label = |k: &str| x.labels[k].as_str();
+                (label("http.request.method"), label("http.route"), x.count)
+            })
+            .collect();
+        assert_eq!(counts.len(), 2, "{counts:?}");
+        assert!(counts.contains(&("GET", "/a", 3)) && counts.contains(&("GE", "T/a", 3)));
     }
 
     #[test]
