@@ -156,18 +156,6 @@ impl StreamBuf {
         i.checked_sub(1).map(|i| self.times[i].1)
     }
 
-    /// Skips what is left (`left` bytes) of a message too long to hold, as it streams;
-    /// whether more of it is still to come.
-    pub fn skip_pending(&mut self, left: &mut u64) -> bool {
-        if *left == 0 {
-            return false;
-        }
-        let n = (*left).min(self.buffered() as u64) as usize;
-        self.consume(n);
-        *left -= n as u64;
-        *left > 0
-    }
-
     /// Drops the first `n` bytes (parsed).
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.buffered());
@@ -294,7 +282,8 @@ impl Input<'_> {
         self.buf.time_at(pos)
     }
 
-    /// See [`StreamBuf::skip_pending`].
+    /// Skips what is left (`left` bytes) of a message too long to hold, as it streams;
+    /// whether more of it is still to come.
     pub fn skip_pending(&mut self, left: &mut u64) -> bool {
         if *left == 0 {
             return false;
