@@ -187,8 +187,7 @@ fn raw_hash<'v>(
 
 impl Remembered {
     fn is(&self, d: &Described<'_>, protocol: &str, sides: Sides<'_>) -> bool {
-        // The names are literals: the same one is usually the same pointer.
-        (std::ptr::eq(self.protocol, protocol) || self.protocol == protocol)
+        self.protocol == protocol
             && *self.client == *sides.client
             && *self.server == *sides.server
             && self.values.len() == d.len - d.from_sides
@@ -413,10 +412,6 @@ fn describe<'a>(r: &'a Record, sides: Sides<'a>, status: &'a mut itoa::Buffer) -
         None => "",
     };
     let error = r.error.as_deref().unwrap_or("");
-    // HTTP first: most records are, and the arms below would each compare the name.
-    if matches!(r.protocol, "http1" | "http2") {
-        return describe_http(r, sides, status, error);
-    }
     match r.protocol {
         "dns" => Described::new(
             "dns.lookup.duration",
@@ -476,31 +471,22 @@ fn describe<'a>(r: &'a Record, sides: Sides<'a>, status: &'a mut itoa::Buffer) -
                 ("error.type", error),
             ],
         ),
-        _ => describe_http(r, sides, status, error),
+        _ => Described::new(
+            "http.server.request.duration",
+            "http_server_request_duration_seconds",
+            [
+                ("server.address", sides.server),
+                ("client.address", sides.client),
+                (
+                    "http.request.method",
+                    if r.partial { "_OTHER" } else { &r.method },
+                ),
+                ("http.route", &r.route),
+                ("http.response.status_code", status),
+                ("error.type", error),
+            ],
+        ),
     }
-}
-
-fn describe_http<'a>(
-    r: &'a Record,
-    sides: Sides<'a>,
-    status: &'a str,
-    error: &'a str,
-) -> Described<'a> {
-    Described::new(
-        "http.server.request.duration",
-        "http_server_request_duration_seconds",
-        [
-            ("server.address", sides.server),
-            ("client.address", sides.client),
-            (
-                "http.request.method",
-                if r.partial { "_OTHER" } else { &r.method },
-            ),
-            ("http.route", &r.route),
-            ("http.response.status_code", status),
-            ("error.type", error),
-        ],
-    )
 }
 
 #[cfg(test)]
