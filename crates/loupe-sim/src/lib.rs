@@ -21,6 +21,7 @@
 pub mod cluster;
 pub mod engine;
 pub mod faults;
+mod json;
 mod lines;
 pub mod model;
 pub mod plan;

@@ -6,51 +6,46 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use loupe_audit::format_micros;
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cluster::{git_hash, Node, Workload, WorkloadKind, CONTROL_PLANE_MINOR, READINESS_GATE};
+use crate::json;
 use crate::model::*;
 use crate::plan::PodShape;
 use crate::rng::Rng;
 
 /// JSON text put together from literal pieces and serialized values, in one buffer.
-struct JsonText(Vec<u8>);
+struct JsonText(String);
 
 impl JsonText {
     fn with_capacity(n: usize) -> JsonText {
-        JsonText(Vec::with_capacity(n))
+        JsonText(String::with_capacity(n))
     }
 
     fn raw(&mut self, text: &str) {
-        self.0.extend_from_slice(text.as_bytes());
+        self.0.push_str(text);
     }
 
     fn value(&mut self, value: &Value) {
-        // A `Value` has string keys only: it always serializes.
-        serde_json::to_writer(&mut self.0, value).expect("a JSON value serializes");
+        json::push_value(&mut self.0, value);
     }
 
     fn finish(self) -> String {
-        String::from_utf8(self.0).expect("text and serde_json's output are UTF-8")
+        self.0
     }
 }
 
-/// A value's JSON text. `Value`'s `Display` (`to_string`, `format!`) goes through `fmt`
-/// for every token; serializing writes the bytes directly, several times faster on the
-/// simulator's pod bodies.
+/// A value's JSON text (see [`json`]: the bytes serde_json writes, written faster).
 pub fn to_json(value: &Value) -> String {
     thread_local! {
-        // Grown once to the largest body, instead of doubling from 128 bytes per body.
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        // Grown once to the largest body; each result is then allocated at its exact size
+        // (lines wait in memory for their time).
+        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.clear();
-        // A `Value` has string keys only: it always serializes, to UTF-8.
-        serde_json::to_writer(&mut *scratch, value).expect("a JSON value serializes");
-        std::str::from_utf8(scratch)
-            .expect("serde_json writes UTF-8")
-            .to_owned()
+        json::push_value(scratch, value);
+        scratch.as_str().to_owned()
     })
 }
 
@@ -299,6 +294,16 @@ fn uid_for(name: &str) -> String {
     r.uuid()
 }
 
+/// `,"key":"value"`, unless the value is empty.
+fn push_field(j: &mut String, key: &str, value: &str) {
+    if !value.is_empty() {
+        j.push_str(",\"");
+        j.push_str(key);
+        j.push_str("\":");
+        json::push_str(j, value);
+    }
+}
+
 /// One API request as the apiserver records it.
 pub struct Request {
     /// Completion (`stageTimestamp` of ResponseComplete), µs.
@@ -410,6 +415,28 @@ impl ObjectRef {
         self
     }
 
+    /// The envelope's `objectRef`, empty fields left out, in the apiserver's order.
+    fn envelope_json(&self) -> String {
+        let mut j =
+            String::with_capacity(160 + self.namespace.len() + self.name.len() + self.uid.len());
+        j.push_str("{\"resource\":");
+        json::push_str(&mut j, self.resource);
+        for (key, value) in [
+            ("namespace", self.namespace.as_str()),
+            ("name", &self.name),
+            ("uid", &self.uid),
+            ("apiGroup", self.api_group),
+        ] {
+            push_field(&mut j, key, value);
+        }
+        j.push_str(",\"apiVersion\":");
+        json::push_str(&mut j, self.api_version);
+        push_field(&mut j, "resourceVersion", &self.resource_version);
+        push_field(&mut j, "subresource", self.subresource);
+        j.push('}');
+        j
+    }
+
     fn uri(&self) -> String {
         let mut uri = String::with_capacity(
             48 + self.namespace.len() + self.resource.len() + self.name.len(),
@@ -440,7 +467,7 @@ impl ObjectRef {
     }
 }
 
-#[derive(Serialize)]
+#[derive(serde::Serialize)]
 struct User<'a> {
     username: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -450,52 +477,41 @@ struct User<'a> {
 }
 
 /// Since Kubernetes 1.32 the authenticator records which credential was used.
-#[derive(Serialize)]
+#[derive(serde::Serialize)]
 struct Extra<'a> {
     #[serde(rename = "authentication.kubernetes.io/credential-id")]
     credential: [&'a str; 1],
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EnvelopeRef<'a> {
-    resource: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    namespace: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    name: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    uid: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    api_group: &'a str,
-    api_version: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    resource_version: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    subresource: &'a str,
-}
-
-#[derive(Serialize)]
-struct Status<'a> {
-    metadata: Empty,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    code: u16,
-}
-
-#[derive(Serialize)]
-struct Empty {}
-
-#[derive(Serialize)]
+#[derive(serde::Serialize)]
 struct Annotations<'a> {
     #[serde(rename = "authorization.k8s.io/decision")]
     decision: &'a str,
     #[serde(rename = "authorization.k8s.io/reason")]
     reason: &'a str,
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    json::push_str(&mut out, s);
+    out
+}
+
+/// `responseStatus`: `{"metadata":{},["status","message","reason",]"code"}`.
+fn status_json(code: u16, failure: Option<&(&'static str, String)>) -> String {
+    let mut j = String::with_capacity(48 + failure.map_or(0, |(_, m)| m.len()));
+    j.push_str("{\"metadata\":{},");
+    if let Some((reason, message)) = failure {
+        j.push_str("\"status\":\"Failure\",\"message\":");
+        json::push_str(&mut j, message);
+        j.push_str(",\"reason\":");
+        json::push_str(&mut j, reason);
+        j.push(',');
+    }
+    j.push_str("\"code\":");
+    json::push_int(&mut j, code);
+    j.push('}');
+    j
 }
 
 /// One line of output: its order key in the merged stream, and the JSON.
@@ -525,37 +541,12 @@ pub fn write_request(
         }
     };
     let parts = Parts {
-        uri: serde_json::to_string(&uri).unwrap_or_default(),
-        object_ref: req.non_resource.is_none().then(|| {
-            serde_json::to_string(&EnvelopeRef {
-                resource: req.object.resource,
-                namespace: &req.object.namespace,
-                name: &req.object.name,
-                uid: &req.object.uid,
-                api_group: req.object.api_group,
-                api_version: req.object.api_version,
-                resource_version: &req.object.resource_version,
-                subresource: req.object.subresource,
-            })
-            .unwrap_or_default()
-        }),
-        status: serde_json::to_string(&match &req.failure {
-            Some((reason, message)) => Status {
-                metadata: Empty {},
-                status: Some("Failure"),
-                message: Some(message),
-                reason: Some(reason),
-                code: req.code,
-            },
-            None => Status {
-                metadata: Empty {},
-                status: None,
-                message: None,
-                reason: None,
-                code: req.code,
-            },
-        })
-        .unwrap_or_default(),
+        uri: json_string(&uri),
+        object_ref: req
+            .non_resource
+            .is_none()
+            .then(|| req.object.envelope_json()),
+        status: status_json(req.code, req.failure.as_ref()),
         received,
     };
     let received_at = req.at - req.latency;
@@ -612,10 +603,22 @@ impl Parts {
         done: bool,
         bodies: bool,
     ) -> String {
-        let size = 400
-            + req.request.as_ref().map_or(0, String::len)
-            + req.response.as_ref().map_or(0, String::len);
-        let mut j = String::with_capacity(if bodies { size } else { 700 });
+        let bodies_len = if bodies {
+            req.request.as_ref().map_or(0, String::len)
+                + req.response.as_ref().map_or(0, String::len)
+        } else {
+            0
+        };
+        // Sized once: the literal keys, level, stage, verb and stamps take under 384 bytes.
+        let capacity = 384
+            + audit_id.len()
+            + self.uri.len()
+            + req.actor.identity().len()
+            + self.object_ref.as_ref().map_or(0, String::len)
+            + self.status.len()
+            + req.actor.annotations().len()
+            + bodies_len;
+        let mut j = String::with_capacity(capacity);
         j.push_str("{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"");
         j.push_str(req.level);
         j.push_str("\",\"auditID\":\"");
@@ -659,6 +662,7 @@ impl Parts {
             j.push_str(req.actor.annotations());
         }
         j.push('}');
+        debug_assert!(j.len() <= capacity, "the envelope outgrew its estimate");
         j
     }
 }
