@@ -20,4 +20,4 @@ pub use event::{
 };
 pub use serde_json::value::RawValue;
 pub use target::{Resource, Target};
-pub use time::{format_micros, parse_time_micros, Micros};
+pub use time::{format_micros, parse_time_micros, push_micros, Micros};

@@ -84,20 +84,28 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 /// Formats [`Micros`] the way the apiserver writes `MicroTime`
 /// (`2025-09-03T12:55:44.912345Z`); years outside 0–9999 fall back to a general formatter.
 pub fn format_micros(us: Micros) -> String {
+    let mut out = String::with_capacity(27);
+    push_micros(&mut out, us);
+    out
+}
+
+/// [`format_micros`] appended to `out`, without a string of its own.
+pub fn push_micros(out: &mut String, us: Micros) {
     let (days, rem) = (us.div_euclid(86_400_000_000), us.rem_euclid(86_400_000_000));
     let (year, month, day) = civil_from_days(days);
     if !(0..=9999).contains(&year) {
-        return match DateTime::<Utc>::from_timestamp_micros(us) {
-            Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-            None => us.to_string(),
-        };
+        match DateTime::<Utc>::from_timestamp_micros(us) {
+            Some(t) => out.push_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            None => out.push_str(&us.to_string()),
+        }
+        return;
     }
     let secs = rem / 1_000_000;
-    let mut out = [0u8; 27];
+    let mut text = [0u8; 27];
     let mut put = |at: usize, value: i64, width: usize| {
         let mut v = value;
         for i in (0..width).rev() {
-            out[at + i] = b'0' + (v % 10) as u8;
+            text[at + i] = b'0' + (v % 10) as u8;
             v /= 10;
         }
     };
@@ -117,12 +125,10 @@ pub fn format_micros(us: Micros) -> String {
         (19, b'.'),
         (26, b'Z'),
     ] {
-        out[at] = c;
+        text[at] = c;
     }
     // Digits and separators only (the year is checked above, the rest are remainders).
-    std::str::from_utf8(&out)
-        .expect("a formatted time is ASCII")
-        .to_owned()
+    out.push_str(std::str::from_utf8(&text).expect("a formatted time is ASCII"));
 }
 
 #[cfg(test)]

@@ -17,32 +17,43 @@ fn has_zero_byte(x: u64) -> bool {
 fn needs_escape(s: &[u8]) -> bool {
     let mut words = s.chunks_exact(8);
     for w in &mut words {
-        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        // `x - 0x20…` borrows into a byte's high bit only for bytes below 0x20.
-        let control = x.wrapping_sub(0x20 * ONES) & !x & HIGHS != 0;
-        if control
-            || has_zero_byte(x ^ (b'"' as u64 * ONES))
-            || has_zero_byte(x ^ (b'\\' as u64 * ONES))
-        {
+        if word_needs_escape(u64::from_le_bytes([
+            w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+        ])) {
             return true;
         }
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    let tail = words.remainder();
+    if tail.is_empty() {
+        return false;
+    }
+    // The last bytes as one word, padded with a byte that needs no escape.
+    let mut last = [b'a'; 8];
+    last[..tail.len()].copy_from_slice(tail);
+    word_needs_escape(u64::from_le_bytes(last))
+}
+
+fn word_needs_escape(x: u64) -> bool {
+    // `x - 0x20…` borrows into a byte's high bit only for bytes below 0x20.
+    let control = x.wrapping_sub(0x20 * ONES) & !x & HIGHS != 0;
+    control || has_zero_byte(x ^ (b'"' as u64 * ONES)) || has_zero_byte(x ^ (b'\\' as u64 * ONES))
 }
 
 /// `s` as a JSON string, quoted.
 pub fn push_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
-    out.push('"');
+    out.push_str("\"");
+    push_unquoted(out, s);
+    out.push_str("\"");
+}
+
+/// `s` escaped for the inside of a JSON string.
+pub fn push_unquoted(out: &mut String, s: &str) {
     if needs_escape(s.as_bytes()) {
         push_escaped(out, s);
     } else {
         out.push_str(s);
     }
-    out.push('"');
 }
 
 /// The escapes serde_json writes: the short forms, else `\u00XX` in lower-case hex.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use loupe_audit::format_micros;
+use loupe_audit::{format_micros, push_micros};
 use serde_json::{json, Value};
 
 use crate::cluster::{git_hash, Node, Workload, WorkloadKind, CONTROL_PLANE_MINOR, READINESS_GATE};
@@ -416,54 +416,45 @@ impl ObjectRef {
     }
 
     /// The envelope's `objectRef`, empty fields left out, in the apiserver's order.
-    fn envelope_json(&self) -> String {
-        let mut j =
-            String::with_capacity(160 + self.namespace.len() + self.name.len() + self.uid.len());
+    fn push_envelope_json(&self, j: &mut String) {
         j.push_str("{\"resource\":");
-        json::push_str(&mut j, self.resource);
+        json::push_str(j, self.resource);
         for (key, value) in [
             ("namespace", self.namespace.as_str()),
             ("name", &self.name),
             ("uid", &self.uid),
             ("apiGroup", self.api_group),
         ] {
-            push_field(&mut j, key, value);
+            push_field(j, key, value);
         }
         j.push_str(",\"apiVersion\":");
-        json::push_str(&mut j, self.api_version);
-        push_field(&mut j, "resourceVersion", &self.resource_version);
-        push_field(&mut j, "subresource", self.subresource);
+        json::push_str(j, self.api_version);
+        push_field(j, "resourceVersion", &self.resource_version);
+        push_field(j, "subresource", self.subresource);
         j.push('}');
-        j
     }
 
-    fn uri(&self) -> String {
-        let mut uri = String::with_capacity(
-            48 + self.namespace.len() + self.resource.len() + self.name.len(),
-        );
+    /// The object's path, escaped for a JSON string (without the quotes).
+    fn push_path(&self, j: &mut String) {
         if self.api_group.is_empty() {
-            uri.push_str("/api/v1");
+            j.push_str("/api/v1");
         } else {
-            uri.push_str("/apis/");
-            uri.push_str(self.api_group);
-            uri.push('/');
-            uri.push_str(self.api_version);
+            j.push_str("/apis/");
+            json::push_unquoted(j, self.api_group);
+            j.push('/');
+            json::push_unquoted(j, self.api_version);
         }
-        if !self.namespace.is_empty() {
-            uri.push_str("/namespaces/");
-            uri.push_str(&self.namespace);
+        for (head, piece) in [
+            ("/namespaces/", self.namespace.as_str()),
+            ("/", self.resource),
+            ("/", &self.name),
+            ("/", self.subresource),
+        ] {
+            if !piece.is_empty() {
+                j.push_str(head);
+                json::push_unquoted(j, piece);
+            }
         }
-        uri.push('/');
-        uri.push_str(self.resource);
-        if !self.name.is_empty() {
-            uri.push('/');
-            uri.push_str(&self.name);
-        }
-        if !self.subresource.is_empty() {
-            uri.push('/');
-            uri.push_str(self.subresource);
-        }
-        uri
     }
 }
 
@@ -491,29 +482,6 @@ struct Annotations<'a> {
     reason: &'a str,
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    json::push_str(&mut out, s);
-    out
-}
-
-/// `responseStatus`: `{"metadata":{},["status","message","reason",]"code"}`.
-fn status_json(code: u16, failure: Option<&(&'static str, String)>) -> String {
-    let mut j = String::with_capacity(48 + failure.map_or(0, |(_, m)| m.len()));
-    j.push_str("{\"metadata\":{},");
-    if let Some((reason, message)) = failure {
-        j.push_str("\"status\":\"Failure\",\"message\":");
-        json::push_str(&mut j, message);
-        j.push_str(",\"reason\":");
-        json::push_str(&mut j, reason);
-        j.push(',');
-    }
-    j.push_str("\"code\":");
-    json::push_int(&mut j, code);
-    j.push('}');
-    j
-}
-
 /// One line of output: its order key in the merged stream, and the JSON.
 pub struct Line {
     pub key: i64,
@@ -529,142 +497,148 @@ pub fn write_request(
     lag: &dyn Fn(i64) -> i64,
     out: &mut Vec<Line>,
 ) {
-    let received = format_micros(req.at - req.latency);
-    let uri = match req.non_resource {
-        Some(path) => path.to_string(),
-        None => {
-            let mut u = req.object.uri();
-            if req.verb == "watch" {
-                u.push_str("?allowWatchBookmarks=true&resourceVersion=1000&timeout=7m11s&timeoutSeconds=431&watch=true");
-            }
-            u
-        }
-    };
-    let parts = Parts {
-        uri: json_string(&uri),
-        object_ref: req
-            .non_resource
-            .is_none()
-            .then(|| req.object.envelope_json()),
-        status: status_json(req.code, req.failure.as_ref()),
-        received,
-    };
     let received_at = req.at - req.latency;
+    let event = |stage: &Stage, at: i64| Line {
+        key: lag(at),
+        json: envelope(req, audit_id, stage, received_at, at),
+    };
     if request_received {
-        out.push(Line {
-            key: lag(received_at),
-            json: parts.envelope(
-                req,
-                audit_id,
-                "RequestReceived",
-                &parts.received,
-                false,
-                false,
-            ),
-        });
+        out.push(event(&RECEIVED, received_at));
     }
     if let Some(until) = req.watch_until {
-        let started = format_micros(req.at);
-        out.push(Line {
-            key: lag(req.at),
-            json: parts.envelope(req, audit_id, "ResponseStarted", &started, true, false),
-        });
-        let ended = format_micros(until);
-        out.push(Line {
-            key: lag(until),
-            json: parts.envelope(req, audit_id, "ResponseComplete", &ended, true, false),
-        });
+        out.push(event(&STARTED, req.at));
+        out.push(event(&COMPLETE_WITHOUT_BODIES, until));
         return;
     }
-    let completed = format_micros(req.at);
-    out.push(Line {
-        key: lag(req.at),
-        json: parts.envelope(req, audit_id, "ResponseComplete", &completed, true, true),
-    });
+    out.push(event(&COMPLETE, req.at));
 }
 
-/// The pieces of a request's events that every stage shares, serialized once.
-struct Parts {
-    uri: String,
-    object_ref: Option<String>,
-    status: String,
-    received: String,
+/// What an audit stage's event holds.
+struct Stage {
+    name: &'static str,
+    /// A response exists: `responseStatus` and the authorization annotations.
+    responded: bool,
+    /// The request and response objects (a watch's stream is not logged).
+    bodies: bool,
 }
 
-impl Parts {
-    /// One audit event. `done`: the stage has a response (status, annotations); `bodies`:
-    /// the request and response objects, spliced in verbatim (the simulator's own JSON).
-    fn envelope(
-        &self,
-        req: &Request,
-        audit_id: &str,
-        stage: &str,
-        ts: &str,
-        done: bool,
-        bodies: bool,
-    ) -> String {
-        let bodies_len = if bodies {
-            req.request.as_ref().map_or(0, String::len)
-                + req.response.as_ref().map_or(0, String::len)
-        } else {
-            0
-        };
-        // Sized once: the literal keys, level, stage, verb and stamps take under 384 bytes.
-        let capacity = 384
-            + audit_id.len()
-            + self.uri.len()
-            + req.actor.identity().len()
-            + self.object_ref.as_ref().map_or(0, String::len)
-            + self.status.len()
-            + req.actor.annotations().len()
-            + bodies_len;
-        let mut j = String::with_capacity(capacity);
-        j.push_str("{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"");
-        j.push_str(req.level);
-        j.push_str("\",\"auditID\":\"");
-        j.push_str(audit_id);
-        j.push_str("\",\"stage\":\"");
-        j.push_str(stage);
-        j.push_str("\",\"requestURI\":");
-        j.push_str(&self.uri);
-        j.push_str(",\"verb\":\"");
-        j.push_str(req.verb);
-        j.push_str("\",");
-        j.push_str(req.actor.identity());
-        if let Some(r) = &self.object_ref {
-            j.push_str(",\"objectRef\":");
-            j.push_str(r);
+const RECEIVED: Stage = Stage {
+    name: "RequestReceived",
+    responded: false,
+    bodies: false,
+};
+const STARTED: Stage = Stage {
+    name: "ResponseStarted",
+    responded: true,
+    bodies: false,
+};
+const COMPLETE: Stage = Stage {
+    name: "ResponseComplete",
+    responded: true,
+    bodies: true,
+};
+const COMPLETE_WITHOUT_BODIES: Stage = Stage {
+    bodies: false,
+    ..COMPLETE
+};
+
+/// One audit event, written in one pass into a string sized for it. The bodies are
+/// spliced in verbatim (the simulator's own JSON).
+fn envelope(req: &Request, audit_id: &str, stage: &Stage, received_at: i64, at: i64) -> String {
+    let bodies = match (&req.request, &req.response) {
+        _ if !stage.bodies => 0,
+        (request, response) => {
+            request.as_ref().map_or(0, String::len) + response.as_ref().map_or(0, String::len)
         }
-        if done {
-            j.push_str(",\"responseStatus\":");
-            j.push_str(&self.status);
-        }
-        if bodies {
-            for (key, body) in [
-                ("requestObject", &req.request),
-                ("responseObject", &req.response),
-            ] {
-                if let Some(body) = body {
-                    j.push_str(",\"");
-                    j.push_str(key);
-                    j.push_str("\":");
-                    j.push_str(body);
-                }
+    };
+    let o = &req.object;
+    // The literal keys, the URI's fixed parts, level, stage, verb and stamps take under
+    // 640 bytes; namespace and name appear in both the URI and the objectRef.
+    let capacity = 640
+        + audit_id.len()
+        + 2 * (o.namespace.len() + o.name.len())
+        + o.uid.len()
+        + o.resource_version.len()
+        + req.failure.as_ref().map_or(0, |(_, m)| m.len())
+        + req.actor.identity().len()
+        + req.actor.annotations().len()
+        + bodies;
+    let mut j = String::with_capacity(capacity);
+    j.push_str("{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"");
+    j.push_str(req.level);
+    j.push_str("\",\"auditID\":\"");
+    j.push_str(audit_id);
+    j.push_str("\",\"stage\":\"");
+    j.push_str(stage.name);
+    j.push_str("\",\"requestURI\":");
+    push_uri(&mut j, req);
+    j.push_str(",\"verb\":\"");
+    j.push_str(req.verb);
+    j.push_str("\",");
+    j.push_str(req.actor.identity());
+    if req.non_resource.is_none() {
+        j.push_str(",\"objectRef\":");
+        o.push_envelope_json(&mut j);
+    }
+    if stage.responded {
+        j.push_str(",\"responseStatus\":");
+        push_status(&mut j, req.code, req.failure.as_ref());
+    }
+    if stage.bodies {
+        for (key, body) in [
+            ("requestObject", &req.request),
+            ("responseObject", &req.response),
+        ] {
+            if let Some(body) = body {
+                j.push_str(",\"");
+                j.push_str(key);
+                j.push_str("\":");
+                j.push_str(body);
             }
         }
-        j.push_str(",\"requestReceivedTimestamp\":\"");
-        j.push_str(&self.received);
-        j.push_str("\",\"stageTimestamp\":\"");
-        j.push_str(ts);
-        j.push('"');
-        if done {
-            j.push(',');
-            j.push_str(req.actor.annotations());
-        }
-        j.push('}');
-        debug_assert!(j.len() <= capacity, "the envelope outgrew its estimate");
-        j
     }
+    j.push_str(",\"requestReceivedTimestamp\":\"");
+    push_micros(&mut j, received_at);
+    j.push_str("\",\"stageTimestamp\":\"");
+    push_micros(&mut j, at);
+    j.push('"');
+    if stage.responded {
+        j.push(',');
+        j.push_str(req.actor.annotations());
+    }
+    j.push('}');
+    debug_assert!(j.len() <= capacity, "the envelope outgrew its estimate");
+    j
+}
+
+/// `requestURI`, quoted: a non-resource path, or the object's path (and a watch's query).
+fn push_uri(j: &mut String, req: &Request) {
+    j.push('"');
+    match req.non_resource {
+        Some(path) => json::push_unquoted(j, path),
+        None => {
+            req.object.push_path(j);
+            if req.verb == "watch" {
+                j.push_str("?allowWatchBookmarks=true&resourceVersion=1000&timeout=7m11s&timeoutSeconds=431&watch=true");
+            }
+        }
+    }
+    j.push('"');
+}
+
+/// `responseStatus`: `{"metadata":{},["status","message","reason",]"code"}`.
+fn push_status(j: &mut String, code: u16, failure: Option<&(&'static str, String)>) {
+    j.push_str("{\"metadata\":{},");
+    if let Some((reason, message)) = failure {
+        j.push_str("\"status\":\"Failure\",\"message\":");
+        json::push_str(j, message);
+        j.push_str(",\"reason\":");
+        json::push_str(j, reason);
+        j.push(',');
+    }
+    j.push_str("\"code\":");
+    json::push_int(j, code);
+    j.push('}');
 }
 
 /// Seconds-precision `metav1.Time`.
