@@ -81,6 +81,14 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// "00" to "99", each pair at twice its value.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
 /// Formats [`Micros`] the way the apiserver writes `MicroTime`
 /// (`2025-09-03T12:55:44.912345Z`); years outside 0–9999 fall back to a general formatter.
 pub fn format_micros(us: Micros) -> String {
@@ -101,21 +109,23 @@ pub fn push_micros(out: &mut String, us: Micros) {
         return;
     }
     let secs = rem / 1_000_000;
+    let micros = rem % 1_000_000;
     let mut text = [0u8; 27];
-    let mut put = |at: usize, value: i64, width: usize| {
-        let mut v = value;
-        for i in (0..width).rev() {
-            text[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
+    // Two digits at a time from a table: the simulator writes two stamps per event.
+    let mut put2 = |at: usize, value: i64| {
+        let i = 2 * value as usize;
+        text[at..at + 2].copy_from_slice(&DIGIT_PAIRS[i..i + 2]);
     };
-    put(0, year, 4);
-    put(5, month, 2);
-    put(8, day, 2);
-    put(11, secs / 3600, 2);
-    put(14, secs / 60 % 60, 2);
-    put(17, secs % 60, 2);
-    put(20, rem % 1_000_000, 6);
+    put2(0, year / 100);
+    put2(2, year % 100);
+    put2(5, month);
+    put2(8, day);
+    put2(11, secs / 3600);
+    put2(14, secs / 60 % 60);
+    put2(17, secs % 60);
+    put2(20, micros / 10_000);
+    put2(22, micros / 100 % 100);
+    put2(24, micros % 100);
     for (at, c) in [
         (4, b'-'),
         (7, b'-'),

@@ -25,6 +25,8 @@ pub struct Node {
     pub pulls: Vec<(i64, i64)>,
     pub next_ip: u32,
     pub index: usize,
+    /// The UID of its `kube-node-lease` Lease, renewed every 10 s.
+    pub lease_uid: String,
 }
 
 impl Node {
@@ -225,6 +227,14 @@ impl Node {
 /// Share of the workload images a node has before the run starts.
 const WARM_SHARE: f64 = 0.75;
 
+/// A lease's (stable) UID.
+pub fn lease_uid(name: &str) -> String {
+    let h = name.bytes().fold(0x1ea5e, |h: u64, b| {
+        h.wrapping_mul(131).wrapping_add(u64::from(b))
+    });
+    Rng::new(h).uuid()
+}
+
 pub fn build_nodes(shape: &Shape, seed: u64) -> Vec<Node> {
     (0..shape.nodes)
         .map(|i| {
@@ -234,8 +244,10 @@ pub fn build_nodes(shape: &Shape, seed: u64) -> Vec<Node> {
             } else {
                 0.8 + rng.unit() * 0.5
             };
+            let name = format!("node-{}-{:04}", ["a", "b", "c"][i % 3], i);
             Node {
-                name: format!("node-{}-{:04}", ["a", "b", "c"][i % 3], i),
+                lease_uid: lease_uid(&name),
+                name,
                 ip: format!("10.0.{}.{}", 1 + i / 250, 10 + i % 250),
                 speed,
                 minor: KUBELET_MINORS[(i / 3) % KUBELET_MINORS.len()],

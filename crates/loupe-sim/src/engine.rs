@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use serde_json::json;
 
-use crate::cluster::{build_nodes, build_workloads, Node, Shape, Workload};
+use crate::cluster::{build_nodes, build_workloads, lease_uid, Node, Shape, Workload};
 use crate::faults::Lifecycle;
 use crate::model::{Act, Component, Deleter, EventAct, Label, StatusActor, Step};
 use crate::plan::{plan, PlanInput};
@@ -844,10 +844,7 @@ impl<'a> Engine<'a> {
             self.actors.kubelet(node.index),
             ObjectRef::new("leases", "kube-node-lease", &node.name)
                 .group("coordination.k8s.io", "v1")
-                .object(
-                    &lease_uid(&node.name),
-                    &(at / 1000 % 10_000_000).to_string(),
-                ),
+                .object(&node.lease_uid, &(at / 1000 % 10_000_000).to_string()),
             200,
             "Metadata",
         );
@@ -994,14 +991,6 @@ impl<'a> Engine<'a> {
         // Noise of noise is not generated.
         self.write(&req);
     }
-}
-
-/// A lease's (stable) UID.
-fn lease_uid(name: &str) -> String {
-    let h = name.bytes().fold(0x1ea5e, |h: u64, b| {
-        h.wrapping_mul(131).wrapping_add(u64::from(b))
-    });
-    Rng::new(h).uuid()
 }
 
 fn format_seconds(us: i64) -> String {
