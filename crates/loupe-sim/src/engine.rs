@@ -479,13 +479,21 @@ impl<'a> Engine<'a> {
                 count,
             } => {
                 let wl = &self.workloads[wl_index];
-                let involved = json!({"kind": wl.kind.owner_kind(), "namespace": ns, "name": wl.owner,
-                    "uid": wl.owner_uid, "apiVersion": wl.kind.owner_api(), "resourceVersion": "4711"});
+                let involved = ObjectReference {
+                    api_version: wl.kind.owner_api(),
+                    kind: wl.kind.owner_kind(),
+                    namespace: &ns,
+                    name: &wl.owner,
+                    uid: &wl.owner_uid,
+                    resource_version: "4711",
+                    field_path: None,
+                }
+                .json();
                 let event_name = event_name(&wl.owner, reason, message, wl.owner_uid.as_bytes());
                 let body = core_event_body(
                     &event_name,
                     &ns,
-                    involved,
+                    &involved,
                     reason,
                     message,
                     wl.kind.controller(),
@@ -531,7 +539,7 @@ impl<'a> Engine<'a> {
                 let body = scheduler_event_body(
                     &event_name,
                     &ns,
-                    regarding,
+                    &regarding,
                     reason,
                     action,
                     note,
@@ -793,7 +801,7 @@ impl<'a> Engine<'a> {
             };
             format!("spec.{list}{{{name}}}")
         });
-        let involved = pod_reference(&live.model, wl, field.clone());
+        let involved = pod_reference(&live.model, wl, field.as_deref());
         let key = format!("{}{}", e.message, field.unwrap_or_default());
         let event_name = event_name(
             &live.model.shape.name,
@@ -822,7 +830,7 @@ impl<'a> Engine<'a> {
         let body = core_event_body(
             &event_name,
             &ns,
-            involved,
+            &involved,
             e.reason,
             &e.message,
             component,

@@ -42,9 +42,9 @@ fn word_needs_escape(x: u64) -> bool {
 /// `s` as a JSON string, quoted.
 pub fn push_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
-    out.push_str("\"");
+    out.push('"');
     push_unquoted(out, s);
-    out.push_str("\"");
+    out.push('"');
 }
 
 /// `s` escaped for the inside of a JSON string.
@@ -131,6 +131,142 @@ pub fn push_value(out: &mut String, value: &Value) {
     }
 }
 
+/// A JSON object written field by field, straight into the text. Keys are the
+/// simulator's literals (checked in debug builds); values are escaped.
+pub struct Obj<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> Obj<'a> {
+    pub fn new(out: &'a mut String) -> Obj<'a> {
+        out.push('{');
+        Obj { out, empty: true }
+    }
+
+    /// `,"key":` (no comma before the first field): where the value goes.
+    fn key(&mut self, key: &str) -> &mut String {
+        debug_assert!(!needs_escape(key.as_bytes()), "key {key:?} needs escaping");
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
+        self.out
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        push_str(self.key(key), value);
+        self
+    }
+
+    pub fn opt_str(&mut self, key: &str, value: Option<&str>) -> &mut Self {
+        if let Some(value) = value {
+            self.str(key, value);
+        }
+        self
+    }
+
+    pub fn int(&mut self, key: &str, value: impl itoa::Integer) -> &mut Self {
+        push_int(self.key(key), value);
+        self
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key).push_str(if value { "true" } else { "false" });
+        self
+    }
+
+    pub fn null(&mut self, key: &str) -> &mut Self {
+        self.key(key).push_str("null");
+        self
+    }
+
+    /// A value that is JSON text already.
+    pub fn raw(&mut self, key: &str, json: &str) -> &mut Self {
+        self.key(key).push_str(json);
+        self
+    }
+
+    pub fn obj(&mut self, key: &str, fields: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
+        let mut inner = Obj::new(self.key(key));
+        fields(&mut inner);
+        inner.end();
+        self
+    }
+
+    pub fn arr(&mut self, key: &str, items: impl FnOnce(&mut Arr<'_>)) -> &mut Self {
+        let mut inner = Arr::new(self.key(key));
+        items(&mut inner);
+        inner.end();
+        self
+    }
+
+    /// A field whose key is data (a label's name): escaped like a value.
+    pub fn entry(&mut self, key: &str, value: &str) -> &mut Self {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        push_str(self.out, key);
+        self.out.push(':');
+        push_str(self.out, value);
+        self
+    }
+
+    pub fn end(self) {
+        self.out.push('}');
+    }
+}
+
+/// A JSON array written item by item.
+pub struct Arr<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> Arr<'a> {
+    pub fn new(out: &'a mut String) -> Arr<'a> {
+        out.push('[');
+        Arr { out, empty: true }
+    }
+
+    fn next(&mut self) -> &mut String {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        self.out
+    }
+
+    pub fn str(&mut self, value: &str) -> &mut Self {
+        push_str(self.next(), value);
+        self
+    }
+
+    pub fn obj(&mut self, fields: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
+        let mut inner = Obj::new(self.next());
+        fields(&mut inner);
+        inner.end();
+        self
+    }
+
+    pub fn end(self) {
+        self.out.push(']');
+    }
+}
+
+/// Writes an object into a new string: `object(|o| { o.str("a", "b"); })`.
+pub fn object(capacity: usize, fields: impl FnOnce(&mut Obj<'_>)) -> String {
+    let mut out = String::with_capacity(capacity);
+    let mut o = Obj::new(&mut out);
+    fields(&mut o);
+    o.end();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +313,29 @@ mod tests {
         let mut out = String::new();
         push_value(&mut out, &v);
         assert_eq!(out, serde_json::to_string(&v).unwrap());
+    }
+
+    #[test]
+    fn objects_written_by_field_match_their_values() {
+        let text = object(16, |o| {
+            o.str("a", "x\"y")
+                .opt_str("absent", None)
+                .int("n", -3)
+                .bool("t", true)
+                .null("z")
+                .raw("raw", "[1]")
+                .obj("inner", |i| {
+                    i.entry("label/with\"quote", "v");
+                })
+                .arr("list", |a| {
+                    a.str("s").obj(|i| {
+                        i.bool("f", false);
+                    });
+                });
+        });
+        let want = json!({"a": "x\"y", "n": -3, "t": true, "z": null, "raw": [1],
+            "inner": {"label/with\"quote": "v"}, "list": ["s", {"f": false}]});
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), want);
+        assert_eq!(object(0, |_| {}), "{}");
     }
 }

@@ -2,6 +2,7 @@
 //! request as each component sends it, the response the apiserver returns (the full pod
 //! at RequestResponse), and the envelope, field for field.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -9,31 +10,10 @@ use loupe_audit::{format_micros, push_micros};
 use serde_json::{json, Value};
 
 use crate::cluster::{git_hash, Node, Workload, WorkloadKind, CONTROL_PLANE_MINOR, READINESS_GATE};
-use crate::json;
+use crate::json::{self, Arr, Obj};
 use crate::model::*;
 use crate::plan::PodShape;
 use crate::rng::Rng;
-
-/// JSON text put together from literal pieces and serialized values, in one buffer.
-struct JsonText(String);
-
-impl JsonText {
-    fn with_capacity(n: usize) -> JsonText {
-        JsonText(String::with_capacity(n))
-    }
-
-    fn raw(&mut self, text: &str) {
-        self.0.push_str(text);
-    }
-
-    fn value(&mut self, value: &Value) {
-        json::push_value(&mut self.0, value);
-    }
-
-    fn finish(self) -> String {
-        self.0
-    }
-}
 
 /// A value's JSON text (see [`json`]: the bytes serde_json writes, written faster).
 pub fn to_json(value: &Value) -> String {
@@ -695,7 +675,8 @@ pub struct PodModel {
 
 impl PodModel {
     pub fn new(shape: PodShape, workload: usize, wl: &Workload) -> PodModel {
-        let spec = to_json(&pod_spec(&shape, wl, true));
+        let mut spec = String::with_capacity(4096);
+        write_pod_spec(&mut spec, &shape, wl, true);
         let status = |image: &String| ContainerStatus {
             state: CState::Waiting {
                 reason: "ContainerCreating",
@@ -740,207 +721,167 @@ impl PodModel {
         self.rv
     }
 
-    fn metadata(&self, wl: &Workload) -> Value {
-        let mut labels = serde_json::Map::new();
-        for (k, v) in &wl.labels {
-            labels.insert(k.clone(), json!(v));
+    /// `metadata`, keys in order. `template`: as the controller sends it in the create
+    /// (no identity, no finalizers, a null creation time).
+    fn write_metadata(&self, o: &mut Obj<'_>, wl: &Workload, template: bool) {
+        let name = self.shape.name.as_str();
+        if wl.padding > 0 || self.shape.traceparent.is_some() {
+            o.obj("annotations", |a| {
+                if wl.padding > 0 {
+                    a.str("example.com/owner-team", "shop-platform");
+                    a.str("kubectl.kubernetes.io/restartedAt", "2025-12-30T09:12:44Z");
+                }
+                a.opt_str("traceparent", self.shape.traceparent.as_deref());
+            });
         }
-        match wl.kind {
-            WorkloadKind::Deployment => {
-                let hash = wl.owner.rsplit('-').next().unwrap_or("");
-                labels.insert("pod-template-hash".into(), json!(hash));
-            }
-            WorkloadKind::StatefulSet => {
-                labels.insert(
-                    "apps.kubernetes.io/pod-index".into(),
-                    json!(self.shape.name.rsplit('-').next().unwrap_or("0")),
-                );
-                labels.insert(
-                    "controller-revision-hash".into(),
-                    json!(format!("{}-6d8f7c9b5", wl.name)),
-                );
-                labels.insert(
-                    "statefulset.kubernetes.io/pod-name".into(),
-                    json!(self.shape.name),
-                );
-            }
-            WorkloadKind::Job => {
-                labels.insert("batch.kubernetes.io/job-name".into(), json!(wl.name));
-                labels.insert("job-name".into(), json!(wl.name));
-            }
-            WorkloadKind::DaemonSet => {
-                labels.insert("controller-revision-hash".into(), json!("5f6d8c7b9"));
-                labels.insert("pod-template-generation".into(), json!("1"));
-            }
+        if template {
+            o.null("creationTimestamp");
+        } else {
+            o.str("creationTimestamp", &seconds(self.shape.created_at));
         }
-        let mut m = serde_json::Map::new();
-        m.insert("name".into(), json!(self.shape.name));
-        if let Some(g) = &self.shape.generate_name {
-            m.insert("generateName".into(), json!(g));
-        }
-        m.insert("namespace".into(), json!(wl.namespace));
-        m.insert("uid".into(), json!(self.shape.uid));
-        m.insert("resourceVersion".into(), json!(self.rv.to_string()));
-        m.insert(
-            "creationTimestamp".into(),
-            json!(seconds(self.shape.created_at)),
-        );
         if let Some((deadline, grace)) = self.deletion {
-            m.insert("deletionTimestamp".into(), json!(seconds(deadline)));
-            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            o.int("deletionGracePeriodSeconds", grace);
+            o.str("deletionTimestamp", &seconds(deadline));
         }
-        m.insert("labels".into(), Value::Object(labels));
-        let mut annotations = serde_json::Map::new();
-        if wl.padding > 0 {
-            annotations.insert(
-                "kubectl.kubernetes.io/restartedAt".into(),
-                json!("2025-12-30T09:12:44Z"),
-            );
-            annotations.insert("example.com/owner-team".into(), json!("shop-platform"));
-        }
-        if let Some(tp) = &self.shape.traceparent {
-            annotations.insert("traceparent".into(), json!(tp));
-        }
-        if !annotations.is_empty() {
-            m.insert("annotations".into(), Value::Object(annotations));
-        }
-        m.insert(
-            "ownerReferences".into(),
-            json!([{"apiVersion": wl.kind.owner_api(), "kind": wl.kind.owner_kind(), "name": wl.owner,
-                    "uid": wl.owner_uid, "controller": true, "blockOwnerDeletion": true}]),
-        );
-        if !self.finalizers.is_empty() {
-            m.insert("finalizers".into(), json!(self.finalizers));
-        }
-        Value::Object(m)
-    }
-
-    fn container_json(c: &ContainerStatus, name: &str) -> Value {
-        let state = |s: &CState, times: (i64, i64), started: Option<i64>| match s {
-            CState::Waiting { reason, message } => {
-                let mut w = json!({"reason": reason});
-                if let Some(m) = message {
-                    w["message"] = json!(m);
+        if !template && !self.finalizers.is_empty() {
+            o.arr("finalizers", |a| {
+                for f in &self.finalizers {
+                    a.str(f);
                 }
-                json!({"waiting": w})
+            });
+        }
+        o.opt_str("generateName", self.shape.generate_name.as_deref());
+        o.obj("labels", |l| {
+            for (key, value) in pod_labels(wl, name) {
+                l.entry(key, &value);
             }
-            CState::Running { .. } => {
-                json!({"running": {"startedAt": seconds(started.unwrap_or(times.0))}})
-            }
-            CState::Terminated { exit, reason } => {
-                let mut t = json!({"exitCode": exit, "reason": reason,
-                    "startedAt": seconds(times.0), "finishedAt": seconds(times.1)});
-                if let Some(id) = &c.container_id {
-                    t["containerID"] = json!(id);
-                }
-                json!({"terminated": t})
-            }
-        };
-        let mut v = json!({
-            "name": name,
-            "state": state(&c.state, c.last_times, c.started_at),
-            "lastState": c.last.as_ref().map_or(json!({}), |l| state(l, c.last_times, None)),
-            "ready": c.ready,
-            "restartCount": c.restarts,
-            "image": c.image,
-            "imageID": c.image_id.clone().unwrap_or_default(),
-            "started": matches!(c.state, CState::Running { .. }),
         });
-        if let Some(id) = &c.container_id {
-            v["containerID"] = json!(id);
+        if !(template && self.shape.generate_name.is_some()) {
+            o.str("name", name);
         }
-        v
+        if !template {
+            o.str("namespace", &wl.namespace);
+        }
+        o.arr("ownerReferences", |a| {
+            a.obj(|r| {
+                r.str("apiVersion", wl.kind.owner_api())
+                    .bool("blockOwnerDeletion", true)
+                    .bool("controller", true)
+                    .str("kind", wl.kind.owner_kind())
+                    .str("name", &wl.owner)
+                    .str("uid", &wl.owner_uid);
+            });
+        });
+        if !template {
+            o.str("resourceVersion", itoa::Buffer::new().format(self.rv));
+            o.str("uid", &self.shape.uid);
+        }
     }
 
-    fn status_json(&self, wl: &Workload) -> Value {
-        let mut s = serde_json::Map::new();
-        s.insert("phase".into(), json!(self.phase));
+    fn write_container_status(a: &mut Arr<'_>, c: &ContainerStatus, name: &str) {
+        a.obj(|o| {
+            o.opt_str("containerID", c.container_id.as_deref())
+                .str("image", &c.image)
+                .str("imageID", c.image_id.as_deref().unwrap_or_default())
+                .obj("lastState", |s| {
+                    if let Some(last) = &c.last {
+                        write_state(s, c, last, c.last_times, None);
+                    }
+                })
+                .str("name", name)
+                .bool("ready", c.ready)
+                .int("restartCount", c.restarts)
+                .bool("started", matches!(c.state, CState::Running { .. }))
+                .obj("state", |s| {
+                    write_state(s, c, &c.state, c.last_times, c.started_at)
+                });
+        });
+    }
+
+    fn write_container_statuses(&self, o: &mut Obj<'_>, wl: &Workload, init: bool) {
+        let (key, list, specs) = if init {
+            ("initContainerStatuses", &self.init, &wl.init)
+        } else {
+            ("containerStatuses", &self.main, &wl.containers)
+        };
+        o.arr(key, |a| {
+            for (c, spec) in list.iter().zip(specs) {
+                Self::write_container_status(a, c, &spec.name);
+            }
+        });
+    }
+
+    /// The whole `status`, keys in order.
+    fn write_status(&self, o: &mut Obj<'_>, wl: &Workload) {
         if !self.conditions.is_empty() {
-            s.insert(
-                "conditions".into(),
-                Value::Array(self.conditions.iter().map(condition_json).collect()),
-            );
+            o.arr("conditions", |a| {
+                for c in &self.conditions {
+                    write_condition(a, c);
+                }
+            });
         }
-        if let Some(n) = &self.nominated {
-            s.insert("nominatedNodeName".into(), json!(n));
-        }
-        if let Some((reason, message)) = &self.reason {
-            s.insert("message".into(), json!(message));
-            s.insert("reason".into(), json!(reason));
+        let statuses = self.start_time.is_some();
+        if statuses {
+            self.write_container_statuses(o, wl, false);
         }
         if let Some(ip) = &self.host_ip {
-            s.insert("hostIP".into(), json!(ip));
-            s.insert("hostIPs".into(), json!([{"ip": ip}]));
+            write_ips(o, "hostIP", "hostIPs", ip);
         }
+        if statuses && !self.init.is_empty() {
+            self.write_container_statuses(o, wl, true);
+        }
+        if let Some((_, message)) = &self.reason {
+            o.str("message", message);
+        }
+        o.opt_str("nominatedNodeName", self.nominated.as_deref());
+        o.str("phase", self.phase);
         if let Some(ip) = &self.pod_ip {
-            s.insert("podIP".into(), json!(ip));
-            s.insert("podIPs".into(), json!([{"ip": ip}]));
+            write_ips(o, "podIP", "podIPs", ip);
+        }
+        o.str("qosClass", "Burstable");
+        if let Some((reason, _)) = &self.reason {
+            o.str("reason", reason);
         }
         if let Some(t) = self.start_time {
-            s.insert("startTime".into(), json!(seconds(t)));
+            o.str("startTime", &seconds(t));
         }
-        if self.start_time.is_some() {
-            if !self.init.is_empty() {
-                let list = self
-                    .init
-                    .iter()
-                    .zip(&wl.init)
-                    .map(|(c, spec)| Self::container_json(c, &spec.name));
-                s.insert("initContainerStatuses".into(), Value::Array(list.collect()));
-            }
-            let list = self
-                .main
-                .iter()
-                .zip(&wl.containers)
-                .map(|(c, spec)| Self::container_json(c, &spec.name));
-            s.insert("containerStatuses".into(), Value::Array(list.collect()));
-        }
-        s.insert("qosClass".into(), json!("Burstable"));
-        Value::Object(s)
     }
 
     /// The whole pod, as in a RequestResponse response.
     pub fn pod_json(&self, wl: &Workload) -> String {
-        let mut pod = JsonText::with_capacity(self.spec.len() + 4096);
-        pod.raw("{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":");
-        pod.value(&self.metadata(wl));
-        pod.raw(",\"spec\":");
+        let mut pod = String::with_capacity(self.spec.len() + 4096);
+        pod.push_str("{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":");
+        let mut meta = Obj::new(&mut pod);
+        self.write_metadata(&mut meta, wl, false);
+        meta.end();
+        pod.push_str(",\"spec\":");
         match &self.node_name {
             Some(node) => {
-                pod.raw("{\"nodeName\":");
-                pod.value(&json!(node));
-                pod.raw(",");
-                pod.raw(&self.spec[1..]);
+                pod.push_str("{\"nodeName\":");
+                json::push_str(&mut pod, node);
+                pod.push(',');
+                pod.push_str(&self.spec[1..]);
             }
-            None => pod.raw(&self.spec),
+            None => pod.push_str(&self.spec),
         }
-        pod.raw(",\"status\":");
-        pod.value(&self.status_json(wl));
-        pod.raw("}");
-        pod.finish()
+        pod.push_str(",\"status\":");
+        let mut status = Obj::new(&mut pod);
+        self.write_status(&mut status, wl);
+        status.end();
+        pod.push('}');
+        pod
     }
 
     /// The pod as its controller sends it in the create: the template, before admission
     /// plugins (ServiceAccount, DefaultTolerationSeconds, Priority) add to it; no name.
     pub fn create_request(&self, wl: &Workload) -> String {
-        let mut meta = self.metadata(wl);
-        if let Some(m) = meta.as_object_mut() {
-            if self.shape.generate_name.is_some() {
-                m.remove("name");
-            }
-            m.remove("uid");
-            m.remove("resourceVersion");
-            // Finalizers are added at admission (a mutating webhook), not in the template.
-            m.remove("finalizers");
-            m.remove("namespace");
-            m.insert("creationTimestamp".into(), Value::Null);
-        }
-        let (meta, spec) = (to_json(&meta), to_json(&pod_spec(&self.shape, wl, false)));
-        let mut pod = String::with_capacity(meta.len() + spec.len() + 96);
+        let mut pod = String::with_capacity(self.spec.len() + 2048);
         pod.push_str("{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":");
-        pod.push_str(&meta);
+        let mut meta = Obj::new(&mut pod);
+        self.write_metadata(&mut meta, wl, true);
+        meta.end();
         pod.push_str(",\"spec\":");
-        pod.push_str(&spec);
+        write_pod_spec(&mut pod, &self.shape, wl, false);
         pod.push_str(",\"status\":{}}");
         pod
     }
@@ -988,7 +929,6 @@ impl PodModel {
         wl: &Workload,
         at: i64,
     ) -> String {
-        let mut status = serde_json::Map::new();
         let mut changed_conditions = Vec::new();
         for (kind, value, reason, message) in &change.conditions {
             // "Gate" stands for the pod's readiness-gate condition type.
@@ -1013,27 +953,6 @@ impl PodModel {
         ];
         self.conditions
             .sort_by_key(|c| ORDER.iter().position(|o| *o == c.kind).unwrap_or(0));
-        if !changed_conditions.is_empty() {
-            status.insert(
-                "$setElementOrder/conditions".into(),
-                Value::Array(
-                    self.conditions
-                        .iter()
-                        .map(|c| json!({"type": c.kind}))
-                        .collect(),
-                ),
-            );
-            status.insert(
-                "conditions".into(),
-                Value::Array(
-                    self.conditions
-                        .iter()
-                        .filter(|c| changed_conditions.contains(&c.kind))
-                        .map(condition_json)
-                        .collect(),
-                ),
-            );
-        }
         let (mut init_changed, mut main_changed) = (false, false);
         for (slot, state) in &change.containers {
             let list = if slot.init {
@@ -1086,57 +1005,84 @@ impl PodModel {
                 main_changed = true;
             }
         }
+        let mut new_phase = None;
         if let Some(phase) = change.phase {
             if phase != self.phase {
                 self.phase = phase;
-                status.insert("phase".into(), json!(phase));
+                new_phase = Some(phase);
             }
         }
-        if change.host_ip && self.host_ip.is_none() {
+        let host_ip = change.host_ip && self.host_ip.is_none();
+        if host_ip {
             self.host_ip = Some(node.ip.clone());
-            status.insert("hostIP".into(), json!(node.ip));
-            status.insert("hostIPs".into(), json!([{"ip": node.ip}]));
         }
-        if change.assign_ip && self.pod_ip.is_none() {
-            let ip = node.allocate_ip();
-            status.insert("podIP".into(), json!(ip));
-            status.insert("podIPs".into(), json!([{"ip": ip}]));
-            self.pod_ip = Some(ip);
+        let pod_ip = change.assign_ip && self.pod_ip.is_none();
+        if pod_ip {
+            self.pod_ip = Some(node.allocate_ip());
         }
-        if change.start_time && self.start_time.is_none() {
+        let started = change.start_time && self.start_time.is_none();
+        if started {
             self.start_time = Some(at);
-            status.insert("startTime".into(), json!(seconds(at)));
             init_changed = !self.init.is_empty();
             main_changed = true;
-            status.insert("qosClass".into(), json!("Burstable"));
         }
         if let Some((reason, message)) = &change.pod_reason {
             self.reason = Some((reason, message.clone()));
-            status.insert("message".into(), json!(message));
-            status.insert("reason".into(), json!(reason));
         }
         if let Some(n) = &change.nominated {
             self.nominated = Some(n.clone());
-            status.insert("nominatedNodeName".into(), json!(n));
-        }
-        if init_changed && !self.init.is_empty() {
-            let list = self
-                .init
-                .iter()
-                .zip(&wl.init)
-                .map(|(c, spec)| Self::container_json(c, &spec.name));
-            status.insert("initContainerStatuses".into(), Value::Array(list.collect()));
-        }
-        if main_changed {
-            let list = self
-                .main
-                .iter()
-                .zip(&wl.containers)
-                .map(|(c, spec)| Self::container_json(c, &spec.name));
-            status.insert("containerStatuses".into(), Value::Array(list.collect()));
         }
         self.bump();
-        to_json(&json!({"metadata": {"uid": self.shape.uid}, "status": status}))
+        // The strategic-merge patch, keys in order.
+        json::object(1024, |patch| {
+            patch.obj("metadata", |m| {
+                m.str("uid", &self.shape.uid);
+            });
+            patch.obj("status", |o| {
+                if !changed_conditions.is_empty() {
+                    o.arr("$setElementOrder/conditions", |a| {
+                        for c in &self.conditions {
+                            a.obj(|t| {
+                                t.str("type", c.kind);
+                            });
+                        }
+                    });
+                    o.arr("conditions", |a| {
+                        for c in &self.conditions {
+                            if changed_conditions.contains(&c.kind) {
+                                write_condition(a, c);
+                            }
+                        }
+                    });
+                }
+                if main_changed {
+                    self.write_container_statuses(o, wl, false);
+                }
+                if let (true, Some(ip)) = (host_ip, &self.host_ip) {
+                    write_ips(o, "hostIP", "hostIPs", ip);
+                }
+                if init_changed && !self.init.is_empty() {
+                    self.write_container_statuses(o, wl, true);
+                }
+                if let Some((_, message)) = &change.pod_reason {
+                    o.str("message", message);
+                }
+                o.opt_str("nominatedNodeName", change.nominated.as_deref());
+                o.opt_str("phase", new_phase);
+                if let (true, Some(ip)) = (pod_ip, &self.pod_ip) {
+                    write_ips(o, "podIP", "podIPs", ip);
+                }
+                if started {
+                    o.str("qosClass", "Burstable");
+                }
+                if let Some((reason, _)) = &change.pod_reason {
+                    o.str("reason", reason);
+                }
+                if started {
+                    o.str("startTime", &seconds(at));
+                }
+            });
+        })
     }
 
     /// A delete with `grace` seconds: the deadline only ever moves earlier, as in the
@@ -1181,196 +1127,358 @@ impl PodModel {
     }
 }
 
-fn condition_json(c: &Condition) -> Value {
-    let mut v = json!({"type": c.kind, "status": if c.status { "True" } else { "False" },
-        "lastProbeTime": null, "lastTransitionTime": seconds(c.at)});
-    if let Some(r) = c.reason {
-        v["reason"] = json!(r);
+/// A pod's labels: the workload's, then those its controller adds (which win), by key.
+fn pod_labels<'a>(wl: &'a Workload, pod: &'a str) -> Vec<(&'a str, Cow<'a, str>)> {
+    let mut labels: Vec<(&str, Cow<'_, str>)> = wl
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+        .collect();
+    let last = |s: &'a str| s.rsplit('-').next();
+    match wl.kind {
+        WorkloadKind::Deployment => {
+            labels.push(("pod-template-hash", last(&wl.owner).unwrap_or("").into()));
+        }
+        WorkloadKind::StatefulSet => {
+            labels.push((
+                "apps.kubernetes.io/pod-index",
+                last(pod).unwrap_or("0").into(),
+            ));
+            labels.push((
+                "controller-revision-hash",
+                format!("{}-6d8f7c9b5", wl.name).into(),
+            ));
+            labels.push(("statefulset.kubernetes.io/pod-name", pod.into()));
+        }
+        WorkloadKind::Job => {
+            labels.push(("batch.kubernetes.io/job-name", wl.name.as_str().into()));
+            labels.push(("job-name", wl.name.as_str().into()));
+        }
+        WorkloadKind::DaemonSet => {
+            labels.push(("controller-revision-hash", "5f6d8c7b9".into()));
+            labels.push(("pod-template-generation", "1".into()));
+        }
     }
-    if let Some(m) = &c.message {
-        v["message"] = json!(m);
-    }
-    v
+    // A stable sort of the reversed list puts the last value of a key first.
+    labels.reverse();
+    labels.sort_by(|a, b| a.0.cmp(b.0));
+    labels.dedup_by(|later, first| later.0 == first.0);
+    labels
 }
 
-fn probe(path: &str, period: u32, failure: u32) -> Value {
-    json!({"httpGet": {"path": path, "port": 8080, "scheme": "HTTP"}, "timeoutSeconds": 1,
-           "periodSeconds": period, "successThreshold": 1, "failureThreshold": failure})
+/// A container state (`waiting`, `running` or `terminated`) into its object.
+fn write_state(
+    o: &mut Obj<'_>,
+    c: &ContainerStatus,
+    state: &CState,
+    times: (i64, i64),
+    started: Option<i64>,
+) {
+    match state {
+        CState::Waiting { reason, message } => {
+            o.obj("waiting", |w| {
+                w.opt_str("message", message.as_deref())
+                    .str("reason", reason);
+            });
+        }
+        CState::Running { .. } => {
+            o.obj("running", |r| {
+                r.str("startedAt", &seconds(started.unwrap_or(times.0)));
+            });
+        }
+        CState::Terminated { exit, reason } => {
+            o.obj("terminated", |t| {
+                t.opt_str("containerID", c.container_id.as_deref())
+                    .int("exitCode", *exit)
+                    .str("finishedAt", &seconds(times.1))
+                    .str("reason", reason)
+                    .str("startedAt", &seconds(times.0));
+            });
+        }
+    }
 }
 
-fn container_spec(
+fn write_condition(a: &mut Arr<'_>, c: &Condition) {
+    a.obj(|o| {
+        o.null("lastProbeTime")
+            .str("lastTransitionTime", &seconds(c.at))
+            .opt_str("message", c.message.as_deref())
+            .opt_str("reason", c.reason)
+            .str("status", if c.status { "True" } else { "False" })
+            .str("type", c.kind);
+    });
+}
+
+/// `"hostIP":"…","hostIPs":[{"ip":"…"}]` (or the pod's).
+fn write_ips(o: &mut Obj<'_>, one: &str, list: &str, ip: &str) {
+    o.str(one, ip).arr(list, |a| {
+        a.obj(|i| {
+            i.str("ip", ip);
+        });
+    });
+}
+
+fn write_probe(o: &mut Obj<'_>, key: &str, path: &str, period: u32, failure: u32) {
+    o.obj(key, |p| {
+        p.int("failureThreshold", failure)
+            .obj("httpGet", |h| {
+                h.str("path", path).int("port", 8080).str("scheme", "HTTP");
+            })
+            .int("periodSeconds", period)
+            .int("successThreshold", 1)
+            .int("timeoutSeconds", 1);
+    });
+}
+
+fn write_exec(o: &mut Obj<'_>, key: &str, command: &str) {
+    o.obj(key, |h| {
+        h.obj("exec", |e| {
+            e.arr("command", |a| {
+                a.str("/bin/sh").str("-c").str(command);
+            });
+        });
+    });
+}
+
+/// A container of the spec, keys in order.
+fn write_container_spec(
+    a: &mut Arr<'_>,
     spec: &crate::cluster::ContainerSpec,
     image: &str,
     shape: &PodShape,
     main: bool,
     padding: usize,
     admitted: bool,
-) -> Value {
-    let mut c = serde_json::Map::new();
-    c.insert("name".into(), json!(spec.name));
-    c.insert("image".into(), json!(image));
-    if main {
-        c.insert(
-            "ports".into(),
-            json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}]),
-        );
-        let mut env: Vec<Value> = (0..padding)
-            .map(|i| json!({"name": format!("FEATURE_FLAG_{i}"), "value": format!("enabled-{i}-{}", "x".repeat(60))}))
-            .collect();
-        if let Some(secret) = &shape.secret_env {
-            env.push(json!({"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}));
+) {
+    a.obj(|c| {
+        if main && (padding > 0 || shape.secret_env.is_some()) {
+            c.arr("env", |env| {
+                let filler = "x".repeat(60);
+                let mut text = String::new();
+                for i in 0..padding {
+                    env.obj(|e| {
+                        text.clear();
+                        text.push_str("FEATURE_FLAG_");
+                        json::push_int(&mut text, i);
+                        e.str("name", &text);
+                        text.clear();
+                        text.push_str("enabled-");
+                        json::push_int(&mut text, i);
+                        text.push('-');
+                        text.push_str(&filler);
+                        e.str("value", &text);
+                    });
+                }
+                if let Some(secret) = &shape.secret_env {
+                    env.obj(|e| {
+                        e.str("name", "DB_PASSWORD").obj("valueFrom", |v| {
+                            v.obj("secretKeyRef", |r| {
+                                r.str("key", "password").str("name", secret);
+                            });
+                        });
+                    });
+                }
+            });
         }
-        if !env.is_empty() {
-            c.insert("env".into(), Value::Array(env));
+        c.str("image", image).str("imagePullPolicy", "IfNotPresent");
+        let post_start = spec.post_start || (main && shape.post_start);
+        let pre_stop = spec.pre_stop || (main && shape.pre_stop);
+        if main && (post_start || pre_stop) {
+            c.obj("lifecycle", |l| {
+                if post_start {
+                    write_exec(l, "postStart", "/app/warmup.sh");
+                }
+                if pre_stop {
+                    write_exec(l, "preStop", "sleep 5");
+                }
+            });
         }
-    }
-    c.insert(
-        "resources".into(),
-        json!({"limits": {"memory": format!("{}Mi", spec.mem_mi * 2)},
-               "requests": {"cpu": format!("{}m", spec.cpu_m), "memory": format!("{}Mi", spec.mem_mi)}}),
-    );
-    if spec.sidecar {
-        c.insert("restartPolicy".into(), json!("Always"));
-    }
-    let mut mounts = Vec::new();
-    if admitted {
-        mounts.push(json!({"name": "kube-api-access", "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}));
-    }
-    if main && shape.config_map.is_some() {
-        mounts.push(json!({"name": "config", "mountPath": "/etc/app"}));
-    }
-    if main && shape.claim.is_some() {
-        mounts.push(json!({"name": "data", "mountPath": "/var/lib/app"}));
-    }
-    if !mounts.is_empty() {
-        c.insert("volumeMounts".into(), Value::Array(mounts));
-    }
-    if main && spec.liveness {
-        c.insert("livenessProbe".into(), probe("/livez", 10, 3));
-    }
-    if main && shape.readiness_probe {
-        c.insert("readinessProbe".into(), probe("/readyz", 5, 3));
-    }
-    if main && shape.startup_probe {
-        c.insert("startupProbe".into(), probe("/startz", 10, 3));
-    }
-    let post_start = spec.post_start || (main && shape.post_start);
-    let pre_stop = spec.pre_stop || (main && shape.pre_stop);
-    if main && (post_start || pre_stop) {
-        let mut l = serde_json::Map::new();
-        if post_start {
-            l.insert(
-                "postStart".into(),
-                json!({"exec": {"command": ["/bin/sh", "-c", "/app/warmup.sh"]}}),
-            );
+        if main && spec.liveness {
+            write_probe(c, "livenessProbe", "/livez", 10, 3);
         }
-        if pre_stop {
-            l.insert(
-                "preStop".into(),
-                json!({"exec": {"command": ["/bin/sh", "-c", "sleep 5"]}}),
-            );
+        c.str("name", &spec.name);
+        if main {
+            c.arr("ports", |p| {
+                p.obj(|port| {
+                    port.int("containerPort", 8080)
+                        .str("name", "http")
+                        .str("protocol", "TCP");
+                });
+            });
         }
-        c.insert("lifecycle".into(), Value::Object(l));
-    }
-    c.insert(
-        "terminationMessagePath".into(),
-        json!("/dev/termination-log"),
-    );
-    c.insert("terminationMessagePolicy".into(), json!("File"));
-    c.insert("imagePullPolicy".into(), json!("IfNotPresent"));
-    Value::Object(c)
+        if main && shape.readiness_probe {
+            write_probe(c, "readinessProbe", "/readyz", 5, 3);
+        }
+        c.obj("resources", |r| {
+            r.obj("limits", |l| {
+                l.str("memory", &format!("{}Mi", spec.mem_mi * 2));
+            })
+            .obj("requests", |q| {
+                q.str("cpu", &format!("{}m", spec.cpu_m))
+                    .str("memory", &format!("{}Mi", spec.mem_mi));
+            });
+        });
+        if spec.sidecar {
+            c.str("restartPolicy", "Always");
+        }
+        if main && shape.startup_probe {
+            write_probe(c, "startupProbe", "/startz", 10, 3);
+        }
+        c.str("terminationMessagePath", "/dev/termination-log")
+            .str("terminationMessagePolicy", "File");
+        let config = main && shape.config_map.is_some();
+        let data = main && shape.claim.is_some();
+        if admitted || config || data {
+            c.arr("volumeMounts", |m| {
+                if admitted {
+                    m.obj(|v| {
+                        v.str("mountPath", "/var/run/secrets/kubernetes.io/serviceaccount")
+                            .str("name", "kube-api-access")
+                            .bool("readOnly", true);
+                    });
+                }
+                if config {
+                    m.obj(|v| {
+                        v.str("mountPath", "/etc/app").str("name", "config");
+                    });
+                }
+                if data {
+                    m.obj(|v| {
+                        v.str("mountPath", "/var/lib/app").str("name", "data");
+                    });
+                }
+            });
+        }
+    });
 }
 
-fn pod_spec(shape: &PodShape, wl: &Workload, admitted: bool) -> Value {
-    let mut volumes = Vec::new();
-    if admitted {
-        volumes.push(json!({"name": "kube-api-access", "projected": {"sources": [
-            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}],
-            "defaultMode": 420}}));
-    }
-    if let Some(cm) = &shape.config_map {
-        volumes.push(json!({"name": "config", "configMap": {"name": cm, "defaultMode": 420}}));
-    }
-    if let Some(claim) = &shape.claim {
-        volumes.push(json!({"name": "data", "persistentVolumeClaim": {"claimName": format!("{claim}-{}", shape.name)}}));
-    }
-    let mut spec = serde_json::Map::new();
-    if !volumes.is_empty() {
-        spec.insert("volumes".into(), Value::Array(volumes));
-    }
+/// The pod's spec, keys in order (`admitted`: after the admission plugins' additions).
+fn write_pod_spec(out: &mut String, shape: &PodShape, wl: &Workload, admitted: bool) {
+    let mut spec = Obj::new(out);
+    let s = &mut spec;
+    s.arr("containers", |a| {
+        for (i, (c, img)) in wl.containers.iter().zip(&shape.images).enumerate() {
+            let padding = if i == 0 { wl.padding } else { 0 };
+            write_container_spec(a, c, img, shape, i == 0, padding, admitted);
+        }
+    });
+    s.str("dnsPolicy", "ClusterFirst")
+        .bool("enableServiceLinks", true);
     if !wl.init.is_empty() {
-        let init: Vec<Value> = wl
-            .init
-            .iter()
-            .zip(&shape.init_images)
-            .map(|(c, img)| container_spec(c, img, shape, false, 0, admitted))
-            .collect();
-        spec.insert("initContainers".into(), Value::Array(init));
-    }
-    let containers: Vec<Value> = wl
-        .containers
-        .iter()
-        .zip(&shape.images)
-        .enumerate()
-        .map(|(i, (c, img))| {
-            container_spec(
-                c,
-                img,
-                shape,
-                i == 0,
-                if i == 0 { wl.padding } else { 0 },
-                admitted,
-            )
-        })
-        .collect();
-    spec.insert("containers".into(), Value::Array(containers));
-    spec.insert(
-        "restartPolicy".into(),
-        json!(if wl.restart_never() {
-            "Never"
-        } else {
-            "Always"
-        }),
-    );
-    spec.insert(
-        "terminationGracePeriodSeconds".into(),
-        json!(wl.grace_seconds),
-    );
-    spec.insert("dnsPolicy".into(), json!("ClusterFirst"));
-    if admitted {
-        spec.insert("serviceAccountName".into(), json!("default"));
-        spec.insert("serviceAccount".into(), json!("default"));
-    }
-    spec.insert("securityContext".into(), json!({}));
-    spec.insert("schedulerName".into(), json!("default-scheduler"));
-    if admitted {
-        spec.insert(
-            "tolerations".into(),
-            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-                   {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]),
-        );
-    }
-    if let Some(pc) = &wl.priority_class {
-        spec.insert("priorityClassName".into(), json!(pc));
+        s.arr("initContainers", |a| {
+            for (c, img) in wl.init.iter().zip(&shape.init_images) {
+                write_container_spec(a, c, img, shape, false, 0, admitted);
+            }
+        });
     }
     if admitted {
-        spec.insert(
-            "priority".into(),
-            json!(if wl.priority_class.is_some() {
+        s.str("preemptionPolicy", "PreemptLowerPriority").int(
+            "priority",
+            if wl.priority_class.is_some() {
                 1_000_000
             } else {
                 0
-            }),
+            },
         );
-        spec.insert("preemptionPolicy".into(), json!("PreemptLowerPriority"));
     }
-    spec.insert("enableServiceLinks".into(), json!(true));
+    s.opt_str("priorityClassName", wl.priority_class.as_deref());
     if let Some(gate) = &shape.readiness_gate {
-        spec.insert("readinessGates".into(), json!([{"conditionType": gate}]));
+        s.arr("readinessGates", |a| {
+            a.obj(|g| {
+                g.str("conditionType", gate);
+            });
+        });
     }
-    Value::Object(spec)
+    s.str(
+        "restartPolicy",
+        if wl.restart_never() {
+            "Never"
+        } else {
+            "Always"
+        },
+    )
+    .str("schedulerName", "default-scheduler")
+    .obj("securityContext", |_| {});
+    if admitted {
+        s.str("serviceAccount", "default")
+            .str("serviceAccountName", "default");
+    }
+    s.int("terminationGracePeriodSeconds", wl.grace_seconds);
+    if admitted {
+        s.arr("tolerations", |a| {
+            for key in [
+                "node.kubernetes.io/not-ready",
+                "node.kubernetes.io/unreachable",
+            ] {
+                a.obj(|t| {
+                    t.str("effect", "NoExecute")
+                        .str("key", key)
+                        .str("operator", "Exists")
+                        .int("tolerationSeconds", 300);
+                });
+            }
+        });
+    }
+    let config = shape.config_map.as_deref();
+    if admitted || config.is_some() || shape.claim.is_some() {
+        s.arr("volumes", |a| {
+            if admitted {
+                a.obj(write_api_access_volume);
+            }
+            if let Some(cm) = config {
+                a.obj(|v| {
+                    v.obj("configMap", |c| {
+                        c.int("defaultMode", 420).str("name", cm);
+                    })
+                    .str("name", "config");
+                });
+            }
+            if let Some(claim) = &shape.claim {
+                a.obj(|v| {
+                    v.str("name", "data").obj("persistentVolumeClaim", |p| {
+                        p.str("claimName", &format!("{claim}-{}", shape.name));
+                    });
+                });
+            }
+        });
+    }
+    spec.end();
+}
+
+/// The projected service-account volume the ServiceAccount admission plugin adds.
+fn write_api_access_volume(v: &mut Obj<'_>) {
+    v.str("name", "kube-api-access").obj("projected", |p| {
+        p.int("defaultMode", 420).arr("sources", |s| {
+            s.obj(|t| {
+                t.obj("serviceAccountToken", |a| {
+                    a.int("expirationSeconds", 3607).str("path", "token");
+                });
+            })
+            .obj(|c| {
+                c.obj("configMap", |m| {
+                    m.arr("items", |i| {
+                        i.obj(|k| {
+                            k.str("key", "ca.crt").str("path", "ca.crt");
+                        });
+                    })
+                    .str("name", "kube-root-ca.crt");
+                });
+            })
+            .obj(|d| {
+                d.obj("downwardAPI", |m| {
+                    m.arr("items", |i| {
+                        i.obj(|k| {
+                            k.obj("fieldRef", |f| {
+                                f.str("apiVersion", "v1")
+                                    .str("fieldPath", "metadata.namespace");
+                            })
+                            .str("path", "namespace");
+                        });
+                    });
+                });
+            });
+        });
+    });
 }
 
 /// A core `v1` Event body as a client sends it (create), or the patch that bumps it.
@@ -1378,7 +1486,7 @@ fn pod_spec(shape: &PodShape, wl: &Workload, admitted: bool) -> Value {
 pub fn core_event_body(
     name: &str,
     namespace: &str,
-    involved: Value,
+    involved: &str,
     reason: &str,
     message: &str,
     component: &str,
@@ -1389,18 +1497,34 @@ pub fn core_event_body(
     at: i64,
 ) -> String {
     if count > 1 {
-        return to_json(&json!({"count": count, "lastTimestamp": seconds(at), "message": message}));
+        return json::object(64 + message.len(), |o| {
+            o.int("count", count)
+                .str("lastTimestamp", &seconds(at))
+                .str("message", message);
+        });
     }
-    let mut source = json!({"component": component});
-    if let Some(h) = host {
-        source["host"] = json!(h);
-    }
-    to_json(&json!({"kind": "Event", "apiVersion": "v1",
-        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
-        "involvedObject": involved, "reason": reason, "message": message, "source": source,
-        "firstTimestamp": seconds(first), "lastTimestamp": seconds(at), "count": 1,
-        "type": if warning { "Warning" } else { "Normal" }, "eventTime": null,
-        "reportingComponent": component, "reportingInstance": host.unwrap_or("")}))
+    json::object(400 + involved.len() + message.len(), |o| {
+        o.str("apiVersion", "v1")
+            .int("count", 1)
+            .null("eventTime")
+            .str("firstTimestamp", &seconds(first))
+            .raw("involvedObject", involved)
+            .str("kind", "Event")
+            .str("lastTimestamp", &seconds(at))
+            .str("message", message)
+            .obj("metadata", |m| {
+                m.null("creationTimestamp")
+                    .str("name", name)
+                    .str("namespace", namespace);
+            })
+            .str("reason", reason)
+            .str("reportingComponent", component)
+            .str("reportingInstance", host.unwrap_or(""))
+            .obj("source", |s| {
+                s.str("component", component).opt_str("host", host);
+            })
+            .str("type", if warning { "Warning" } else { "Normal" });
+    })
 }
 
 /// An `events.k8s.io/v1` Event by the scheduler, or its series patch.
@@ -1408,7 +1532,7 @@ pub fn core_event_body(
 pub fn scheduler_event_body(
     name: &str,
     namespace: &str,
-    regarding: Value,
+    regarding: &str,
     reason: &str,
     action: &str,
     note: &str,
@@ -1417,26 +1541,72 @@ pub fn scheduler_event_body(
     at: i64,
 ) -> String {
     if series >= 2 {
-        return to_json(
-            &json!({"series": {"count": series, "lastObservedTime": format_micros(at)}}),
-        );
+        return json::object(96, |o| {
+            o.obj("series", |s| {
+                s.int("count", series)
+                    .str("lastObservedTime", &format_micros(at));
+            });
+        });
     }
-    to_json(&json!({"kind": "Event", "apiVersion": "events.k8s.io/v1",
-        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
-        "eventTime": format_micros(at), "reportingController": "default-scheduler",
-        "reportingInstance": "default-scheduler-control-plane-1", "action": action, "reason": reason,
-        "regarding": regarding, "note": note, "type": if warning { "Warning" } else { "Normal" },
-        "deprecatedSource": {}, "deprecatedFirstTimestamp": null, "deprecatedLastTimestamp": null}))
+    json::object(512 + regarding.len() + note.len(), |o| {
+        o.str("action", action)
+            .str("apiVersion", "events.k8s.io/v1")
+            .null("deprecatedFirstTimestamp")
+            .null("deprecatedLastTimestamp")
+            .obj("deprecatedSource", |_| {})
+            .str("eventTime", &format_micros(at))
+            .str("kind", "Event")
+            .obj("metadata", |m| {
+                m.null("creationTimestamp")
+                    .str("name", name)
+                    .str("namespace", namespace);
+            })
+            .str("note", note)
+            .str("reason", reason)
+            .raw("regarding", regarding)
+            .str("reportingController", "default-scheduler")
+            .str("reportingInstance", "default-scheduler-control-plane-1")
+            .str("type", if warning { "Warning" } else { "Normal" });
+    })
 }
 
-/// The `involvedObject`/`regarding` reference to a pod (and a container's fieldPath).
-pub fn pod_reference(model: &PodModel, wl: &Workload, field: Option<String>) -> Value {
-    let mut v = json!({"kind": "Pod", "namespace": wl.namespace, "name": model.shape.name,
-        "uid": model.shape.uid, "apiVersion": "v1", "resourceVersion": model.resource_version()});
-    if let Some(f) = field {
-        v["fieldPath"] = json!(f);
+/// An `involvedObject`/`regarding` reference, as JSON text.
+pub struct ObjectReference<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+    pub resource_version: &'a str,
+    pub field_path: Option<&'a str>,
+}
+
+impl ObjectReference<'_> {
+    pub fn json(&self) -> String {
+        json::object(192, |o| {
+            o.str("apiVersion", self.api_version)
+                .opt_str("fieldPath", self.field_path)
+                .str("kind", self.kind)
+                .str("name", self.name)
+                .str("namespace", self.namespace)
+                .str("resourceVersion", self.resource_version)
+                .str("uid", self.uid);
+        })
     }
-    v
+}
+
+/// The reference to a pod (and a container's fieldPath) in its Events.
+pub fn pod_reference(model: &PodModel, wl: &Workload, field: Option<&str>) -> String {
+    ObjectReference {
+        api_version: "v1",
+        kind: "Pod",
+        namespace: &wl.namespace,
+        name: &model.shape.name,
+        uid: &model.shape.uid,
+        resource_version: &model.resource_version(),
+        field_path: field,
+    }
+    .json()
 }
 
 /// A realistic request latency: a few ms, longer for writes with bodies.
