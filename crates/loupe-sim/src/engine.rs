@@ -5,7 +5,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::rc::Rc;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -63,23 +64,106 @@ struct Engine<'a> {
     pods: Vec<Option<Live>>,
     free_pods: Vec<usize>,
     order: u64,
+    pipe: Pipe,
+    summary: Summary,
+    horizon: i64,
+}
+
+/// What the engine hands the writer, in order: requests to turn into audit lines, the
+/// audit times before which lines may be released, and the pods' labels.
+// Nearly every item is a request: boxing it would allocate once per event.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Request {
+        req: Request,
+        audit_id: String,
+        /// The apiserver's delivery period (0 for the first: no batching).
+        period: i64,
+    },
+    Release(i64),
+    Label(Box<Label>),
+}
+
+/// Items cross between the threads in batches of this many.
+const BATCH: usize = 256;
+
+/// The engine's end of the channel to the writer.
+struct Pipe {
+    batch: Vec<Item>,
+    tx: SyncSender<Vec<Item>>,
+}
+
+impl Pipe {
+    fn push(&mut self, item: Item) {
+        self.batch.push(item);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            // The writer hangs up only by panicking, and `run` resumes that panic.
+            let _ = self.tx.send(batch);
+        }
+    }
+}
+
+/// Turns requests into audit lines and releases them in order of their keys.
+struct Writer {
+    request_received: bool,
     lines: Vec<Line>,
     /// Lines waiting for their time to be written, by second of their key: (key, seq,
     /// line). A second's lines are sorted when it is written.
     out: BTreeMap<i64, Vec<(i64, u64, String)>>,
     out_seq: u64,
-    summary: Summary,
-    horizon: i64,
+    events: u64,
+    bytes: u64,
 }
 
 /// Runs the simulation: `sink` gets each audit line in output order with the audit
 /// time it is delivered at (its apiserver's batch), `labels` each pod's
 /// ground truth as soon as it is planned (in creation order).
+///
+/// Two threads: the engine plans pods and renders their bodies on one, the audit events
+/// are written and ordered on the caller's, which alone calls `sink` and `labels`. Both
+/// work through one ordered stream, so the output does not depend on their timing.
 pub fn run(
     config: &SimConfig,
     sink: &mut dyn FnMut(i64, String),
     labels: &mut dyn FnMut(&Label),
 ) -> Summary {
+    let (tx, rx) = sync_channel::<Vec<Item>>(16);
+    let mut writer = Writer {
+        request_received: config.request_received,
+        lines: Vec::new(),
+        out: BTreeMap::new(),
+        out_seq: 0,
+        events: 0,
+        bytes: 0,
+    };
+    let summary = std::thread::scope(|scope| {
+        let engine = scope.spawn(move || simulate(config, tx));
+        for batch in rx {
+            for item in batch {
+                writer.take(item, sink, labels);
+            }
+        }
+        match engine.join() {
+            Ok(summary) => summary,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    Summary {
+        events: writer.events,
+        bytes: writer.bytes,
+        ..summary
+    }
+}
+
+/// The engine's thread: the whole simulation, handed to the writer item by item.
+fn simulate(config: &SimConfig, tx: SyncSender<Vec<Item>>) -> Summary {
     let shape = Shape {
         nodes: config.nodes.max(1),
         workloads: config.workloads.max(1),
@@ -100,9 +184,10 @@ pub fn run(
         pods: Vec::new(),
         free_pods: Vec::new(),
         order: 0,
-        lines: Vec::new(),
-        out: BTreeMap::new(),
-        out_seq: 0,
+        pipe: Pipe {
+            batch: Vec::with_capacity(BATCH),
+            tx,
+        },
         summary: Summary {
             first_us: config.start_us,
             ..Summary::default()
@@ -122,7 +207,7 @@ pub fn run(
     let weights: Vec<u32> = engine.workloads.iter().map(|w| w.weight).collect();
     let total: u32 = weights.iter().sum();
     for (i, created) in arrivals.into_iter().enumerate() {
-        engine.advance(created, sink);
+        engine.advance(created);
         let mut rng = Rng::derive(config.seed, 29, i as u64);
         let mut pick = rng.below(total as u64) as u32;
         let wl = weights
@@ -175,7 +260,7 @@ pub fn run(
             config.seed,
             i as u64,
         );
-        labels(&plan.label);
+        engine.pipe.push(Item::Label(Box::new(plan.label.clone())));
         *engine
             .summary
             .codes
@@ -202,10 +287,76 @@ pub fn run(
             engine.schedule(first, tick);
         }
     }
-    engine.advance(engine.horizon, sink);
-    engine.drain(i64::MAX, sink);
+    engine.advance(engine.horizon);
+    engine.pipe.push(Item::Release(i64::MAX));
+    engine.pipe.flush();
     engine.summary.last_us = engine.horizon;
     engine.summary
+}
+
+impl Writer {
+    fn take(
+        &mut self,
+        item: Item,
+        sink: &mut dyn FnMut(i64, String),
+        labels: &mut dyn FnMut(&Label),
+    ) {
+        match item {
+            Item::Request {
+                req,
+                audit_id,
+                period,
+            } => {
+                // Apiservers after the first deliver in batches (a webhook's max wait):
+                // their lines arrive up to `period` after lines of the first.
+                let lag = move |ts: i64| {
+                    if period == 0 {
+                        ts
+                    } else {
+                        (ts / period + 1) * period
+                    }
+                };
+                write_request(
+                    &req,
+                    &audit_id,
+                    self.request_received,
+                    &lag,
+                    &mut self.lines,
+                );
+            }
+            Item::Release(before) => self.drain(before, sink),
+            Item::Label(label) => labels(&label),
+        }
+    }
+
+    fn drain(&mut self, before: i64, sink: &mut dyn FnMut(i64, String)) {
+        for line in self.lines.drain(..) {
+            self.out_seq += 1;
+            let second = line.key.div_euclid(S);
+            let waiting = self.out.entry(second).or_default();
+            waiting.push((line.key, self.out_seq, line.json));
+        }
+        while let Some(mut first) = self.out.first_entry() {
+            let second = *first.key();
+            if second * S >= before {
+                break;
+            }
+            let waiting = first.get_mut();
+            // Keys and sequence numbers together are unique: an unstable sort is exact.
+            waiting.sort_unstable_by_key(|(key, seq, _)| (*key, *seq));
+            let due = waiting.partition_point(|(key, _, _)| *key < before);
+            let whole = due == waiting.len();
+            for (key, _, json) in waiting.drain(..due) {
+                self.events += 1;
+                self.bytes += json.len() as u64 + 1;
+                sink(key, json);
+            }
+            if !whole {
+                break;
+            }
+            first.remove();
+        }
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -250,7 +401,7 @@ impl<'a> Engine<'a> {
 
     /// Renders everything due before `until`, then releases the lines no later step can
     /// precede.
-    fn advance(&mut self, until: i64, sink: &mut dyn FnMut(i64, String)) {
+    fn advance(&mut self, until: i64) {
         let mut drained_to = i64::MIN;
         while let Some(Reverse((at, _, tick))) = self.heap.peek().copied() {
             if at >= until {
@@ -262,12 +413,12 @@ impl<'a> Engine<'a> {
             // held in memory before it is written.
             if at > drained_to + S {
                 drained_to = at;
-                self.drain(at - MAX_LATENCY - self.max_lag(), sink);
+                self.release(at - MAX_LATENCY - self.max_lag());
             }
         }
         // A request is received up to its latency before it completes (a webhook timeout
         // is 10 s), and apiservers deliver in batches: hold lines back by that much.
-        self.drain(until - MAX_LATENCY - self.max_lag(), sink);
+        self.release(until - MAX_LATENCY - self.max_lag());
     }
 
     fn max_lag(&self) -> i64 {
@@ -275,33 +426,10 @@ impl<'a> Engine<'a> {
     }
 
     /// Writes the lines keyed before `before`, in (key, sequence) order.
-    fn drain(&mut self, before: i64, sink: &mut dyn FnMut(i64, String)) {
-        for line in self.lines.drain(..) {
-            self.out_seq += 1;
-            let second = line.key.div_euclid(S);
-            let waiting = self.out.entry(second).or_default();
-            waiting.push((line.key, self.out_seq, line.json));
-        }
-        while let Some(mut first) = self.out.first_entry() {
-            let second = *first.key();
-            if second * S >= before {
-                break;
-            }
-            let waiting = first.get_mut();
-            // Keys and sequence numbers together are unique: an unstable sort is exact.
-            waiting.sort_unstable_by_key(|(key, seq, _)| (*key, *seq));
-            let due = waiting.partition_point(|(key, _, _)| *key < before);
-            let whole = due == waiting.len();
-            for (key, _, json) in waiting.drain(..due) {
-                self.summary.events += 1;
-                self.summary.bytes += json.len() as u64 + 1;
-                sink(key, json);
-            }
-            if !whole {
-                break;
-            }
-            first.remove();
-        }
+    /// Lets the writer release the lines keyed before `before`: no later step can
+    /// precede them.
+    fn release(&mut self, before: i64) {
+        self.pipe.push(Item::Release(before));
     }
 
     fn fire(&mut self, at: i64, tick: usize) {
@@ -366,37 +494,26 @@ impl<'a> Engine<'a> {
     }
 
     /// Writes a request's audit events, as its apiserver delivers them.
-    fn write(&mut self, req: &Request) {
-        let server = self.apiserver(&req.actor);
+    fn write(&mut self, req: Request) {
+        let period = self.apiserver(&req.actor) as i64 * S;
         let audit_id = self.rng.uuid();
-        // Apiservers after the first deliver in batches (a webhook's max wait): their
-        // lines arrive up to `server` seconds after lines of the first.
-        let period = server as i64 * S;
-        let lag = move |ts: i64| {
-            if period == 0 {
-                ts
-            } else {
-                (ts / period + 1) * period
-            }
-        };
-        write_request(
+        self.pipe.push(Item::Request {
             req,
-            &audit_id,
-            self.config.request_received,
-            &lag,
-            &mut self.lines,
-        );
+            audit_id,
+            period,
+        });
     }
 
     /// Writes a pod-related request, and unrelated noise in proportion to it.
     fn emit(&mut self, req: Request) {
-        self.write(&req);
+        let (analysed, at) = (req.level != "Metadata", req.at);
+        self.write(req);
         // Noise in proportion to the analysed traffic.
-        if req.level != "Metadata" {
+        if analysed {
             let mut budget = self.config.noise_per_event;
             while budget > 0.0 {
                 if budget >= 1.0 || self.rng.chance(budget) {
-                    let at = req.at + self.rng.between(-2 * S, 2 * S);
+                    let at = at + self.rng.between(-2 * S, 2 * S);
                     self.misc_noise(at);
                 }
                 budget -= 1.0;
@@ -727,7 +844,7 @@ impl<'a> Engine<'a> {
     fn pod_write(
         &mut self,
         at: i64,
-        actor: Rc<Actor>,
+        actor: Arc<Actor>,
         verb: &'static str,
         ns: &str,
         name: &str,
@@ -748,7 +865,7 @@ impl<'a> Engine<'a> {
         self.emit(req);
     }
 
-    fn status_request(&mut self, at: i64, actor: Rc<Actor>, ns: &str, name: &str, body: String) {
+    fn status_request(&mut self, at: i64, actor: Arc<Actor>, ns: &str, name: &str, body: String) {
         let req = Request::new(
             at,
             latency(&mut self.rng, true),
@@ -765,7 +882,7 @@ impl<'a> Engine<'a> {
     fn event_request(
         &mut self,
         at: i64,
-        actor: Rc<Actor>,
+        actor: Arc<Actor>,
         ns: &str,
         event_name: &str,
         count: u32,
@@ -997,7 +1114,7 @@ impl<'a> Engine<'a> {
         )
         .with_non_resource(non_resource);
         // Noise of noise is not generated.
-        self.write(&req);
+        self.write(req);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use loupe_audit::{format_micros, push_micros};
 use serde_json::{json, Value};
@@ -49,8 +49,8 @@ pub struct Actor {
 
 #[derive(Debug, Clone, Default)]
 struct ActorJson {
-    identity: std::cell::OnceCell<String>,
-    annotations: std::cell::OnceCell<String>,
+    identity: std::sync::OnceLock<String>,
+    annotations: std::sync::OnceLock<String>,
 }
 
 impl Actor {
@@ -184,39 +184,39 @@ impl Actor {
 
 /// Actors are built once and shared: every request names one.
 pub struct Actors {
-    kubelets: Vec<Rc<Actor>>,
-    named: HashMap<String, Rc<Actor>>,
+    kubelets: Vec<Arc<Actor>>,
+    named: HashMap<String, Arc<Actor>>,
 }
 
 impl Actors {
     pub fn new(nodes: &[Node]) -> Actors {
         Actors {
-            kubelets: nodes.iter().map(|n| Rc::new(Actor::kubelet(n))).collect(),
+            kubelets: nodes.iter().map(|n| Arc::new(Actor::kubelet(n))).collect(),
             named: HashMap::new(),
         }
     }
-    pub fn kubelet(&self, node: usize) -> Rc<Actor> {
+    pub fn kubelet(&self, node: usize) -> Arc<Actor> {
         self.kubelets[node.min(self.kubelets.len().saturating_sub(1))].clone()
     }
-    fn named(&mut self, key: &str, make: impl FnOnce() -> Actor) -> Rc<Actor> {
+    fn named(&mut self, key: &str, make: impl FnOnce() -> Actor) -> Arc<Actor> {
         if let Some(a) = self.named.get(key) {
             return a.clone();
         }
-        let a = Rc::new(make());
+        let a = Arc::new(make());
         self.named.insert(key.to_string(), a.clone());
         a
     }
-    pub fn controller(&mut self, name: &str) -> Rc<Actor> {
+    pub fn controller(&mut self, name: &str) -> Arc<Actor> {
         self.named(&format!("controller/{name}"), || Actor::controller(name))
     }
-    pub fn scheduler(&mut self) -> Rc<Actor> {
+    pub fn scheduler(&mut self) -> Arc<Actor> {
         self.named("scheduler", Actor::scheduler)
     }
-    pub fn user(&mut self) -> Rc<Actor> {
+    pub fn user(&mut self) -> Arc<Actor> {
         self.named("user", Actor::user)
     }
     /// A control-plane component's leader-election client (x509 user, `/leader-election`).
-    pub fn leader_election(&mut self, component: &str, user: &str) -> Rc<Actor> {
+    pub fn leader_election(&mut self, component: &str, user: &str) -> Arc<Actor> {
         self.named(&format!("leader/{component}"), || Actor {
             user: user.to_string(),
             uid: None,
@@ -233,7 +233,7 @@ impl Actors {
     }
 
     /// The user running `kubectl drain`.
-    pub fn drainer(&mut self) -> Rc<Actor> {
+    pub fn drainer(&mut self) -> Arc<Actor> {
         self.named("drain", || {
             let mut a = Actor::user();
             a.agent = format!(
@@ -243,7 +243,7 @@ impl Actors {
             a
         })
     }
-    pub fn service(&mut self, namespace: &str, name: &str, agent: &str) -> Rc<Actor> {
+    pub fn service(&mut self, namespace: &str, name: &str, agent: &str) -> Arc<Actor> {
         self.named(&format!("service/{namespace}/{name}"), || {
             Actor::service(namespace, name, agent)
         })
@@ -290,7 +290,7 @@ pub struct Request {
     pub at: i64,
     pub latency: i64,
     pub verb: &'static str,
-    pub actor: Rc<Actor>,
+    pub actor: Arc<Actor>,
     pub object: ObjectRef,
     pub code: u16,
     pub failure: Option<(&'static str, String)>,
@@ -309,7 +309,7 @@ impl Request {
         at: i64,
         latency: i64,
         verb: &'static str,
-        actor: Rc<Actor>,
+        actor: Arc<Actor>,
         object: ObjectRef,
         code: u16,
         level: &'static str,
