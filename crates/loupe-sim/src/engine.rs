@@ -76,7 +76,7 @@ struct Engine<'a> {
 enum Item {
     Request {
         req: Request,
-        audit_id: String,
+        audit_id: [u8; 36],
         /// The apiserver's delivery period (0 for the first: no batching).
         period: i64,
     },
@@ -113,6 +113,7 @@ impl Pipe {
 /// Turns requests into audit lines and releases them in order of their keys.
 struct Writer {
     request_received: bool,
+    stamps: Stamps,
     lines: Vec<Line>,
     /// Lines waiting for their time to be written, by second of their key: (key, seq,
     /// line). A second's lines are sorted when it is written.
@@ -137,6 +138,7 @@ pub fn run(
     let (tx, rx) = sync_channel::<Vec<Item>>(16);
     let mut writer = Writer {
         request_received: config.request_received,
+        stamps: Stamps::default(),
         lines: Vec::new(),
         out: BTreeMap::new(),
         out_seq: 0,
@@ -318,9 +320,10 @@ impl Writer {
                 };
                 write_request(
                     &req,
-                    &audit_id,
+                    std::str::from_utf8(&audit_id).expect("a UUID is ASCII"),
                     self.request_received,
                     &lag,
+                    &mut self.stamps,
                     &mut self.lines,
                 );
             }
@@ -496,7 +499,7 @@ impl<'a> Engine<'a> {
     /// Writes a request's audit events, as its apiserver delivers them.
     fn write(&mut self, req: Request) {
         let period = self.apiserver(&req.actor) as i64 * S;
-        let audit_id = self.rng.uuid();
+        let audit_id = self.rng.uuid_bytes();
         self.pipe.push(Item::Request {
             req,
             audit_id,

@@ -15,22 +15,23 @@ fn has_zero_byte(x: u64) -> bool {
 
 /// Whether `s` holds a byte JSON escapes: a control character, `"` or `\`.
 fn needs_escape(s: &[u8]) -> bool {
-    let mut words = s.chunks_exact(8);
-    for w in &mut words {
-        if word_needs_escape(u64::from_le_bytes([
-            w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
-        ])) {
+    if s.len() < 8 {
+        return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    }
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut at = 0;
+    while at + 8 <= s.len() {
+        if word_needs_escape(word(at)) {
             return true;
         }
+        at += 8;
     }
-    let tail = words.remainder();
-    if tail.is_empty() {
-        return false;
-    }
-    // The last bytes as one word, padded with a byte that needs no escape.
-    let mut last = [b'a'; 8];
-    last[..tail.len()].copy_from_slice(tail);
-    word_needs_escape(u64::from_le_bytes(last))
+    // The last bytes, as the (overlapping) last word.
+    at < s.len() && word_needs_escape(word(s.len() - 8))
 }
 
 fn word_needs_escape(x: u64) -> bool {
@@ -45,6 +46,12 @@ pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
     push_unquoted(out, s);
     out.push('"');
+}
+
+/// One of the simulator's own literals (a resource, a version), which need no escaping.
+pub fn push_literal(out: &mut String, s: &'static str) {
+    debug_assert!(!needs_escape(s.as_bytes()), "literal {s:?} needs escaping");
+    out.push_str(s);
 }
 
 /// `s` escaped for the inside of a JSON string.

@@ -397,20 +397,27 @@ impl ObjectRef {
 
     /// The envelope's `objectRef`, empty fields left out, in the apiserver's order.
     fn push_envelope_json(&self, j: &mut String) {
-        j.push_str("{\"resource\":");
-        json::push_str(j, self.resource);
-        for (key, value) in [
-            ("namespace", self.namespace.as_str()),
-            ("name", &self.name),
-            ("uid", &self.uid),
-            ("apiGroup", self.api_group),
-        ] {
-            push_field(j, key, value);
+        // Resource, group, version and subresource are the simulator's literals.
+        j.push_str("{\"resource\":\"");
+        json::push_literal(j, self.resource);
+        j.push('"');
+        push_field(j, "namespace", &self.namespace);
+        push_field(j, "name", &self.name);
+        push_field(j, "uid", &self.uid);
+        if !self.api_group.is_empty() {
+            j.push_str(",\"apiGroup\":\"");
+            json::push_literal(j, self.api_group);
+            j.push('"');
         }
-        j.push_str(",\"apiVersion\":");
-        json::push_str(j, self.api_version);
+        j.push_str(",\"apiVersion\":\"");
+        json::push_literal(j, self.api_version);
+        j.push('"');
         push_field(j, "resourceVersion", &self.resource_version);
-        push_field(j, "subresource", self.subresource);
+        if !self.subresource.is_empty() {
+            j.push_str(",\"subresource\":\"");
+            json::push_literal(j, self.subresource);
+            j.push('"');
+        }
         j.push('}');
     }
 
@@ -420,20 +427,23 @@ impl ObjectRef {
             j.push_str("/api/v1");
         } else {
             j.push_str("/apis/");
-            json::push_unquoted(j, self.api_group);
+            json::push_literal(j, self.api_group);
             j.push('/');
-            json::push_unquoted(j, self.api_version);
+            json::push_literal(j, self.api_version);
         }
-        for (head, piece) in [
-            ("/namespaces/", self.namespace.as_str()),
-            ("/", self.resource),
-            ("/", &self.name),
-            ("/", self.subresource),
-        ] {
-            if !piece.is_empty() {
-                j.push_str(head);
-                json::push_unquoted(j, piece);
-            }
+        if !self.namespace.is_empty() {
+            j.push_str("/namespaces/");
+            json::push_unquoted(j, &self.namespace);
+        }
+        j.push('/');
+        json::push_literal(j, self.resource);
+        if !self.name.is_empty() {
+            j.push('/');
+            json::push_unquoted(j, &self.name);
+        }
+        if !self.subresource.is_empty() {
+            j.push('/');
+            json::push_literal(j, self.subresource);
         }
     }
 }
@@ -475,12 +485,13 @@ pub fn write_request(
     audit_id: &str,
     request_received: bool,
     lag: &dyn Fn(i64) -> i64,
+    stamps: &mut Stamps,
     out: &mut Vec<Line>,
 ) {
     let received_at = req.at - req.latency;
-    let event = |stage: &Stage, at: i64| Line {
+    let mut event = |stage: &Stage, at: i64| Line {
         key: lag(at),
-        json: envelope(req, audit_id, stage, received_at, at),
+        json: envelope(req, audit_id, stage, received_at, at, stamps),
     };
     if request_received {
         out.push(event(&RECEIVED, received_at));
@@ -524,7 +535,14 @@ const COMPLETE_WITHOUT_BODIES: Stage = Stage {
 
 /// One audit event, written in one pass into a string sized for it. The bodies are
 /// spliced in verbatim (the simulator's own JSON).
-fn envelope(req: &Request, audit_id: &str, stage: &Stage, received_at: i64, at: i64) -> String {
+fn envelope(
+    req: &Request,
+    audit_id: &str,
+    stage: &Stage,
+    received_at: i64,
+    at: i64,
+    stamps: &mut Stamps,
+) -> String {
     let bodies = match (&req.request, &req.response) {
         _ if !stage.bodies => 0,
         (request, response) => {
@@ -578,9 +596,9 @@ fn envelope(req: &Request, audit_id: &str, stage: &Stage, received_at: i64, at: 
         }
     }
     j.push_str(",\"requestReceivedTimestamp\":\"");
-    push_micros(&mut j, received_at);
+    stamps.push(&mut j, received_at);
     j.push_str("\",\"stageTimestamp\":\"");
-    push_micros(&mut j, at);
+    stamps.push(&mut j, at);
     j.push('"');
     if stage.responded {
         j.push(',');
@@ -589,6 +607,43 @@ fn envelope(req: &Request, audit_id: &str, stage: &Stage, received_at: i64, at: 
     j.push('}');
     debug_assert!(j.len() <= capacity, "the envelope outgrew its estimate");
     j
+}
+
+/// Writes `MicroTime` stamps, reusing the date and time of the last second written: an
+/// event's two stamps, and the events after it, nearly always share it.
+#[derive(Default)]
+pub struct Stamps {
+    second: Option<i64>,
+    /// `YYYY-MM-DDTHH:MM:SS.` of that second.
+    head: String,
+}
+
+impl Stamps {
+    pub fn push(&mut self, out: &mut String, us: i64) {
+        let second = us.div_euclid(1_000_000);
+        if self.second != Some(second) {
+            self.second = Some(second);
+            self.head.clear();
+            push_micros(&mut self.head, second * 1_000_000);
+            // Years outside 0–9999 have another form: no reuse for them.
+            if self.head.len() == 27 {
+                self.head.truncate(20);
+            }
+        }
+        if self.head.len() != 20 {
+            push_micros(out, us);
+            return;
+        }
+        out.push_str(&self.head);
+        let micros = us.rem_euclid(1_000_000) as u32;
+        let mut digits = *b"000000Z";
+        let mut rest = micros;
+        for d in digits[..6].iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.push_str(std::str::from_utf8(&digits).expect("digits are ASCII"));
+    }
 }
 
 /// `requestURI`, quoted: a non-resource path, or the object's path (and a watch's query).
@@ -1613,4 +1668,32 @@ pub fn pod_reference(model: &PodModel, wl: &Workload, field: Option<&str>) -> St
 pub fn latency(rng: &mut Rng, write: bool) -> i64 {
     let base = if write { 4.0 } else { 1.5 };
     (rng.lognormal_us(base, 0.6)).clamp(300, 900 * MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reused_stamps_read_as_formatted_ones() {
+        let mut stamps = Stamps::default();
+        let base = 1_767_225_599_999_990; // ten µs before a new year
+        let times = [
+            base,
+            base + 5,
+            base + 10,
+            base + 11,
+            base - 1_000_000,
+            -1,
+            0,
+            253_402_300_800_000_000, // year 10000: the general formatter's form
+            253_402_300_800_000_001,
+            base,
+        ];
+        for t in times {
+            let mut out = String::from("x");
+            stamps.push(&mut out, t);
+            assert_eq!(out, format!("x{}", format_micros(t)), "{t}");
+        }
+    }
 }

@@ -60,6 +60,14 @@ impl Rng {
     }
 
     pub fn uuid(&mut self) -> String {
+        let id = self.uuid_bytes();
+        std::str::from_utf8(&id)
+            .expect("hex digits are ASCII")
+            .to_owned()
+    }
+
+    /// [`Rng::uuid`]'s text without a string of its own (one per audit event).
+    pub fn uuid_bytes(&mut self) -> [u8; 36] {
         let (a, b) = (self.next_u64(), self.next_u64());
         // `{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}`, written directly: one per audit event,
         // where `format!` cost more than the rest of the event's envelope.
@@ -75,9 +83,7 @@ impl Rng {
         hex(15, 3, a & 0x0fff);
         hex(19, 4, 0x8000 | ((b >> 48) & 0x3fff));
         hex(24, 12, b & 0xffff_ffff_ffff);
-        std::str::from_utf8(&out)
-            .expect("hex digits are ASCII")
-            .to_owned()
+        out
     }
 
     /// A Kubernetes generateName suffix: 5 characters of the apimachinery alphabet.
