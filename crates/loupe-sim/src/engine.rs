@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::cluster::{build_nodes, build_workloads, lease_uid, Node, Shape, Workload};
 use crate::faults::Lifecycle;
+use crate::json;
 use crate::model::{Act, Component, Deleter, EventAct, Label, StatusActor, Step};
 use crate::plan::{plan, PlanInput};
 use crate::render::*;
@@ -628,9 +629,19 @@ impl<'a> Engine<'a> {
             }
             Act::Bind => {
                 let node = &self.nodes[node_ix];
-                let body = to_json(&json!({"kind": "Binding", "apiVersion": "v1",
-                    "metadata": {"name": name, "namespace": ns, "uid": live.model.shape.uid, "creationTimestamp": null},
-                    "target": {"kind": "Node", "name": node.name}}));
+                let body = json::object(256, |o| {
+                    o.str("apiVersion", "v1")
+                        .str("kind", "Binding")
+                        .obj("metadata", |m| {
+                            m.null("creationTimestamp")
+                                .str("name", &name)
+                                .str("namespace", &ns)
+                                .str("uid", &live.model.shape.uid);
+                        })
+                        .obj("target", |t| {
+                            t.str("kind", "Node").str("name", &node.name);
+                        });
+                });
                 live.model.bind(node, at);
                 let req = Request::new(
                     at,
@@ -752,29 +763,25 @@ impl<'a> Engine<'a> {
                             } else {
                                 wl.kind.controller()
                             }),
-                        json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": live.model.shape.uid}, "propagationPolicy": "Background"}),
+                        delete_options(None, Some(&live.model.shape.uid), true),
                     ),
-                    Deleter::User => (
-                        self.actors.user(),
-                        json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
-                    ),
+                    Deleter::User => (self.actors.user(), delete_options(None, None, true)),
                     Deleter::PodGc => (
                         self.actors.controller("pod-garbage-collector"),
-                        json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "preconditions": {"uid": live.model.shape.uid}}),
+                        delete_options(Some(0), Some(&live.model.shape.uid), false),
                     ),
                 };
                 live.model.request_delete(at, *grace);
                 let response = live.model.pod_json(wl);
-                self.pod_write(at, actor, "delete", &ns, &name, to_json(&body), response);
+                self.pod_write(at, actor, "delete", &ns, &name, body, response);
             }
             Act::FinalDelete => {
                 let wl = &self.workloads[wl_index];
                 live.model.request_delete(at, 0);
-                let body = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
-                    "preconditions": {"uid": live.model.shape.uid}});
+                let body = delete_options(Some(0), Some(&live.model.shape.uid), false);
                 let response = live.model.pod_json(wl);
                 let actor = self.actors.kubelet(node_ix);
-                self.pod_write(at, actor, "delete", &ns, &name, to_json(&body), response);
+                self.pod_write(at, actor, "delete", &ns, &name, body, response);
             }
             Act::Evict { refused } => {
                 let body = to_json(&json!({"kind": "Eviction", "apiVersion": "policy/v1",
@@ -972,7 +979,10 @@ impl<'a> Engine<'a> {
             self.actors.kubelet(node.index),
             ObjectRef::new("leases", "kube-node-lease", &node.name)
                 .group("coordination.k8s.io", "v1")
-                .object(&node.lease_uid, &(at / 1000 % 10_000_000).to_string()),
+                .object(
+                    &node.lease_uid,
+                    itoa::Buffer::new().format(at / 1000 % 10_000_000),
+                ),
             200,
             "Metadata",
         );
@@ -982,19 +992,25 @@ impl<'a> Engine<'a> {
     fn node_heartbeat(&mut self, at: i64, n: usize) {
         let node = &self.nodes[n];
         let beat = format_seconds(at);
-        let conditions: Vec<serde_json::Value> =
-            ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
-                .iter()
-                .map(|t| json!({"lastHeartbeatTime": beat, "type": t}))
-                .collect();
-        let order: Vec<serde_json::Value> =
-            ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
-                .iter()
-                .map(|t| json!({"type": t}))
-                .collect();
-        let body = to_json(
-            &json!({"status": {"$setElementOrder/conditions": order, "conditions": conditions}}),
-        );
+        const TYPES: [&str; 4] = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
+        let body = json::object(512, |o| {
+            o.obj("status", |s| {
+                s.arr("$setElementOrder/conditions", |a| {
+                    for t in TYPES {
+                        a.obj(|c| {
+                            c.str("type", t);
+                        });
+                    }
+                })
+                .arr("conditions", |a| {
+                    for t in TYPES {
+                        a.obj(|c| {
+                            c.str("lastHeartbeatTime", &beat).str("type", t);
+                        });
+                    }
+                });
+            });
+        });
         let req = Request::new(
             at,
             latency(&mut self.rng, true),
@@ -1119,6 +1135,25 @@ impl<'a> Engine<'a> {
         // Noise of noise is not generated.
         self.write(req);
     }
+}
+
+/// `DeleteOptions` as clients send them (keys in order).
+fn delete_options(grace: Option<i64>, uid: Option<&str>, background: bool) -> String {
+    json::object(160, |o| {
+        o.str("apiVersion", "v1");
+        if let Some(g) = grace {
+            o.int("gracePeriodSeconds", g);
+        }
+        o.str("kind", "DeleteOptions");
+        if let Some(uid) = uid {
+            o.obj("preconditions", |p| {
+                p.str("uid", uid);
+            });
+        }
+        if background {
+            o.str("propagationPolicy", "Background");
+        }
+    })
 }
 
 fn format_seconds(us: i64) -> String {
