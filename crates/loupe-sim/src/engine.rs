@@ -114,6 +114,8 @@ impl Pipe {
 /// Turns requests into audit lines and releases them in order of their keys.
 struct Writer {
     request_received: bool,
+    apiservers: usize,
+    noise: Noise,
     stamps: Stamps,
     lines: Vec<Line>,
     /// Lines waiting for their time to be written, by second of their key: (key, seq,
@@ -137,8 +139,24 @@ pub fn run(
     labels: &mut dyn FnMut(&Label),
 ) -> Summary {
     let (tx, rx) = sync_channel::<Vec<Item>>(16);
+    let shape = Shape {
+        nodes: config.nodes.max(1),
+        workloads: config.workloads.max(1),
+        namespaces: config.namespaces.max(1),
+        slow_node_share: config.slow_node_share,
+    };
+    let nodes = build_nodes(&shape, config.seed);
+    let workloads = build_workloads(&shape, config.seed);
+    let actors = Actors::new(&nodes);
     let mut writer = Writer {
         request_received: config.request_received,
+        apiservers: config.apiservers,
+        noise: Noise {
+            per_event: config.noise_per_event,
+            nodes: nodes.len(),
+            rng: Rng::derive(config.seed, 31, 0),
+            actors: actors.clone(),
+        },
         stamps: Stamps::default(),
         lines: Vec::new(),
         out: BTreeMap::new(),
@@ -147,7 +165,7 @@ pub fn run(
         bytes: 0,
     };
     let summary = std::thread::scope(|scope| {
-        let engine = scope.spawn(move || simulate(config, tx));
+        let engine = scope.spawn(move || simulate(config, nodes, workloads, actors, tx));
         for batch in rx {
             for item in batch {
                 writer.take(item, sink, labels);
@@ -166,18 +184,16 @@ pub fn run(
 }
 
 /// The engine's thread: the whole simulation, handed to the writer item by item.
-fn simulate(config: &SimConfig, tx: SyncSender<Vec<Item>>) -> Summary {
-    let shape = Shape {
-        nodes: config.nodes.max(1),
-        workloads: config.workloads.max(1),
-        namespaces: config.namespaces.max(1),
-        slow_node_share: config.slow_node_share,
-    };
-    let nodes = build_nodes(&shape, config.seed);
-    let workloads = build_workloads(&shape, config.seed);
+fn simulate(
+    config: &SimConfig,
+    nodes: Vec<Node>,
+    workloads: Vec<Workload>,
+    actors: Actors,
+    tx: SyncSender<Vec<Item>>,
+) -> Summary {
     let mut engine = Engine {
         config,
-        actors: Actors::new(&nodes),
+        actors,
         nodes,
         workloads,
         rng: Rng::derive(config.seed, 23, 0),
@@ -297,6 +313,85 @@ fn simulate(config: &SimConfig, tx: SyncSender<Vec<Item>>) -> Summary {
     engine.summary
 }
 
+/// Unrelated requests (GETs, lists, non-resource URLs) in proportion to the analysed
+/// ones, made on the writer's thread from a random stream of their own.
+struct Noise {
+    per_event: f64,
+    nodes: usize,
+    rng: Rng,
+    actors: Actors,
+}
+
+impl Noise {
+    /// The requests that accompany an analysed request completing at `at`.
+    fn around(&mut self, at: i64, mut each: impl FnMut(&mut Rng, Request)) {
+        let mut budget = self.per_event;
+        while budget > 0.0 {
+            if budget >= 1.0 || self.rng.chance(budget) {
+                let at = at + self.rng.between(-2 * S, 2 * S);
+                let req = self.request(at);
+                each(&mut self.rng, req);
+            }
+            budget -= 1.0;
+        }
+    }
+
+    fn request(&mut self, at: i64) -> Request {
+        let n = self.rng.below(self.nodes as u64) as usize;
+        let kubelet = self.actors.kubelet(n);
+        let (verb, object, actor, non_resource) = match self.rng.below(6) {
+            0 => (
+                "get",
+                ObjectRef::new("configmaps", "kube-system", "kube-root-ca.crt"),
+                kubelet,
+                None,
+            ),
+            1 => (
+                "get",
+                ObjectRef::new("secrets", "team-0", "registry-credentials"),
+                kubelet,
+                None,
+            ),
+            2 => (
+                "list",
+                ObjectRef::new("pods", "", ""),
+                self.actors.controller("replicaset-controller"),
+                None,
+            ),
+            3 => (
+                "get",
+                ObjectRef::new("endpointslices", "default", "kubernetes")
+                    .group("discovery.k8s.io", "v1"),
+                self.actors.controller("endpointslice-controller"),
+                None,
+            ),
+            4 => (
+                "get",
+                ObjectRef::default(),
+                self.actors
+                    .service("monitoring", "prometheus", "Prometheus/2.53.1"),
+                Some("/metrics"),
+            ),
+            _ => (
+                "get",
+                ObjectRef::default(),
+                kubelet,
+                Some(["/healthz", "/livez", "/readyz", "/version"][self.rng.below(4) as usize]),
+            ),
+        };
+        Request::new(
+            at,
+            latency(&mut self.rng, false),
+            verb,
+            actor,
+            object,
+            200,
+            "Metadata",
+        )
+        .with_non_resource(non_resource)
+    }
+}
+
 impl Writer {
     fn take(
         &mut self,
@@ -310,27 +405,41 @@ impl Writer {
                 audit_id,
                 period,
             } => {
-                // Apiservers after the first deliver in batches (a webhook's max wait):
-                // their lines arrive up to `period` after lines of the first.
-                let lag = move |ts: i64| {
-                    if period == 0 {
-                        ts
-                    } else {
-                        (ts / period + 1) * period
+                self.write(&req, &audit_id, period);
+                if req.level != "Metadata" {
+                    let mut noise = Vec::new();
+                    self.noise.around(req.at, |rng, req| {
+                        noise.push((req, rng.uuid_bytes()));
+                    });
+                    for (req, id) in noise {
+                        let period = delivery_period(&req.actor, self.apiservers);
+                        self.write(&req, &id, period);
                     }
-                };
-                write_request(
-                    &req,
-                    std::str::from_utf8(&audit_id).expect("a UUID is ASCII"),
-                    self.request_received,
-                    &lag,
-                    &mut self.stamps,
-                    &mut self.lines,
-                );
+                }
             }
             Item::Release(before) => self.drain(before, sink),
             Item::Label(label) => labels(&label),
         }
+    }
+
+    fn write(&mut self, req: &Request, audit_id: &[u8; 36], period: i64) {
+        // Apiservers after the first deliver in batches (a webhook's max wait): their
+        // lines arrive up to `period` after lines of the first.
+        let lag = move |ts: i64| {
+            if period == 0 {
+                ts
+            } else {
+                (ts / period + 1) * period
+            }
+        };
+        write_request(
+            req,
+            std::str::from_utf8(audit_id).expect("a UUID is ASCII"),
+            self.request_received,
+            &lag,
+            &mut self.stamps,
+            &mut self.lines,
+        );
     }
 
     fn drain(&mut self, before: i64, sink: &mut dyn FnMut(i64, String)) {
@@ -489,17 +598,9 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn apiserver(&self, actor: &Actor) -> usize {
-        let h = actor
-            .user
-            .bytes()
-            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-        (h % self.config.apiservers.max(1) as u64) as usize
-    }
-
     /// Writes a request's audit events, as its apiserver delivers them.
     fn write(&mut self, req: Request) {
-        let period = self.apiserver(&req.actor) as i64 * S;
+        let period = delivery_period(&req.actor, self.config.apiservers);
         let audit_id = self.rng.uuid_bytes();
         self.pipe.push(Item::Request {
             req,
@@ -510,19 +611,8 @@ impl<'a> Engine<'a> {
 
     /// Writes a pod-related request, and unrelated noise in proportion to it.
     fn emit(&mut self, req: Request) {
-        let (analysed, at) = (req.level != "Metadata", req.at);
+        // The writer adds unrelated noise in proportion to the analysed requests.
         self.write(req);
-        // Noise in proportion to the analysed traffic.
-        if analysed {
-            let mut budget = self.config.noise_per_event;
-            while budget > 0.0 {
-                if budget >= 1.0 || self.rng.chance(budget) {
-                    let at = at + self.rng.between(-2 * S, 2 * S);
-                    self.misc_noise(at);
-                }
-                budget -= 1.0;
-            }
-        }
     }
 
     /// Renders the next step of a pod; false once its plan is done.
@@ -739,7 +829,7 @@ impl<'a> Engine<'a> {
                 };
                 let body = to_json(
                     &json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
-                    "message": message, "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": format_seconds(at)}]}}),
+                    "message": message, "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": seconds(at)}]}}),
                 );
                 let req = Request::new(
                     at,
@@ -991,7 +1081,7 @@ impl<'a> Engine<'a> {
 
     fn node_heartbeat(&mut self, at: i64, n: usize) {
         let node = &self.nodes[n];
-        let beat = format_seconds(at);
+        let beat = seconds(at);
         const TYPES: [&str; 4] = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
         let body = json::object(512, |o| {
             o.obj("status", |s| {
@@ -1078,63 +1168,16 @@ impl<'a> Engine<'a> {
         .watch_until(until);
         self.emit(req);
     }
+}
 
-    fn misc_noise(&mut self, at: i64) {
-        let n = self.rng.below(self.nodes.len() as u64) as usize;
-        let kubelet = self.actors.kubelet(n);
-        let (verb, object, actor, non_resource) = match self.rng.below(6) {
-            0 => (
-                "get",
-                ObjectRef::new("configmaps", "kube-system", "kube-root-ca.crt"),
-                kubelet,
-                None,
-            ),
-            1 => (
-                "get",
-                ObjectRef::new("secrets", "team-0", "registry-credentials"),
-                kubelet,
-                None,
-            ),
-            2 => (
-                "list",
-                ObjectRef::new("pods", "", ""),
-                self.actors.controller("replicaset-controller"),
-                None,
-            ),
-            3 => (
-                "get",
-                ObjectRef::new("endpointslices", "default", "kubernetes")
-                    .group("discovery.k8s.io", "v1"),
-                self.actors.controller("endpointslice-controller"),
-                None,
-            ),
-            4 => (
-                "get",
-                ObjectRef::default(),
-                self.actors
-                    .service("monitoring", "prometheus", "Prometheus/2.53.1"),
-                Some("/metrics"),
-            ),
-            _ => (
-                "get",
-                ObjectRef::default(),
-                kubelet,
-                Some(["/healthz", "/livez", "/readyz", "/version"][self.rng.below(4) as usize]),
-            ),
-        };
-        let req = Request::new(
-            at,
-            latency(&mut self.rng, false),
-            verb,
-            actor,
-            object,
-            200,
-            "Metadata",
-        )
-        .with_non_resource(non_resource);
-        // Noise of noise is not generated.
-        self.write(req);
-    }
+/// How long the apiserver an actor's requests go to holds its lines (0 for the first:
+/// no batching). An actor always talks to the same apiserver.
+fn delivery_period(actor: &Actor, apiservers: usize) -> i64 {
+    let h = actor
+        .user
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    (h % apiservers.max(1) as u64) as i64 * S
 }
 
 /// `DeleteOptions` as clients send them (keys in order).
@@ -1156,14 +1199,6 @@ fn delete_options(grace: Option<i64>, uid: Option<&str>, background: bool) -> St
     })
 }
 
-fn format_seconds(us: i64) -> String {
-    let s = loupe_audit::format_micros(us.div_euclid(S) * S);
-    match s.split_once('.') {
-        Some((head, _)) => format!("{head}Z"),
-        None => s,
-    }
-}
-
 /// A client-side Event name: `<object>.<16 hex>`, stable for a repeated Event so its
 /// repeats patch the same object.
 fn event_name(object: &str, reason: &str, key: &str, salt: &[u8]) -> String {
@@ -1174,7 +1209,11 @@ fn event_name(object: &str, reason: &str, key: &str, salt: &[u8]) -> String {
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
-    format!("{object}.{:016x}", h | 0x1000_0000_0000_0000)
+    let mut name = String::with_capacity(object.len() + 17);
+    name.push_str(object);
+    name.push('.');
+    push_hex(&mut name, h | 0x1000_0000_0000_0000);
+    name
 }
 
 impl SimConfig {

@@ -183,9 +183,12 @@ impl Actor {
 }
 
 /// Actors are built once and shared: every request names one.
+#[derive(Clone)]
 pub struct Actors {
     kubelets: Vec<Arc<Actor>>,
     named: HashMap<String, Arc<Actor>>,
+    /// The key being looked up, built without an allocation per request.
+    key: String,
 }
 
 impl Actors {
@@ -193,31 +196,40 @@ impl Actors {
         Actors {
             kubelets: nodes.iter().map(|n| Arc::new(Actor::kubelet(n))).collect(),
             named: HashMap::new(),
+            key: String::new(),
         }
     }
     pub fn kubelet(&self, node: usize) -> Arc<Actor> {
         self.kubelets[node.min(self.kubelets.len().saturating_sub(1))].clone()
     }
-    fn named(&mut self, key: &str, make: impl FnOnce() -> Actor) -> Arc<Actor> {
-        if let Some(a) = self.named.get(key) {
+    /// The actor of `kind` and `name` (joined by `/`), made on first use.
+    fn named(&mut self, kind: &[&str], make: impl FnOnce() -> Actor) -> Arc<Actor> {
+        self.key.clear();
+        for (i, part) in kind.iter().enumerate() {
+            if i > 0 {
+                self.key.push('/');
+            }
+            self.key.push_str(part);
+        }
+        if let Some(a) = self.named.get(self.key.as_str()) {
             return a.clone();
         }
         let a = Arc::new(make());
-        self.named.insert(key.to_string(), a.clone());
+        self.named.insert(self.key.clone(), a.clone());
         a
     }
     pub fn controller(&mut self, name: &str) -> Arc<Actor> {
-        self.named(&format!("controller/{name}"), || Actor::controller(name))
+        self.named(&["controller", name], || Actor::controller(name))
     }
     pub fn scheduler(&mut self) -> Arc<Actor> {
-        self.named("scheduler", Actor::scheduler)
+        self.named(&["scheduler"], Actor::scheduler)
     }
     pub fn user(&mut self) -> Arc<Actor> {
-        self.named("user", Actor::user)
+        self.named(&["user"], Actor::user)
     }
     /// A control-plane component's leader-election client (x509 user, `/leader-election`).
     pub fn leader_election(&mut self, component: &str, user: &str) -> Arc<Actor> {
-        self.named(&format!("leader/{component}"), || Actor {
+        self.named(&["leader", component], || Actor {
             user: user.to_string(),
             uid: None,
             groups: &["system:authenticated"],
@@ -234,7 +246,7 @@ impl Actors {
 
     /// The user running `kubectl drain`.
     pub fn drainer(&mut self) -> Arc<Actor> {
-        self.named("drain", || {
+        self.named(&["drain"], || {
             let mut a = Actor::user();
             a.agent = format!(
                 "kubectl/v1.{CONTROL_PLANE_MINOR}.2 (linux/amd64) kubernetes/{} drain",
@@ -244,7 +256,7 @@ impl Actors {
         })
     }
     pub fn service(&mut self, namespace: &str, name: &str, agent: &str) -> Arc<Actor> {
-        self.named(&format!("service/{namespace}/{name}"), || {
+        self.named(&["service", namespace, name], || {
             Actor::service(namespace, name, agent)
         })
     }
@@ -677,12 +689,25 @@ fn push_status(j: &mut String, code: u16, failure: Option<&(&'static str, String
 }
 
 /// Seconds-precision `metav1.Time`.
-fn seconds(us: i64) -> String {
-    let s = format_micros(us.div_euclid(1_000_000) * 1_000_000);
-    match s.split_once('.') {
-        Some((head, _)) => format!("{head}Z"),
-        None => s,
+/// `value` as 16 lower-case hex digits.
+pub(crate) fn push_hex(out: &mut String, value: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
     }
+    out.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
+}
+
+pub(crate) fn seconds(us: i64) -> String {
+    let mut s = String::with_capacity(27);
+    push_micros(&mut s, us.div_euclid(1_000_000) * 1_000_000);
+    // `…:SS.000000Z` → `…:SSZ`
+    if let Some(dot) = s.find('.') {
+        s.truncate(dot);
+        s.push('Z');
+    }
+    s
 }
 
 #[derive(Debug, Clone)]
@@ -1029,21 +1054,20 @@ impl PodModel {
                     if !matches!(c.state, CState::Running { .. }) {
                         c.started_at = Some(at);
                         c.last_times.0 = at;
-                        c.container_id = Some(format!(
-                            "containerd://{:016x}{:016x}{:016x}{:016x}",
-                            self.rng.next_u64(),
-                            self.rng.next_u64(),
-                            self.rng.next_u64(),
-                            self.rng.next_u64()
-                        ));
-                        c.image_id = Some(format!(
-                            "{}@sha256:{:016x}{:016x}{:016x}{:016x}",
-                            c.image.split(':').next().unwrap_or(""),
-                            self.rng.next_u64(),
-                            self.rng.next_u64(),
-                            self.rng.next_u64(),
-                            self.rng.next_u64()
-                        ));
+                        let mut id = String::with_capacity(77);
+                        id.push_str("containerd://");
+                        for _ in 0..4 {
+                            push_hex(&mut id, self.rng.next_u64());
+                        }
+                        c.container_id = Some(id);
+                        let repository = c.image.split(':').next().unwrap_or("");
+                        let mut digest = String::with_capacity(repository.len() + 72);
+                        digest.push_str(repository);
+                        digest.push_str("@sha256:");
+                        for _ in 0..4 {
+                            push_hex(&mut digest, self.rng.next_u64());
+                        }
+                        c.image_id = Some(digest);
                     }
                     c.ready = *ready;
                 }
@@ -1673,6 +1697,17 @@ pub fn latency(rng: &mut Rng, write: bool) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_and_seconds_read_as_formatted_ones() {
+        for v in [0, 1, 0xdead_beef, u64::MAX, 1 << 60] {
+            let mut out = String::new();
+            push_hex(&mut out, v);
+            assert_eq!(out, format!("{v:016x}"));
+        }
+        assert_eq!(seconds(1_767_225_599_999_990), "2025-12-31T23:59:59Z");
+        assert_eq!(seconds(-1), "1969-12-31T23:59:59Z");
+    }
 
     #[test]
     fn reused_stamps_read_as_formatted_ones() {
