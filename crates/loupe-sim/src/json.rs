@@ -253,6 +253,12 @@ impl<'a> Arr<'a> {
         self
     }
 
+    /// Items that are JSON text already (`a,b`).
+    pub fn raw(&mut self, items: &str) -> &mut Self {
+        self.next().push_str(items);
+        self
+    }
+
     pub fn obj(&mut self, fields: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
         let mut inner = Obj::new(self.next());
         fields(&mut inner);

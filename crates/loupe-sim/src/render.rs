@@ -1245,6 +1245,32 @@ fn pod_labels<'a>(wl: &'a Workload, pod: &'a str) -> Vec<(&'a str, Cow<'a, str>)
     labels
 }
 
+/// The `FEATURE_FLAG_<i>` variables that pad a workload's main container (the bulk of
+/// its spec), as JSON array items: the same for every pod, so written once per count.
+fn padding_env(padding: usize) -> std::rc::Rc<str> {
+    thread_local! {
+        static MEMO: std::cell::RefCell<HashMap<usize, std::rc::Rc<str>>> = Default::default();
+    }
+    MEMO.with_borrow_mut(|memo| {
+        memo.entry(padding)
+            .or_insert_with(|| {
+                let filler = "x".repeat(60);
+                let mut items = String::with_capacity(padding * 100);
+                let mut list = Arr::new(&mut items);
+                for i in 0..padding {
+                    list.obj(|e| {
+                        e.str("name", &format!("FEATURE_FLAG_{i}"))
+                            .str("value", &format!("enabled-{i}-{filler}"));
+                    });
+                }
+                list.end();
+                // Without the brackets: the items go into a longer list.
+                items[1..items.len() - 1].into()
+            })
+            .clone()
+    })
+}
+
 /// A container state (`waiting`, `running` or `terminated`) into its object.
 fn write_state(
     o: &mut Obj<'_>,
@@ -1332,21 +1358,8 @@ fn write_container_spec(
     a.obj(|c| {
         if main && (padding > 0 || shape.secret_env.is_some()) {
             c.arr("env", |env| {
-                let filler = "x".repeat(60);
-                let mut text = String::new();
-                for i in 0..padding {
-                    env.obj(|e| {
-                        text.clear();
-                        text.push_str("FEATURE_FLAG_");
-                        json::push_int(&mut text, i);
-                        e.str("name", &text);
-                        text.clear();
-                        text.push_str("enabled-");
-                        json::push_int(&mut text, i);
-                        text.push('-');
-                        text.push_str(&filler);
-                        e.str("value", &text);
-                    });
+                if padding > 0 {
+                    env.raw(&padding_env(padding));
                 }
                 if let Some(secret) = &shape.secret_env {
                     env.obj(|e| {
