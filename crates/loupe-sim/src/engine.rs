@@ -5,7 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use serde_json::json;
@@ -92,6 +92,8 @@ const BATCH: usize = 256;
 struct Pipe {
     batch: Vec<Item>,
     tx: SyncSender<Vec<Item>>,
+    /// Emptied batches coming back, reused while their memory is warm.
+    spent: Receiver<Vec<Item>>,
 }
 
 impl Pipe {
@@ -104,7 +106,11 @@ impl Pipe {
 
     fn flush(&mut self) {
         if !self.batch.is_empty() {
-            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            let empty = self
+                .spent
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+            let batch = std::mem::replace(&mut self.batch, empty);
             // The writer hangs up only by panicking, and `run` resumes that panic.
             let _ = self.tx.send(batch);
         }
@@ -139,6 +145,7 @@ pub fn run(
     labels: &mut dyn FnMut(&Label),
 ) -> Summary {
     let (tx, rx) = sync_channel::<Vec<Item>>(16);
+    let (spent_tx, spent_rx) = sync_channel::<Vec<Item>>(16);
     let shape = Shape {
         nodes: config.nodes.max(1),
         workloads: config.workloads.max(1),
@@ -165,11 +172,13 @@ pub fn run(
         bytes: 0,
     };
     let summary = std::thread::scope(|scope| {
-        let engine = scope.spawn(move || simulate(config, nodes, workloads, actors, tx));
-        for batch in rx {
-            for item in batch {
+        let engine = scope.spawn(move || simulate(config, nodes, workloads, actors, tx, spent_rx));
+        for mut batch in rx {
+            for item in batch.drain(..) {
                 writer.take(item, sink, labels);
             }
+            // The engine may have stopped taking them back: then the batch is freed.
+            let _ = spent_tx.try_send(batch);
         }
         match engine.join() {
             Ok(summary) => summary,
@@ -190,6 +199,7 @@ fn simulate(
     workloads: Vec<Workload>,
     actors: Actors,
     tx: SyncSender<Vec<Item>>,
+    spent: Receiver<Vec<Item>>,
 ) -> Summary {
     let mut engine = Engine {
         config,
@@ -206,6 +216,7 @@ fn simulate(
         pipe: Pipe {
             batch: Vec::with_capacity(BATCH),
             tx,
+            spent,
         },
         summary: Summary {
             first_us: config.start_us,
