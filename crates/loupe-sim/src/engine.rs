@@ -711,7 +711,7 @@ impl<'a> Engine<'a> {
                     field_path: None,
                 }
                 .json();
-                let event_name = event_name(&wl.owner, reason, message, wl.owner_uid.as_bytes());
+                let event_name = event_name(&wl.owner, reason, &[message], wl.owner_uid.as_bytes());
                 let body = core_event_body(
                     &event_name,
                     &ns,
@@ -767,7 +767,7 @@ impl<'a> Engine<'a> {
             } => {
                 let wl = &self.workloads[wl_index];
                 let regarding = pod_reference(&live.model, wl, None);
-                let event_name = event_name(&name, reason, note, live.model.shape.uid.as_bytes());
+                let event_name = event_name(&name, reason, &[note], live.model.shape.uid.as_bytes());
                 let body = scheduler_event_body(
                     &event_name,
                     &ns,
@@ -1030,11 +1030,10 @@ impl<'a> Engine<'a> {
             format!("spec.{list}{{{name}}}")
         });
         let involved = pod_reference(&live.model, wl, field.as_deref());
-        let key = format!("{}{}", e.message, field.unwrap_or_default());
         let event_name = event_name(
             &live.model.shape.name,
             e.reason,
-            &key,
+            &[&e.message, field.as_deref().unwrap_or_default()],
             live.model.shape.uid.as_bytes(),
         );
         let (component, host, actor) = match e.component {
@@ -1212,10 +1211,10 @@ fn delete_options(grace: Option<i64>, uid: Option<&str>, background: bool) -> St
 
 /// A client-side Event name: `<object>.<16 hex>`, stable for a repeated Event so its
 /// repeats patch the same object.
-fn event_name(object: &str, reason: &str, key: &str, salt: &[u8]) -> String {
+fn event_name(object: &str, reason: &str, key: &[&str], salt: &[u8]) -> String {
     let h = reason
         .bytes()
-        .chain(key.bytes())
+        .chain(key.iter().flat_map(|part| part.bytes()))
         .chain(salt.iter().copied())
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

@@ -169,6 +169,18 @@ impl<'a> Obj<'a> {
         self
     }
 
+    /// A string value written by `text` in place; it must write nothing that needs
+    /// escaping (digits, stamps, the simulator's literals).
+    pub fn text(&mut self, key: &str, text: impl FnOnce(&mut String)) -> &mut Self {
+        let out = self.key(key);
+        out.push('"');
+        let start = out.len();
+        text(out);
+        debug_assert!(!needs_escape(&out.as_bytes()[start..]), "text needs escaping");
+        out.push('"');
+        self
+    }
+
     pub fn opt_str(&mut self, key: &str, value: Option<&str>) -> &mut Self {
         if let Some(value) = value {
             self.str(key, value);

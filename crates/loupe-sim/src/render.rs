@@ -689,6 +689,12 @@ fn push_status(j: &mut String, code: u16, failure: Option<&(&'static str, String
 }
 
 /// Seconds-precision `metav1.Time`.
+/// A resource quantity: `512Mi`, `250m`.
+fn quantity(out: &mut String, value: u32, unit: &'static str) {
+    json::push_int(out, value);
+    json::push_literal(out, unit);
+}
+
 /// `value` as 16 lower-case hex digits.
 pub(crate) fn push_hex(out: &mut String, value: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -700,14 +706,46 @@ pub(crate) fn push_hex(out: &mut String, value: u64) {
 }
 
 pub(crate) fn seconds(us: i64) -> String {
-    let mut s = String::with_capacity(27);
-    push_micros(&mut s, us.div_euclid(1_000_000) * 1_000_000);
-    // `…:SS.000000Z` → `…:SSZ`
-    if let Some(dot) = s.find('.') {
-        s.truncate(dot);
-        s.push('Z');
-    }
+    let mut s = String::with_capacity(20);
+    push_seconds(&mut s, us);
     s
+}
+
+/// A seconds-precision `metav1.Time` (`2026-01-01T00:00:00Z`). A pod's bodies repeat
+/// the same few stamps (its conditions', its containers'), so recent seconds are kept
+/// formatted, each in a slot of a small table.
+pub(crate) fn push_seconds(out: &mut String, us: i64) {
+    const SLOTS: usize = 64;
+    thread_local! {
+        static RECENT: std::cell::RefCell<[(i64, [u8; 20]); SLOTS]> =
+            const { std::cell::RefCell::new([(i64::MIN, [0; 20]); SLOTS]) };
+    }
+    let second = us.div_euclid(1_000_000);
+    RECENT.with_borrow_mut(|recent| {
+        let slot = &mut recent[second.rem_euclid(SLOTS as i64) as usize];
+        if slot.0 != second {
+            let mut text = String::with_capacity(27);
+            push_micros(&mut text, second * 1_000_000);
+            // `…:SS.000000Z` → `…:SSZ`; years outside 0–9999 are not kept.
+            match text.split_once('.') {
+                Some((head, _)) if head.len() == 19 => {
+                    slot.1[..19].copy_from_slice(head.as_bytes());
+                    slot.1[19] = b'Z';
+                    slot.0 = second;
+                }
+                Some((head, _)) => {
+                    out.push_str(head);
+                    out.push('Z');
+                    return;
+                }
+                None => {
+                    out.push_str(&text);
+                    return;
+                }
+            }
+        }
+        out.push_str(std::str::from_utf8(&slot.1).expect("a stamp is ASCII"));
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -817,11 +855,11 @@ impl PodModel {
         if template {
             o.null("creationTimestamp");
         } else {
-            o.str("creationTimestamp", &seconds(self.shape.created_at));
+            o.text("creationTimestamp", |t| push_seconds(t, self.shape.created_at));
         }
         if let Some((deadline, grace)) = self.deletion {
             o.int("deletionGracePeriodSeconds", grace);
-            o.str("deletionTimestamp", &seconds(deadline));
+            o.text("deletionTimestamp", |t| push_seconds(t, deadline));
         }
         if !template && !self.finalizers.is_empty() {
             o.arr("finalizers", |a| {
@@ -923,7 +961,7 @@ impl PodModel {
             o.str("reason", reason);
         }
         if let Some(t) = self.start_time {
-            o.str("startTime", &seconds(t));
+            o.text("startTime", |out| push_seconds(out, t));
         }
     }
 
@@ -1158,7 +1196,7 @@ impl PodModel {
                     o.str("reason", reason);
                 }
                 if started {
-                    o.str("startTime", &seconds(at));
+                    o.text("startTime", |t| push_seconds(t, at));
                 }
             });
         })
@@ -1288,16 +1326,16 @@ fn write_state(
         }
         CState::Running { .. } => {
             o.obj("running", |r| {
-                r.str("startedAt", &seconds(started.unwrap_or(times.0)));
+                r.text("startedAt", |t| push_seconds(t, started.unwrap_or(times.0)));
             });
         }
         CState::Terminated { exit, reason } => {
             o.obj("terminated", |t| {
                 t.opt_str("containerID", c.container_id.as_deref())
                     .int("exitCode", *exit)
-                    .str("finishedAt", &seconds(times.1))
+                    .text("finishedAt", |t| push_seconds(t, times.1))
                     .str("reason", reason)
-                    .str("startedAt", &seconds(times.0));
+                    .text("startedAt", |t| push_seconds(t, times.0));
             });
         }
     }
@@ -1306,7 +1344,7 @@ fn write_state(
 fn write_condition(a: &mut Arr<'_>, c: &Condition) {
     a.obj(|o| {
         o.null("lastProbeTime")
-            .str("lastTransitionTime", &seconds(c.at))
+            .text("lastTransitionTime", |t| push_seconds(t, c.at))
             .opt_str("message", c.message.as_deref())
             .opt_str("reason", c.reason)
             .str("status", if c.status { "True" } else { "False" })
@@ -1403,11 +1441,11 @@ fn write_container_spec(
         }
         c.obj("resources", |r| {
             r.obj("limits", |l| {
-                l.str("memory", &format!("{}Mi", spec.mem_mi * 2));
+                l.text("memory", |t| quantity(t, spec.mem_mi * 2, "Mi"));
             })
             .obj("requests", |q| {
-                q.str("cpu", &format!("{}m", spec.cpu_m))
-                    .str("memory", &format!("{}Mi", spec.mem_mi));
+                q.text("cpu", |t| quantity(t, spec.cpu_m, "m"))
+                    .text("memory", |t| quantity(t, spec.mem_mi, "Mi"));
             });
         });
         if spec.sidecar {
@@ -1591,7 +1629,7 @@ pub fn core_event_body(
     if count > 1 {
         return json::object(64 + message.len(), |o| {
             o.int("count", count)
-                .str("lastTimestamp", &seconds(at))
+                .text("lastTimestamp", |t| push_seconds(t, at))
                 .str("message", message);
         });
     }
@@ -1599,10 +1637,10 @@ pub fn core_event_body(
         o.str("apiVersion", "v1")
             .int("count", 1)
             .null("eventTime")
-            .str("firstTimestamp", &seconds(first))
+            .text("firstTimestamp", |t| push_seconds(t, first))
             .raw("involvedObject", involved)
             .str("kind", "Event")
-            .str("lastTimestamp", &seconds(at))
+            .text("lastTimestamp", |t| push_seconds(t, at))
             .str("message", message)
             .obj("metadata", |m| {
                 m.null("creationTimestamp")
@@ -1720,6 +1758,11 @@ mod tests {
         }
         assert_eq!(seconds(1_767_225_599_999_990), "2025-12-31T23:59:59Z");
         assert_eq!(seconds(-1), "1969-12-31T23:59:59Z");
+        // Slots are shared by seconds 64 apart; a year past 9999 has the long form.
+        assert_eq!(seconds(64_000_000 - 1), "1970-01-01T00:01:03Z");
+        assert_eq!(seconds(-1), "1969-12-31T23:59:59Z");
+        let far = 253_402_300_800_000_000;
+        assert_eq!(seconds(far), format_micros(far).replace(".000000", ""));
     }
 
     #[test]
