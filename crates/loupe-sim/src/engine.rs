@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::cluster::{build_nodes, build_workloads, lease_uid, Node, Shape, Workload};
+use crate::background::Background;
+use crate::cluster::{build_nodes, build_workloads, Node, Shape, Workload};
 use crate::faults::Lifecycle;
 use crate::json;
 use crate::model::{Act, Component, Deleter, EventAct, Label, StatusActor, Step};
@@ -39,10 +40,6 @@ pub struct Summary {
 
 enum Tick {
     Pod(usize),
-    NodeLease(usize),
-    NodeHeartbeat(usize),
-    ControlLease(usize),
-    WatchCycle(usize),
 }
 
 struct Live {
@@ -119,6 +116,7 @@ impl Pipe {
 
 /// Turns requests into audit lines and releases them in order of their keys.
 struct Writer {
+    background: Background,
     request_received: bool,
     apiservers: usize,
     noise: Noise,
@@ -155,7 +153,25 @@ pub fn run(
     let nodes = build_nodes(&shape, config.seed);
     let workloads = build_workloads(&shape, config.seed);
     let actors = Actors::new(&nodes);
+    // Creation times first: they fix the window every plan is cut to.
+    let mut rng = Rng::derive(config.seed, 23, 0);
+    let mut arrivals = Vec::with_capacity(config.pods);
+    let mut t = config.start_us;
+    for _ in 0..config.pods {
+        arrivals.push(t);
+        let gap = -(1.0 - rng.unit()).ln() / config.pods_per_second.max(1e-6);
+        t += (gap * 1e6) as i64 + 1;
+    }
+    let horizon = t + (config.tail_seconds * 1e6) as i64;
     let mut writer = Writer {
+        background: Background::new(
+            config.seed,
+            &nodes,
+            actors.clone(),
+            config.watchers,
+            config.start_us,
+            horizon,
+        ),
         request_received: config.request_received,
         apiservers: config.apiservers,
         noise: Noise {
@@ -172,7 +188,9 @@ pub fn run(
         bytes: 0,
     };
     let summary = std::thread::scope(|scope| {
-        let engine = scope.spawn(move || simulate(config, nodes, workloads, actors, tx, spent_rx));
+        let timeline = (rng, arrivals, horizon);
+        let engine =
+            scope.spawn(move || simulate(config, nodes, workloads, actors, timeline, tx, spent_rx));
         for mut batch in rx {
             for item in batch.drain(..) {
                 writer.take(item, sink, labels);
@@ -198,6 +216,7 @@ fn simulate(
     nodes: Vec<Node>,
     workloads: Vec<Workload>,
     actors: Actors,
+    (rng, arrivals, horizon): (Rng, Vec<i64>, i64),
     tx: SyncSender<Vec<Item>>,
     spent: Receiver<Vec<Item>>,
 ) -> Summary {
@@ -206,7 +225,7 @@ fn simulate(
         actors,
         nodes,
         workloads,
-        rng: Rng::derive(config.seed, 23, 0),
+        rng,
         heap: BinaryHeap::new(),
         ticks: Vec::new(),
         free_ticks: Vec::new(),
@@ -222,18 +241,8 @@ fn simulate(
             first_us: config.start_us,
             ..Summary::default()
         },
-        horizon: 0,
+        horizon,
     };
-    // Creation times first: they fix the window every plan is cut to.
-    let mut arrivals = Vec::with_capacity(config.pods);
-    let mut t = config.start_us;
-    for _ in 0..config.pods {
-        arrivals.push(t);
-        let gap = -(1.0 - engine.rng.unit()).ln() / config.pods_per_second.max(1e-6);
-        t += (gap * 1e6) as i64 + 1;
-    }
-    engine.horizon = t + (config.tail_seconds * 1e6) as i64;
-    engine.start_noise();
     let weights: Vec<u32> = engine.workloads.iter().map(|w| w.weight).collect();
     let total: u32 = weights.iter().sum();
     for (i, created) in arrivals.into_iter().enumerate() {
@@ -415,21 +424,37 @@ impl Writer {
                 req,
                 audit_id,
                 period,
-            } => {
-                self.write(&req, &audit_id, period);
-                if req.level != "Metadata" {
-                    let mut noise = Vec::new();
-                    self.noise.around(req.at, |rng, req| {
-                        noise.push((req, rng.uuid_bytes()));
+            } => self.request(&req, &audit_id, period),
+            Item::Release(before) => {
+                // The background's lines come at most a request's latency before its
+                // time: all those keyed before `before` are made first.
+                let mut due = Vec::new();
+                self.background
+                    .until(before.saturating_add(MAX_LATENCY), &mut |req, id| {
+                        due.push((req, id))
                     });
-                    for (req, id) in noise {
-                        let period = delivery_period(&req.actor, self.apiservers);
-                        self.write(&req, &id, period);
-                    }
+                for (req, id) in due {
+                    let period = delivery_period(&req.actor, self.apiservers);
+                    self.request(&req, &id, period);
                 }
+                self.drain(before, sink);
             }
-            Item::Release(before) => self.drain(before, sink),
             Item::Label(label) => labels(&label),
+        }
+    }
+
+    /// A request's events, and the noise that comes with an analysed one.
+    fn request(&mut self, req: &Request, audit_id: &[u8; 36], period: i64) {
+        self.write(req, audit_id, period);
+        if req.level != "Metadata" {
+            let mut noise = Vec::new();
+            self.noise.around(req.at, |rng, req| {
+                noise.push((req, rng.uuid_bytes()));
+            });
+            for (req, id) in noise {
+                let period = delivery_period(&req.actor, self.apiservers);
+                self.write(&req, &id, period);
+            }
         }
     }
 
@@ -453,6 +478,7 @@ impl Writer {
         );
     }
 
+    /// Writes the lines keyed before `before`, in (key, sequence) order.
     fn drain(&mut self, before: i64, sink: &mut dyn FnMut(i64, String)) {
         for line in self.lines.drain(..) {
             self.out_seq += 1;
@@ -502,27 +528,6 @@ impl<'a> Engine<'a> {
         self.heap.push(Reverse((at, self.order, tick)));
     }
 
-    fn start_noise(&mut self) {
-        let start = self.config.start_us;
-        for n in 0..self.nodes.len() {
-            let lease = self.tick(Tick::NodeLease(n));
-            let offset = self.rng.between(0, 10 * S);
-            self.schedule(start + offset, lease);
-            let beat = self.tick(Tick::NodeHeartbeat(n));
-            let offset = self.rng.between(0, 300 * S);
-            self.schedule(start + offset, beat);
-        }
-        for c in 0..2 {
-            let lease = self.tick(Tick::ControlLease(c));
-            self.schedule(start + c as i64 * 700 * MS, lease);
-        }
-        for w in 0..self.config.watchers {
-            let watch = self.tick(Tick::WatchCycle(w));
-            let offset = self.rng.between(0, 60 * S);
-            self.schedule(start + offset, watch);
-        }
-    }
-
     /// Renders everything due before `until`, then releases the lines no later step can
     /// precede.
     fn advance(&mut self, until: i64) {
@@ -532,7 +537,7 @@ impl<'a> Engine<'a> {
                 break;
             }
             self.heap.pop();
-            self.fire(at, tick);
+            self.fire(tick);
             // Release lines as time passes, so a long quiet stretch (noise only) is not
             // held in memory before it is written.
             if at > drained_to + S {
@@ -549,14 +554,13 @@ impl<'a> Engine<'a> {
         self.config.apiservers.saturating_sub(1) as i64 * S
     }
 
-    /// Writes the lines keyed before `before`, in (key, sequence) order.
     /// Lets the writer release the lines keyed before `before`: no later step can
     /// precede them.
     fn release(&mut self, before: i64) {
         self.pipe.push(Item::Release(before));
     }
 
-    fn fire(&mut self, at: i64, tick: usize) {
+    fn fire(&mut self, tick: usize) {
         let Some(t) = self.ticks[tick].take() else {
             return;
         };
@@ -574,38 +578,6 @@ impl<'a> Engine<'a> {
                     self.free_ticks.push(tick);
                 }
             }
-            Tick::NodeLease(n) => {
-                self.node_lease(at, n);
-                let next = at + 10 * S + self.rng.between(0, 200 * MS);
-                self.reschedule(tick, Tick::NodeLease(n), next);
-            }
-            Tick::NodeHeartbeat(n) => {
-                self.node_heartbeat(at, n);
-                let next = at + 300 * S + self.rng.between(0, 2 * S);
-                self.reschedule(tick, Tick::NodeHeartbeat(n), next);
-            }
-            Tick::ControlLease(c) => {
-                self.control_lease(at, c);
-                let next = at + 2 * S + self.rng.between(0, 50 * MS);
-                self.reschedule(tick, Tick::ControlLease(c), next);
-            }
-            Tick::WatchCycle(w) => {
-                // A watch still open when the window ends is closed with it, so the paced
-                // stream does not wait for it.
-                let ends = (at + self.rng.between(300 * S, 600 * S)).min(self.horizon);
-                self.watch(at, w, ends);
-                let next = ends + self.rng.between(10 * MS, S);
-                self.reschedule(tick, Tick::WatchCycle(w), next);
-            }
-        }
-    }
-
-    fn reschedule(&mut self, slot: usize, tick: Tick, at: i64) {
-        if at < self.horizon {
-            self.ticks[slot] = Some(tick);
-            self.schedule(at, slot);
-        } else {
-            self.free_ticks.push(slot);
         }
     }
 
@@ -767,7 +739,8 @@ impl<'a> Engine<'a> {
             } => {
                 let wl = &self.workloads[wl_index];
                 let regarding = pod_reference(&live.model, wl, None);
-                let event_name = event_name(&name, reason, &[note], live.model.shape.uid.as_bytes());
+                let event_name =
+                    event_name(&name, reason, &[note], live.model.shape.uid.as_bytes());
                 let body = scheduler_event_body(
                     &event_name,
                     &ns,
@@ -1068,115 +1041,6 @@ impl<'a> Engine<'a> {
             at,
         );
         self.event_request(at, actor, &ns, &event_name, e.count, body);
-    }
-
-    fn node_lease(&mut self, at: i64, n: usize) {
-        let node = &self.nodes[n];
-        let req = Request::new(
-            at,
-            latency(&mut self.rng, true),
-            "update",
-            self.actors.kubelet(node.index),
-            ObjectRef::new("leases", "kube-node-lease", &node.name)
-                .group("coordination.k8s.io", "v1")
-                .object(
-                    &node.lease_uid,
-                    itoa::Buffer::new().format(at / 1000 % 10_000_000),
-                ),
-            200,
-            "Metadata",
-        );
-        self.emit(req);
-    }
-
-    fn node_heartbeat(&mut self, at: i64, n: usize) {
-        let node = &self.nodes[n];
-        let beat = seconds(at);
-        const TYPES: [&str; 4] = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
-        let body = json::object(512, |o| {
-            o.obj("status", |s| {
-                s.arr("$setElementOrder/conditions", |a| {
-                    for t in TYPES {
-                        a.obj(|c| {
-                            c.str("type", t);
-                        });
-                    }
-                })
-                .arr("conditions", |a| {
-                    for t in TYPES {
-                        a.obj(|c| {
-                            c.str("lastHeartbeatTime", &beat).str("type", t);
-                        });
-                    }
-                });
-            });
-        });
-        let req = Request::new(
-            at,
-            latency(&mut self.rng, true),
-            "patch",
-            self.actors.kubelet(node.index),
-            ObjectRef::new("nodes", "", &node.name).subresource("status"),
-            200,
-            "Request",
-        )
-        .request(body);
-        self.emit(req);
-    }
-
-    fn control_lease(&mut self, at: i64, c: usize) {
-        // Leader election runs on its own client, with its own user agent suffix.
-        let (name, actor) = if c == 0 {
-            (
-                "kube-scheduler",
-                self.actors
-                    .leader_election("kube-scheduler", "system:kube-scheduler"),
-            )
-        } else {
-            (
-                "kube-controller-manager",
-                self.actors
-                    .leader_election("kube-controller-manager", "system:kube-controller-manager"),
-            )
-        };
-        let req = Request::new(
-            at,
-            latency(&mut self.rng, true),
-            "update",
-            actor,
-            ObjectRef::new("leases", "kube-system", name)
-                .group("coordination.k8s.io", "v1")
-                .object(&lease_uid(name), &(at / 1000 % 10_000_000).to_string()),
-            200,
-            "Metadata",
-        );
-        self.emit(req);
-    }
-
-    fn watch(&mut self, at: i64, w: usize, until: i64) {
-        const RESOURCES: [(&str, &str, &str); 4] = [
-            ("pods", "", "v1"),
-            ("nodes", "", "v1"),
-            ("endpointslices", "discovery.k8s.io", "v1"),
-            ("configmaps", "", "v1"),
-        ];
-        let (resource, group, version) = RESOURCES[w % RESOURCES.len()];
-        let actor = if w.is_multiple_of(2) {
-            self.actors.scheduler()
-        } else {
-            self.actors.controller("endpointslice-controller")
-        };
-        let req = Request::new(
-            at,
-            200,
-            "watch",
-            actor,
-            ObjectRef::new(resource, "", "").group(group, version),
-            200,
-            "Metadata",
-        )
-        .watch_until(until);
-        self.emit(req);
     }
 }
 

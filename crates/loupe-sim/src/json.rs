@@ -176,7 +176,10 @@ impl<'a> Obj<'a> {
         out.push('"');
         let start = out.len();
         text(out);
-        debug_assert!(!needs_escape(&out.as_bytes()[start..]), "text needs escaping");
+        debug_assert!(
+            !needs_escape(&out.as_bytes()[start..]),
+            "text needs escaping"
+        );
         out.push('"');
         self
     }

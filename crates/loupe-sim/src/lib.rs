@@ -18,6 +18,7 @@
 //! the lines to any `io::Write` without copying them first.
 //! Deterministic for a seed: the same config gives the same bytes.
 
+mod background;
 pub mod cluster;
 pub mod engine;
 pub mod faults;

@@ -855,7 +855,9 @@ impl PodModel {
         if template {
             o.null("creationTimestamp");
         } else {
-            o.text("creationTimestamp", |t| push_seconds(t, self.shape.created_at));
+            o.text("creationTimestamp", |t| {
+                push_seconds(t, self.shape.created_at)
+            });
         }
         if let Some((deadline, grace)) = self.deletion {
             o.int("deletionGracePeriodSeconds", grace);
