@@ -13,8 +13,10 @@
 //! that end at `ResponseStarted`, non-resource URLs) comes in proportion.
 //!
 //! Layers, each pure: [`cluster`] (nodes, workloads), [`faults`] (the code table),
-//! [`plan`] (one pod's requests, in time), [`render`] (requests → audit JSON), and
-//! [`engine`] (the loop that interleaves them in completion order). [`LineWriter`] writes
+//! [`plan`] (one pod's requests, in time), [`render`] (requests → audit JSON, through a
+//! field-by-field JSON writer), `background` (leases, heartbeats, watches), and
+//! [`engine`] (the loop that interleaves them in completion order, on two threads: pods
+//! on one, audit events, background and noise on the caller's). [`LineWriter`] writes
 //! the lines to any `io::Write` without copying them first.
 //! Deterministic for a seed: the same config gives the same bytes.
 
