@@ -35,6 +35,26 @@ fn the_same_seed_gives_the_same_bytes() {
     assert_ne!(a, c);
 }
 
+/// The engine and the writer run on two threads; how far one runs ahead of the other
+/// must not show in the output. A sink that stalls lets the engine fill the channel.
+#[test]
+fn a_slow_reader_gets_the_same_bytes() {
+    let config = small(40, FaultMix::every_code(0.01));
+    let (fast, _) = simulate(&config);
+    let mut slow = Vec::new();
+    run(
+        &config,
+        &mut |_, l| {
+            if slow.len() % 700 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            slow.push(l);
+        },
+        &mut |_| {},
+    );
+    assert_eq!(fast, slow);
+}
+
 /// Text the log must hold when a code is injected: the evidence a diagnosis would cite.
 fn signature(code: Code) -> &'static [&'static str] {
     use Code::*;
