@@ -1,8 +1,8 @@
-//! The cluster's steady traffic, independent of the pods: every node's Lease renewal
-//! (10 s) and status heartbeat (5 min), the control plane's leader-election Leases
-//! (2 s), and long-running watches. On a 5 000-node cluster this is a quarter of the
-//! audit log, so it is made on the writer's thread, beside the pods' engine, from a
-//! random stream of its own.
+//! The cluster's traffic besides the pods': every node's Lease renewal (10 s) and status
+//! heartbeat (5 min), the control plane's leader-election Leases (2 s), long-running
+//! watches, and unrelated requests in proportion to the analysed ones. On a 5 000-node
+//! cluster this is most of the audit log, so it is made on the writer's thread, beside
+//! the pods' engine, each kind from a random stream of its own.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -237,5 +237,84 @@ impl Background {
             "Metadata",
         )
         .watch_until(until)
+    }
+}
+
+/// Unrelated requests (GETs, lists, non-resource URLs) in proportion to the analysed
+/// ones, made on the writer's thread from a random stream of their own.
+pub struct Noise {
+    pub per_event: f64,
+    pub nodes: usize,
+    pub rng: Rng,
+    pub actors: Actors,
+}
+
+impl Noise {
+    /// The requests that accompany an analysed request completing at `at`.
+    pub fn around(&mut self, at: i64, mut each: impl FnMut(&mut Rng, Request)) {
+        let mut budget = self.per_event;
+        while budget > 0.0 {
+            if budget >= 1.0 || self.rng.chance(budget) {
+                let at = at + self.rng.between(-2 * S, 2 * S);
+                let req = self.request(at);
+                each(&mut self.rng, req);
+            }
+            budget -= 1.0;
+        }
+    }
+
+    fn request(&mut self, at: i64) -> Request {
+        let n = self.rng.below(self.nodes as u64) as usize;
+        let kubelet = self.actors.kubelet(n);
+        let (verb, object, actor, non_resource) = match self.rng.below(6) {
+            0 => (
+                "get",
+                ObjectRef::new("configmaps", "kube-system", "kube-root-ca.crt"),
+                kubelet,
+                None,
+            ),
+            1 => (
+                "get",
+                ObjectRef::new("secrets", "team-0", "registry-credentials"),
+                kubelet,
+                None,
+            ),
+            2 => (
+                "list",
+                ObjectRef::new("pods", "", ""),
+                self.actors.controller("replicaset-controller"),
+                None,
+            ),
+            3 => (
+                "get",
+                ObjectRef::new("endpointslices", "default", "kubernetes")
+                    .group("discovery.k8s.io", "v1"),
+                self.actors.controller("endpointslice-controller"),
+                None,
+            ),
+            4 => (
+                "get",
+                ObjectRef::default(),
+                self.actors
+                    .service("monitoring", "prometheus", "Prometheus/2.53.1"),
+                Some("/metrics"),
+            ),
+            _ => (
+                "get",
+                ObjectRef::default(),
+                kubelet,
+                Some(["/healthz", "/livez", "/readyz", "/version"][self.rng.below(4) as usize]),
+            ),
+        };
+        Request::new(
+            at,
+            latency(&mut self.rng, false),
+            verb,
+            actor,
+            object,
+            200,
+            "Metadata",
+        )
+        .with_non_resource(non_resource)
     }
 }

@@ -1,6 +1,7 @@
 //! The simulation loop: pods are created on schedule, each one's plan is rendered step
-//! by step in time order (so every response shows the pod as it is at that moment),
-//! node and control-plane noise ticks beside them, and lines leave in the order the
+//! by step in time order (so every response shows the pod as it is at that moment), and
+//! on the caller's thread the writer turns the requests into audit events, adds the
+//! cluster's background traffic and noise, and lets lines leave in the order the
 //! apiservers complete them.
 
 use std::cmp::Reverse;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::background::Background;
+use crate::background::{Background, Noise};
 use crate::cluster::{build_nodes, build_workloads, Node, Shape, Workload};
 use crate::faults::Lifecycle;
 use crate::json;
@@ -38,10 +39,6 @@ pub struct Summary {
     pub codes: std::collections::BTreeMap<String, u64>,
 }
 
-enum Tick {
-    Pod(usize),
-}
-
 struct Live {
     model: PodModel,
     steps: Vec<Step>,
@@ -57,8 +54,6 @@ struct Engine<'a> {
     workloads: Vec<Workload>,
     rng: Rng,
     heap: BinaryHeap<Reverse<(i64, u64, usize)>>,
-    ticks: Vec<Option<Tick>>,
-    free_ticks: Vec<usize>,
     pods: Vec<Option<Live>>,
     free_pods: Vec<usize>,
     order: u64,
@@ -227,8 +222,6 @@ fn simulate(
         workloads,
         rng,
         heap: BinaryHeap::new(),
-        ticks: Vec::new(),
-        free_ticks: Vec::new(),
         pods: Vec::new(),
         free_pods: Vec::new(),
         order: 0,
@@ -322,8 +315,7 @@ fn simulate(
                 next: 0,
                 started: created,
             });
-            let tick = engine.tick(Tick::Pod(slot));
-            engine.schedule(first, tick);
+            engine.schedule(first, slot);
         }
     }
     engine.advance(engine.horizon);
@@ -331,85 +323,6 @@ fn simulate(
     engine.pipe.flush();
     engine.summary.last_us = engine.horizon;
     engine.summary
-}
-
-/// Unrelated requests (GETs, lists, non-resource URLs) in proportion to the analysed
-/// ones, made on the writer's thread from a random stream of their own.
-struct Noise {
-    per_event: f64,
-    nodes: usize,
-    rng: Rng,
-    actors: Actors,
-}
-
-impl Noise {
-    /// The requests that accompany an analysed request completing at `at`.
-    fn around(&mut self, at: i64, mut each: impl FnMut(&mut Rng, Request)) {
-        let mut budget = self.per_event;
-        while budget > 0.0 {
-            if budget >= 1.0 || self.rng.chance(budget) {
-                let at = at + self.rng.between(-2 * S, 2 * S);
-                let req = self.request(at);
-                each(&mut self.rng, req);
-            }
-            budget -= 1.0;
-        }
-    }
-
-    fn request(&mut self, at: i64) -> Request {
-        let n = self.rng.below(self.nodes as u64) as usize;
-        let kubelet = self.actors.kubelet(n);
-        let (verb, object, actor, non_resource) = match self.rng.below(6) {
-            0 => (
-                "get",
-                ObjectRef::new("configmaps", "kube-system", "kube-root-ca.crt"),
-                kubelet,
-                None,
-            ),
-            1 => (
-                "get",
-                ObjectRef::new("secrets", "team-0", "registry-credentials"),
-                kubelet,
-                None,
-            ),
-            2 => (
-                "list",
-                ObjectRef::new("pods", "", ""),
-                self.actors.controller("replicaset-controller"),
-                None,
-            ),
-            3 => (
-                "get",
-                ObjectRef::new("endpointslices", "default", "kubernetes")
-                    .group("discovery.k8s.io", "v1"),
-                self.actors.controller("endpointslice-controller"),
-                None,
-            ),
-            4 => (
-                "get",
-                ObjectRef::default(),
-                self.actors
-                    .service("monitoring", "prometheus", "Prometheus/2.53.1"),
-                Some("/metrics"),
-            ),
-            _ => (
-                "get",
-                ObjectRef::default(),
-                kubelet,
-                Some(["/healthz", "/livez", "/readyz", "/version"][self.rng.below(4) as usize]),
-            ),
-        };
-        Request::new(
-            at,
-            latency(&mut self.rng, false),
-            verb,
-            actor,
-            object,
-            200,
-            "Metadata",
-        )
-        .with_non_resource(non_resource)
-    }
 }
 
 impl Writer {
@@ -510,34 +423,22 @@ impl Writer {
 }
 
 impl<'a> Engine<'a> {
-    fn tick(&mut self, tick: Tick) -> usize {
-        match self.free_ticks.pop() {
-            Some(i) => {
-                self.ticks[i] = Some(tick);
-                i
-            }
-            None => {
-                self.ticks.push(Some(tick));
-                self.ticks.len() - 1
-            }
-        }
-    }
-
-    fn schedule(&mut self, at: i64, tick: usize) {
+    /// The pod in `slot` has its next step at `at`.
+    fn schedule(&mut self, at: i64, slot: usize) {
         self.order += 1;
-        self.heap.push(Reverse((at, self.order, tick)));
+        self.heap.push(Reverse((at, self.order, slot)));
     }
 
     /// Renders everything due before `until`, then releases the lines no later step can
     /// precede.
     fn advance(&mut self, until: i64) {
         let mut drained_to = i64::MIN;
-        while let Some(Reverse((at, _, tick))) = self.heap.peek().copied() {
+        while let Some(Reverse((at, _, slot))) = self.heap.peek().copied() {
             if at >= until {
                 break;
             }
             self.heap.pop();
-            self.fire(tick);
+            self.step(slot);
             // Release lines as time passes, so a long quiet stretch (noise only) is not
             // held in memory before it is written.
             if at > drained_to + S {
@@ -560,24 +461,16 @@ impl<'a> Engine<'a> {
         self.pipe.push(Item::Release(before));
     }
 
-    fn fire(&mut self, tick: usize) {
-        let Some(t) = self.ticks[tick].take() else {
-            return;
-        };
-        match t {
-            Tick::Pod(slot) => {
-                if self.render_pod_step(slot) {
-                    self.ticks[tick] = Some(Tick::Pod(slot));
-                    let next = self.pods[slot].as_ref().map(|p| p.steps[p.next].at);
-                    if let Some(next) = next {
-                        self.schedule(next, tick);
-                    }
-                } else {
-                    self.pods[slot] = None;
-                    self.free_pods.push(slot);
-                    self.free_ticks.push(tick);
-                }
+    /// Renders a pod's next step and schedules the one after; a pod whose plan is done
+    /// frees its slot.
+    fn step(&mut self, slot: usize) {
+        if self.render_pod_step(slot) {
+            if let Some(next) = self.pods[slot].as_ref().map(|p| p.steps[p.next].at) {
+                self.schedule(next, slot);
             }
+        } else {
+            self.pods[slot] = None;
+            self.free_pods.push(slot);
         }
     }
 
