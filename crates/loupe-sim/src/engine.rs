@@ -184,8 +184,12 @@ pub fn run(
     };
     let summary = std::thread::scope(|scope| {
         let timeline = (rng, arrivals, horizon);
-        let engine =
-            scope.spawn(move || simulate(config, nodes, workloads, actors, timeline, tx, spent_rx));
+        let engine = std::thread::Builder::new()
+            .name("sim-engine".into())
+            .spawn_scoped(scope, move || {
+                simulate(config, nodes, workloads, actors, timeline, tx, spent_rx)
+            })
+            .expect("a thread for the simulation engine");
         for mut batch in rx {
             for item in batch.drain(..) {
                 writer.take(item, sink, labels);
