@@ -28,15 +28,36 @@ use loupe_store::SqliteStore;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+const USAGE: &str = "usage: loupe-bench ingest [--pods N] | inflight [--pods N] [--rate R] [--idle-seconds S] | parse [--pods N] | phases FILE [PROCESSOR] | simulate [--profile P] [--pods N] | scrape [--pods N] | l7 [--requests N] [--rounds R] [--only http1|redis] | write FILE [--pods N] [--inflight [--rate R]] | child LOG DATA [--idle-seconds S]";
+
+/// A command line this binary does not take: the usage, and exit status 2.
+fn usage() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2)
+}
+
 fn main() -> Result<()> {
     loupe_ingest::process::disable_transparent_huge_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    // `--name N`: absent gives the default, anything but a number the usage.
     let arg = |name: &str, default: usize| -> usize {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
+        match args.iter().position(|a| a == name) {
+            None => default,
+            Some(i) => args
+                .get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| usage()),
+        }
+    };
+    let positional = |i: usize| -> &str {
+        match args.get(i) {
+            Some(a) if !a.starts_with("--") => a,
+            _ => usage(),
+        }
     };
     match args.first().map(String::as_str) {
         Some("ingest") => ingest(arg("--pods", 20_000)),
@@ -53,7 +74,7 @@ fn main() -> Result<()> {
                 .map_or("default", String::as_str),
             arg("--pods", 20_000),
         ),
-        Some("phases") => phases(&args[1], args.get(2).map(String::as_str)),
+        Some("phases") => phases(positional(1), args.get(2).map(String::as_str)),
         Some("scrape") => scrape(arg("--pods", 5_000)),
         Some("l7") => l7(
             arg("--requests", 1_000_000),
@@ -63,7 +84,7 @@ fn main() -> Result<()> {
                 .and_then(|i| args.get(i + 1))
                 .map(String::as_str),
         ),
-        Some("child") => child(&args[1], &args[2], arg("--idle-seconds", 300)),
+        Some("child") => child(positional(1), positional(2), arg("--idle-seconds", 300)),
         // Writes the ingest mix to a file, for profiling `child` on its own.
         Some("write") => {
             let mix = if args.iter().any(|a| a == "--inflight") {
@@ -71,11 +92,9 @@ fn main() -> Result<()> {
             } else {
                 ingest_mix(arg("--pods", 20_000))
             };
-            write_sample(Path::new(&args[1]), &mix).map(|_| ())
+            write_sample(Path::new(positional(1)), &mix).map(|_| ())
         }
-        _ => bail!(
-            "usage: loupe-bench ingest [--pods N] | inflight [--pods N] | parse [--pods N] | simulate [--profile P] [--pods N] | scrape [--pods N] | l7 [--requests N] [--rounds R] [--only http1|redis]"
-        ),
+        _ => usage(),
     }
 }
 
