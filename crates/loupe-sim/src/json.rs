@@ -287,12 +287,36 @@ impl<'a> Arr<'a> {
 }
 
 /// Writes an object into a new string: `object(|o| { o.str("a", "b"); })`.
+///
+/// The text is written into a buffer kept by the thread, which grows once to the largest
+/// object, and then copied into a string of its exact size: a string grown from a guess
+/// was copied at every doubling. An object written while another is (nested calls) gets
+/// a buffer of its own, from `capacity`.
 pub fn object(capacity: usize, fields: impl FnOnce(&mut Obj<'_>)) -> String {
-    let mut out = String::with_capacity(capacity);
-    let mut o = Obj::new(&mut out);
-    fields(&mut o);
-    o.end();
-    out
+    text(capacity, |out| {
+        let mut o = Obj::new(out);
+        fields(&mut o);
+        o.end();
+    })
+}
+
+/// JSON text written by `write` into a new string, the way [`object`] writes.
+pub fn text(capacity: usize, write: impl FnOnce(&mut String)) -> String {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.clear();
+            write(&mut scratch);
+            scratch.as_str().to_owned()
+        }
+        Err(_) => {
+            let mut out = String::with_capacity(capacity);
+            write(&mut out);
+            out
+        }
+    })
 }
 
 #[cfg(test)]
@@ -365,5 +389,13 @@ mod tests {
             "inner": {"label/with\"quote": "v"}, "list": ["s", {"f": false}]});
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), want);
         assert_eq!(object(0, |_| {}), "{}");
+        // An object written inside another's closure has a buffer of its own.
+        let outer = object(0, |o| {
+            let inner = object(0, |i| {
+                i.int("n", 1);
+            });
+            o.raw("inner", &inner);
+        });
+        assert_eq!(outer, r#"{"inner":{"n":1}}"#);
     }
 }
