@@ -67,12 +67,7 @@ struct Engine<'a> {
 // Nearly every item is a request: boxing it would allocate once per event.
 #[allow(clippy::large_enum_variant)]
 enum Item {
-    Request {
-        req: Request,
-        audit_id: [u8; 36],
-        /// The apiserver's delivery period (0 for the first: no batching).
-        period: i64,
-    },
+    Request { req: Request, audit_id: [u8; 36] },
     Release(i64),
     Label(Box<Label>),
 }
@@ -112,11 +107,8 @@ impl Pipe {
 /// Turns requests into audit lines and releases them in order of their keys.
 struct Writer {
     background: Background,
-    request_received: bool,
-    apiservers: usize,
     noise: Noise,
-    stamps: Stamps,
-    lines: Vec<Line>,
+    audit: AuditWriter,
     /// Lines waiting for their time to be written, by second of their key: (key, seq,
     /// line). A second's lines are sorted when it is written.
     out: BTreeMap<i64, Vec<(i64, u64, String)>>,
@@ -167,16 +159,18 @@ pub fn run(
             config.start_us,
             horizon,
         ),
-        request_received: config.request_received,
-        apiservers: config.apiservers,
         noise: Noise {
             per_event: config.noise_per_event,
             nodes: nodes.len(),
             rng: Rng::derive(config.seed, 31, 0),
             actors: actors.clone(),
         },
-        stamps: Stamps::default(),
-        lines: Vec::new(),
+        audit: AuditWriter {
+            request_received: config.request_received,
+            apiservers: config.apiservers,
+            stamps: Stamps::default(),
+            lines: Vec::new(),
+        },
         out: BTreeMap::new(),
         out_seq: 0,
         events: 0,
@@ -329,55 +323,28 @@ fn simulate(
     engine.summary
 }
 
-impl Writer {
-    fn take(
-        &mut self,
-        item: Item,
-        sink: &mut dyn FnMut(i64, String),
-        labels: &mut dyn FnMut(&Label),
-    ) {
-        match item {
-            Item::Request {
-                req,
-                audit_id,
-                period,
-            } => self.request(&req, &audit_id, period),
-            Item::Release(before) => {
-                // The background's lines come at most a request's latency before its
-                // time: all those keyed before `before` are made first.
-                let mut due = Vec::new();
-                self.background
-                    .until(before.saturating_add(MAX_LATENCY), &mut |req, id| {
-                        due.push((req, id))
-                    });
-                for (req, id) in due {
-                    let period = delivery_period(&req.actor, self.apiservers);
-                    self.request(&req, &id, period);
-                }
-                self.drain(before, sink);
-            }
-            Item::Label(label) => labels(&label),
-        }
-    }
+/// Turns requests into their audit events, as their apiservers deliver them.
+struct AuditWriter {
+    request_received: bool,
+    apiservers: usize,
+    stamps: Stamps,
+    /// Events written since the writer last took them.
+    lines: Vec<Line>,
+}
 
+impl AuditWriter {
     /// A request's events, and the noise that comes with an analysed one.
-    fn request(&mut self, req: &Request, audit_id: &[u8; 36], period: i64) {
-        self.write(req, audit_id, period);
+    fn with_noise(&mut self, noise: &mut Noise, req: &Request, audit_id: &[u8; 36]) {
+        self.write(req, audit_id);
         if req.level != "Metadata" {
-            let mut noise = Vec::new();
-            self.noise.around(req.at, |rng, req| {
-                noise.push((req, rng.uuid_bytes()));
-            });
-            for (req, id) in noise {
-                let period = delivery_period(&req.actor, self.apiservers);
-                self.write(&req, &id, period);
-            }
+            noise.around(req.at, |rng, req| self.write(&req, &rng.uuid_bytes()));
         }
     }
 
-    fn write(&mut self, req: &Request, audit_id: &[u8; 36], period: i64) {
+    fn write(&mut self, req: &Request, audit_id: &[u8; 36]) {
         // Apiservers after the first deliver in batches (a webhook's max wait): their
         // lines arrive up to `period` after lines of the first.
+        let period = delivery_period(&req.actor, self.apiservers);
         let lag = move |ts: i64| {
             if period == 0 {
                 ts
@@ -394,10 +361,36 @@ impl Writer {
             &mut self.lines,
         );
     }
+}
+
+impl Writer {
+    fn take(
+        &mut self,
+        item: Item,
+        sink: &mut dyn FnMut(i64, String),
+        labels: &mut dyn FnMut(&Label),
+    ) {
+        match item {
+            Item::Request { req, audit_id } => {
+                self.audit.with_noise(&mut self.noise, &req, &audit_id)
+            }
+            Item::Release(before) => {
+                // The background's lines come at most a request's latency before its
+                // time: all those keyed before `before` are made first.
+                let (audit, noise) = (&mut self.audit, &mut self.noise);
+                self.background
+                    .until(before.saturating_add(MAX_LATENCY), &mut |req, id| {
+                        audit.with_noise(noise, &req, &id)
+                    });
+                self.drain(before, sink);
+            }
+            Item::Label(label) => labels(&label),
+        }
+    }
 
     /// Writes the lines keyed before `before`, in (key, sequence) order.
     fn drain(&mut self, before: i64, sink: &mut dyn FnMut(i64, String)) {
-        for line in self.lines.drain(..) {
+        for line in self.audit.lines.drain(..) {
             self.out_seq += 1;
             let second = line.key.div_euclid(S);
             let waiting = self.out.entry(second).or_default();
@@ -478,15 +471,10 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Writes a request's audit events, as its apiserver delivers them.
+    /// Hands a request to the writer, with its audit ID (drawn here, in engine order).
     fn write(&mut self, req: Request) {
-        let period = delivery_period(&req.actor, self.config.apiservers);
         let audit_id = self.rng.uuid_bytes();
-        self.pipe.push(Item::Request {
-            req,
-            audit_id,
-            period,
-        });
+        self.pipe.push(Item::Request { req, audit_id });
     }
 
     /// Writes a pod-related request, and unrelated noise in proportion to it.
