@@ -565,6 +565,10 @@ fn child(log: &str, data: &str, idle_seconds: usize) -> Result<()> {
     let store = SqliteStore::open(Path::new(data))?;
     let config = PipelineConfig {
         idle_us: idle_seconds as i64 * 1_000_000,
+        commit_every: std::env::var("LOUPE_BENCH_COMMIT_EVERY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(PipelineConfig::default().commit_every),
         ..PipelineConfig::default()
     };
     let mut pipeline = Pipeline::new(store, config);

@@ -399,6 +399,14 @@ impl Store for SqliteStore {
                 .pods
                 .push(serde_json::from_str::<PodState>(&state?)?);
         }
+        let mut st = self.conn.prepare(
+            "SELECT uid, namespace, name FROM pods WHERE cluster = ?1 AND gone IS NULL \
+             AND last_seen < ?2",
+        )?;
+        let idle = st.query_map(params![cluster, active], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        recovery.idle = idle.collect::<rusqlite::Result<_>>()?;
         let mut st = self
             .conn
             .prepare("SELECT record FROM nodes WHERE cluster = ?1")?;

@@ -513,3 +513,66 @@ fn quiet_pods_leave_memory_and_come_back_with_their_state() {
     assert_eq!(kinds, [("r3", "condition"), ("ev", "eviction_requested")]);
     assert_eq!(out.stats.reloaded, 1);
 }
+
+/// A loader that counts what it is asked: the store is queried only for pods known to be
+/// there (moved out of memory, or listed idle by the recovery), not for every new pod.
+#[derive(Clone, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl loupe_timeline::StateLoader for CountingStore {
+    fn load(&mut self, uid: &str) -> Option<loupe_timeline::PodState> {
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.load(uid)
+    }
+    fn find(&mut self, namespace: &str, name: &str) -> Option<String> {
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.find(namespace, name)
+    }
+}
+
+#[test]
+fn the_store_is_asked_only_about_pods_it_holds() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let store = CountingStore::default();
+    let mut p = processor().with_loader(Box::new(store.clone()));
+    p.push(&create("c", T0), "t", 1);
+    p.push(&ready("r1", T0 + S, "True"), "t", 2);
+    p.flush();
+    assert_eq!(store.asked.load(Relaxed), 0, "a new pod is not looked up");
+    let out = p.take_output();
+    let state = out.pods[0].clone();
+    store
+        .inner
+        .0
+        .lock()
+        .unwrap()
+        .insert(state.uid.clone(), state.clone());
+
+    // A restart: the stored pod is quiet, so the recovery lists it instead of loading it.
+    let recovery = loupe_timeline::Recovery {
+        watermark: T0 + 2 * S,
+        max_seen: T0 + 2 * S,
+        idle: vec![(
+            state.uid.clone(),
+            state.namespace.clone(),
+            state.name.clone(),
+        )],
+        ..loupe_timeline::Recovery::default()
+    };
+    let mut p = Processor::recover(loupe_timeline::Config::new("test"), recovery)
+        .with_loader(Box::new(store.clone()));
+    p.push(&ready("r2", T0 + 30 * S, "False"), "t", 3);
+    p.flush();
+    let out = p.take_output();
+    assert_eq!(
+        out.stats.reloaded, 1,
+        "the idle pod came back from the store"
+    );
+    assert_eq!(out.facts.len(), 1);
+    assert_eq!(store.asked.load(Relaxed), 1);
+}
