@@ -4,6 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::scan::{Scan, Scanner};
 use crate::target::Target;
 use crate::time::{parse_time_micros, Micros};
 
@@ -12,6 +13,10 @@ use crate::time::{parse_time_micros, Micros};
 pub enum DecodeError {
     #[error("not an audit event: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("not an audit event: {what} at byte {at}")]
+    Syntax { what: &'static str, at: usize },
+    #[error("not an audit event: no {0:?} field")]
+    MissingField(&'static str),
     #[error("not an audit event: kind is {0:?}, expected \"Event\"")]
     WrongKind(String),
     #[error("audit event {audit_id} has no usable timestamp")]
@@ -19,28 +24,49 @@ pub enum DecodeError {
 }
 
 /// Audit level the event was recorded at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     None,
     Metadata,
     Request,
     RequestResponse,
-    #[serde(other)]
     Unknown,
 }
 
+impl Level {
+    /// A level a newer apiserver may add is `Unknown`, not an error.
+    pub fn from_name(name: &str) -> Level {
+        match name {
+            "None" => Level::None,
+            "Metadata" => Level::Metadata,
+            "Request" => Level::Request,
+            "RequestResponse" => Level::RequestResponse,
+            _ => Level::Unknown,
+        }
+    }
+}
+
 /// The stage of request handling that produced the event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
     RequestReceived,
     ResponseStarted,
     ResponseComplete,
     Panic,
-    #[serde(other)]
     Unknown,
 }
 
 impl Stage {
+    /// A stage a newer apiserver may add is `Unknown`, not an error.
+    pub fn from_name(name: &str) -> Stage {
+        match name {
+            "RequestReceived" => Stage::RequestReceived,
+            "ResponseStarted" => Stage::ResponseStarted,
+            "ResponseComplete" => Stage::ResponseComplete,
+            "Panic" => Stage::Panic,
+            _ => Stage::Unknown,
+        }
+    }
     /// Only completed (or panicked) requests carry an outcome worth analysing.
     pub fn is_final(self) -> bool {
         matches!(self, Stage::ResponseComplete | Stage::Panic)
@@ -57,96 +83,145 @@ impl Stage {
 }
 
 /// The requesting user. Only the name is read: groups and extras are skipped unbuilt.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct UserInfo<'a> {
-    #[serde(borrow, default)]
     pub username: Cow<'a, str>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct ObjectRef<'a> {
-    #[serde(borrow, default)]
     pub resource: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub namespace: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub name: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub uid: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub api_group: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub api_version: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub subresource: Cow<'a, str>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ResponseStatus<'a> {
-    #[serde(default)]
     pub code: u16,
-    #[serde(borrow, default)]
     pub status: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub reason: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub message: Cow<'a, str>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct OldMetadata<'a> {
-    #[serde(borrow, rename = "creationTimestamp")]
-    creation_timestamp: Option<Cow<'a, str>>,
+/// A request or response body, kept as its JSON text until an analysis decodes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Body<'a>(&'a str);
+
+impl<'a> Body<'a> {
+    /// The body's JSON text, exactly as in the input.
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
 }
 
-/// One audit event, borrowing from the line it was read from.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl<'a> From<&'a RawValue> for Body<'a> {
+    fn from(raw: &'a RawValue) -> Body<'a> {
+        Body(raw.get())
+    }
+}
+
+/// One audit event, borrowing from the line it was read from. Fields absent (or `null`)
+/// in the input are empty.
+#[derive(Debug)]
 pub struct AuditEvent<'a> {
-    #[serde(borrow, default)]
     pub kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub api_version: Option<Cow<'a, str>>,
     pub level: Level,
-    #[serde(borrow, rename = "auditID")]
     pub audit_id: Cow<'a, str>,
     pub stage: Stage,
-    #[serde(borrow, default, rename = "requestURI")]
     pub request_uri: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub verb: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub user: UserInfo<'a>,
-    #[serde(borrow, default)]
     pub impersonated_user: Option<UserInfo<'a>>,
-    #[serde(borrow, default)]
     pub user_agent: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub object_ref: Option<ObjectRef<'a>>,
-    #[serde(borrow, default)]
     pub response_status: Option<ResponseStatus<'a>>,
-    #[serde(borrow, default)]
-    pub request_object: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pub response_object: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    pub request_object: Option<Body<'a>>,
+    pub response_object: Option<Body<'a>>,
     request_received_timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     stage_timestamp: Option<Cow<'a, str>>,
     /// Pre-v1 files (2017–2018) carry `timestamp` and `metadata.creationTimestamp` instead.
-    #[serde(borrow, default)]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    metadata: Option<OldMetadata<'a>>,
+    creation_timestamp: Option<Cow<'a, str>>,
     /// The audit clock of this event, computed once by [`decode`].
-    #[serde(skip)]
     ts: Micros,
 }
 
-/// Decodes one audit event. Bodies are kept raw; see [`AuditEvent::request`].
+/// Decodes one audit event in one pass over its text. Bodies are kept as text; see
+/// [`AuditEvent::request`]. Unknown fields are skipped (but must be valid JSON); of a
+/// repeated field the last wins.
 pub fn decode(input: &str) -> Result<AuditEvent<'_>, DecodeError> {
-    let mut event: AuditEvent<'_> = serde_json::from_str(input)?;
+    let mut scan = Scanner::new(input);
+    let mut event = AuditEvent {
+        kind: None,
+        api_version: None,
+        level: Level::Unknown,
+        audit_id: Cow::Borrowed(""),
+        stage: Stage::Unknown,
+        request_uri: Cow::Borrowed(""),
+        verb: Cow::Borrowed(""),
+        user: UserInfo::default(),
+        impersonated_user: None,
+        user_agent: Cow::Borrowed(""),
+        object_ref: None,
+        response_status: None,
+        request_object: None,
+        response_object: None,
+        request_received_timestamp: None,
+        stage_timestamp: None,
+        timestamp: None,
+        creation_timestamp: None,
+        ts: 0,
+    };
+    // Required, as kube-apiserver always writes them.
+    let (mut level, mut audit_id, mut stage) = (false, false, false);
+    let scanned = scan.object(|scan, key| {
+        match key {
+            "kind" => event.kind = scan.opt_string()?,
+            "apiVersion" => event.api_version = scan.opt_string()?,
+            "level" => {
+                event.level = Level::from_name(&scan.string()?);
+                level = true;
+            }
+            "auditID" => {
+                event.audit_id = scan.string()?;
+                audit_id = true;
+            }
+            "stage" => {
+                event.stage = Stage::from_name(&scan.string()?);
+                stage = true;
+            }
+            "requestURI" => event.request_uri = text(scan)?,
+            "verb" => event.verb = text(scan)?,
+            "userAgent" => event.user_agent = text(scan)?,
+            "user" => event.user = user(scan)?.unwrap_or_default(),
+            "impersonatedUser" => event.impersonated_user = user(scan)?,
+            "objectRef" => event.object_ref = object_ref(scan)?,
+            "responseStatus" => event.response_status = response_status(scan)?,
+            "requestObject" => event.request_object = body(scan)?,
+            "responseObject" => event.response_object = body(scan)?,
+            "requestReceivedTimestamp" => event.request_received_timestamp = scan.opt_string()?,
+            "stageTimestamp" => event.stage_timestamp = scan.opt_string()?,
+            "timestamp" => event.timestamp = scan.opt_string()?,
+            "metadata" => event.creation_timestamp = creation_timestamp(scan)?,
+            _ => {
+                scan.raw()?;
+            }
+        }
+        Ok(())
+    });
+    if scanned.and_then(|()| scan.end()).is_err() {
+        return Err(scan.error());
+    }
+    for (present, field) in [(level, "level"), (audit_id, "auditID"), (stage, "stage")] {
+        if !present {
+            return Err(DecodeError::MissingField(field));
+        }
+    }
     if let Some(kind) = &event.kind {
         if kind != "Event" {
             return Err(DecodeError::WrongKind(kind.to_string()));
@@ -161,6 +236,98 @@ pub fn decode(input: &str) -> Result<AuditEvent<'_>, DecodeError> {
         }
     }
     Ok(event)
+}
+
+/// A string field whose absence (or `null`) is the empty string.
+fn text<'a>(scan: &mut Scanner<'a>) -> Scan<Cow<'a, str>> {
+    Ok(scan.opt_string()?.unwrap_or_default())
+}
+
+fn user<'a>(scan: &mut Scanner<'a>) -> Scan<Option<UserInfo<'a>>> {
+    if scan.null()? {
+        return Ok(None);
+    }
+    let mut user = UserInfo::default();
+    scan.object(|scan, key| {
+        match key {
+            "username" => user.username = text(scan)?,
+            _ => {
+                scan.raw()?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Some(user))
+}
+
+fn object_ref<'a>(scan: &mut Scanner<'a>) -> Scan<Option<ObjectRef<'a>>> {
+    if scan.null()? {
+        return Ok(None);
+    }
+    let mut r = ObjectRef::default();
+    scan.object(|scan, key| {
+        let field = match key {
+            "resource" => &mut r.resource,
+            "namespace" => &mut r.namespace,
+            "name" => &mut r.name,
+            "uid" => &mut r.uid,
+            "apiGroup" => &mut r.api_group,
+            "apiVersion" => &mut r.api_version,
+            "subresource" => &mut r.subresource,
+            _ => {
+                scan.raw()?;
+                return Ok(());
+            }
+        };
+        *field = text(scan)?;
+        Ok(())
+    })?;
+    Ok(Some(r))
+}
+
+fn response_status<'a>(scan: &mut Scanner<'a>) -> Scan<Option<ResponseStatus<'a>>> {
+    if scan.null()? {
+        return Ok(None);
+    }
+    let mut status = ResponseStatus::default();
+    scan.object(|scan, key| {
+        match key {
+            "code" => status.code = scan.u16()?,
+            "status" => status.status = text(scan)?,
+            "reason" => status.reason = text(scan)?,
+            "message" => status.message = text(scan)?,
+            _ => {
+                scan.raw()?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Some(status))
+}
+
+fn body<'a>(scan: &mut Scanner<'a>) -> Scan<Option<Body<'a>>> {
+    if scan.null()? {
+        return Ok(None);
+    }
+    scan.raw().map(|text| Some(Body(text)))
+}
+
+/// `metadata.creationTimestamp` of pre-v1 events.
+fn creation_timestamp<'a>(scan: &mut Scanner<'a>) -> Scan<Option<Cow<'a, str>>> {
+    if scan.null()? {
+        return Ok(None);
+    }
+    let mut created = None;
+    scan.object(|scan, key| {
+        match key {
+            "creationTimestamp" => created = scan.opt_string()?,
+            _ => {
+                scan.raw()?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(created)
 }
 
 #[derive(Deserialize)]
@@ -191,7 +358,7 @@ impl<'a> AuditEvent<'a> {
         self.stage_timestamp
             .as_deref()
             .or(self.timestamp.as_deref())
-            .or_else(|| self.metadata.as_ref()?.creation_timestamp.as_deref())
+            .or(self.creation_timestamp.as_deref())
             .and_then(parse_time_micros)
     }
 
@@ -288,7 +455,11 @@ mod tests {
     fn rejects_what_is_not_an_audit_event() {
         assert!(matches!(
             decode(r#"{"kind": 0}"#),
-            Err(DecodeError::Json(_))
+            Err(DecodeError::Syntax { at: 9, .. })
+        ));
+        assert!(matches!(
+            decode(r#"{"kind":"Event","stage":"Panic"}"#),
+            Err(DecodeError::MissingField("level"))
         ));
         assert!(matches!(
             decode(r#"{"kind":"Pod","level":"None","auditID":"a","stage":"Panic"}"#),

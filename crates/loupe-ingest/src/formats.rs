@@ -11,8 +11,9 @@ use serde_json::value::RawValue;
 
 /// Whether a record is an `AdmissionReview`, judged from its first bytes only.
 pub fn is_admission_review(record: &str) -> bool {
+    // Asked of every line: a SIMD search, not 80 comparisons of 15 bytes.
     let head = &record.as_bytes()[..record.len().min(96)];
-    head.windows(15).any(|w| w == b"AdmissionReview")
+    memchr::memmem::find(head, b"AdmissionReview").is_some()
 }
 
 #[derive(Deserialize)]

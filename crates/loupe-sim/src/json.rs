@@ -5,14 +5,6 @@
 
 use serde_json::Value;
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any byte of the word is zero (exact as a yes/no answer).
-fn has_zero_byte(x: u64) -> bool {
-    x.wrapping_sub(ONES) & !x & HIGHS != 0
-}
-
 /// Whether `s` holds a byte JSON escapes: a control character, `"` or `\`.
 fn needs_escape(s: &[u8]) -> bool {
     if s.len() < 8 {
@@ -35,9 +27,7 @@ fn needs_escape(s: &[u8]) -> bool {
 }
 
 fn word_needs_escape(x: u64) -> bool {
-    // `x - 0x20…` borrows into a byte's high bit only for bytes below 0x20.
-    let control = x.wrapping_sub(0x20 * ONES) & !x & HIGHS != 0;
-    control || has_zero_byte(x ^ (b'"' as u64 * ONES)) || has_zero_byte(x ^ (b'\\' as u64 * ONES))
+    loupe_audit::scan::string_specials(x) != 0
 }
 
 /// `s` as a JSON string, quoted.
