@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::scan::{Scan, Scanner};
+use crate::scan::{Scan, Scanner, Seen};
 use crate::target::Target;
 use crate::time::{parse_time_micros, Micros};
 
@@ -152,8 +152,8 @@ pub struct AuditEvent<'a> {
 }
 
 /// Decodes one audit event in one pass over its text. Bodies are kept as text; see
-/// [`AuditEvent::request`]. Unknown fields are skipped (but must be valid JSON); of a
-/// repeated field the last wins.
+/// [`AuditEvent::request`]. Unknown fields are skipped (but must be valid JSON); a known
+/// field given twice is an error.
 pub fn decode(input: &str) -> Result<AuditEvent<'_>, DecodeError> {
     let mut scan = Scanner::new(input);
     let mut event = AuditEvent {
@@ -177,49 +177,41 @@ pub fn decode(input: &str) -> Result<AuditEvent<'_>, DecodeError> {
         creation_timestamp: None,
         ts: 0,
     };
-    // Required, as kube-apiserver always writes them.
-    let (mut level, mut audit_id, mut stage) = (false, false, false);
+    let mut seen = Seen::default();
     let scanned = scan.object(|scan, key| {
-        match key {
-            "kind" => event.kind = scan.opt_string()?,
-            "apiVersion" => event.api_version = scan.opt_string()?,
-            "level" => {
-                event.level = Level::from_name(&scan.string()?);
-                level = true;
-            }
-            "auditID" => {
-                event.audit_id = scan.string()?;
-                audit_id = true;
-            }
-            "stage" => {
-                event.stage = Stage::from_name(&scan.string()?);
-                stage = true;
-            }
-            "requestURI" => event.request_uri = text(scan)?,
-            "verb" => event.verb = text(scan)?,
-            "userAgent" => event.user_agent = text(scan)?,
-            "user" => event.user = user(scan)?.unwrap_or_default(),
-            "impersonatedUser" => event.impersonated_user = user(scan)?,
-            "objectRef" => event.object_ref = object_ref(scan)?,
-            "responseStatus" => event.response_status = response_status(scan)?,
-            "requestObject" => event.request_object = body(scan)?,
-            "responseObject" => event.response_object = body(scan)?,
-            "requestReceivedTimestamp" => event.request_received_timestamp = scan.opt_string()?,
-            "stageTimestamp" => event.stage_timestamp = scan.opt_string()?,
-            "timestamp" => event.timestamp = scan.opt_string()?,
-            "metadata" => event.creation_timestamp = creation_timestamp(scan)?,
-            _ => {
-                scan.raw()?;
-            }
+        let Some(field) = envelope_field(key) else {
+            return scan.raw().map(drop);
+        };
+        seen.first(scan, field)?;
+        match field {
+            0 => event.kind = scan.opt_string()?,
+            1 => event.api_version = scan.opt_string()?,
+            2 => event.level = Level::from_name(&scan.string()?),
+            3 => event.audit_id = scan.string()?,
+            4 => event.stage = Stage::from_name(&scan.string()?),
+            5 => event.request_uri = text(scan)?,
+            6 => event.verb = text(scan)?,
+            7 => event.user_agent = text(scan)?,
+            8 => event.user = user(scan)?.unwrap_or_default(),
+            9 => event.impersonated_user = user(scan)?,
+            10 => event.object_ref = object_ref(scan)?,
+            11 => event.response_status = response_status(scan)?,
+            12 => event.request_object = body(scan)?,
+            13 => event.response_object = body(scan)?,
+            14 => event.request_received_timestamp = scan.opt_string()?,
+            15 => event.stage_timestamp = scan.opt_string()?,
+            16 => event.timestamp = scan.opt_string()?,
+            _ => event.creation_timestamp = creation_timestamp(scan)?,
         }
         Ok(())
     });
     if scanned.and_then(|()| scan.end()).is_err() {
         return Err(scan.error());
     }
-    for (present, field) in [(level, "level"), (audit_id, "auditID"), (stage, "stage")] {
-        if !present {
-            return Err(DecodeError::MissingField(field));
+    // Required, as kube-apiserver always writes them.
+    for field in [2, 3, 4] {
+        if !seen.has(field) {
+            return Err(DecodeError::MissingField(ENVELOPE[field]));
         }
     }
     if let Some(kind) = &event.kind {
@@ -238,6 +230,53 @@ pub fn decode(input: &str) -> Result<AuditEvent<'_>, DecodeError> {
     Ok(event)
 }
 
+/// The envelope fields [`decode`] reads, by index; the rest are skipped.
+const ENVELOPE: [&str; 18] = [
+    "kind",
+    "apiVersion",
+    "level",
+    "auditID",
+    "stage",
+    "requestURI",
+    "verb",
+    "userAgent",
+    "user",
+    "impersonatedUser",
+    "objectRef",
+    "responseStatus",
+    "requestObject",
+    "responseObject",
+    "requestReceivedTimestamp",
+    "stageTimestamp",
+    "timestamp",
+    "metadata",
+];
+
+/// The index of `key` in [`ENVELOPE`] (a `match`: compiled to a switch on the length).
+fn envelope_field(key: &str) -> Option<usize> {
+    Some(match key {
+        "kind" => 0,
+        "apiVersion" => 1,
+        "level" => 2,
+        "auditID" => 3,
+        "stage" => 4,
+        "requestURI" => 5,
+        "verb" => 6,
+        "userAgent" => 7,
+        "user" => 8,
+        "impersonatedUser" => 9,
+        "objectRef" => 10,
+        "responseStatus" => 11,
+        "requestObject" => 12,
+        "responseObject" => 13,
+        "requestReceivedTimestamp" => 14,
+        "stageTimestamp" => 15,
+        "timestamp" => 16,
+        "metadata" => 17,
+        _ => return None,
+    })
+}
+
 /// A string field whose absence (or `null`) is the empty string.
 fn text<'a>(scan: &mut Scanner<'a>) -> Scan<Cow<'a, str>> {
     Ok(scan.opt_string()?.unwrap_or_default())
@@ -248,14 +287,14 @@ fn user<'a>(scan: &mut Scanner<'a>) -> Scan<Option<UserInfo<'a>>> {
         return Ok(None);
     }
     let mut user = UserInfo::default();
-    scan.object(|scan, key| {
-        match key {
-            "username" => user.username = text(scan)?,
-            _ => {
-                scan.raw()?;
-            }
+    let mut seen = Seen::default();
+    scan.object(|scan, key| match key {
+        "username" => {
+            seen.first(scan, 0)?;
+            user.username = text(scan)?;
+            Ok(())
         }
-        Ok(())
+        _ => scan.raw().map(drop),
     })?;
     Ok(Some(user))
 }
@@ -265,20 +304,19 @@ fn object_ref<'a>(scan: &mut Scanner<'a>) -> Scan<Option<ObjectRef<'a>>> {
         return Ok(None);
     }
     let mut r = ObjectRef::default();
+    let mut seen = Seen::default();
     scan.object(|scan, key| {
-        let field = match key {
-            "resource" => &mut r.resource,
-            "namespace" => &mut r.namespace,
-            "name" => &mut r.name,
-            "uid" => &mut r.uid,
-            "apiGroup" => &mut r.api_group,
-            "apiVersion" => &mut r.api_version,
-            "subresource" => &mut r.subresource,
-            _ => {
-                scan.raw()?;
-                return Ok(());
-            }
+        let (index, field) = match key {
+            "resource" => (0, &mut r.resource),
+            "namespace" => (1, &mut r.namespace),
+            "name" => (2, &mut r.name),
+            "uid" => (3, &mut r.uid),
+            "apiGroup" => (4, &mut r.api_group),
+            "apiVersion" => (5, &mut r.api_version),
+            "subresource" => (6, &mut r.subresource),
+            _ => return scan.raw().map(drop),
         };
+        seen.first(scan, index)?;
         *field = text(scan)?;
         Ok(())
     })?;
@@ -290,15 +328,21 @@ fn response_status<'a>(scan: &mut Scanner<'a>) -> Scan<Option<ResponseStatus<'a>
         return Ok(None);
     }
     let mut status = ResponseStatus::default();
+    let mut seen = Seen::default();
     scan.object(|scan, key| {
-        match key {
-            "code" => status.code = scan.u16()?,
-            "status" => status.status = text(scan)?,
-            "reason" => status.reason = text(scan)?,
-            "message" => status.message = text(scan)?,
-            _ => {
-                scan.raw()?;
-            }
+        let index = match key {
+            "code" => 0,
+            "status" => 1,
+            "reason" => 2,
+            "message" => 3,
+            _ => return scan.raw().map(drop),
+        };
+        seen.first(scan, index)?;
+        match index {
+            0 => status.code = scan.u16()?,
+            1 => status.status = text(scan)?,
+            2 => status.reason = text(scan)?,
+            _ => status.message = text(scan)?,
         }
         Ok(())
     })?;
@@ -318,14 +362,14 @@ fn creation_timestamp<'a>(scan: &mut Scanner<'a>) -> Scan<Option<Cow<'a, str>>> 
         return Ok(None);
     }
     let mut created = None;
-    scan.object(|scan, key| {
-        match key {
-            "creationTimestamp" => created = scan.opt_string()?,
-            _ => {
-                scan.raw()?;
-            }
+    let mut seen = Seen::default();
+    scan.object(|scan, key| match key {
+        "creationTimestamp" => {
+            seen.first(scan, 0)?;
+            created = scan.opt_string()?;
+            Ok(())
         }
-        Ok(())
+        _ => scan.raw().map(drop),
     })?;
     Ok(created)
 }
@@ -471,6 +515,31 @@ mod tests {
         ));
         assert!(decode("{\"level\":").is_err());
         assert!(decode("").is_err());
+    }
+
+    #[test]
+    fn envelope_names_and_indices_agree() {
+        for (i, name) in ENVELOPE.iter().enumerate() {
+            assert_eq!(envelope_field(name), Some(i));
+        }
+        assert_eq!(envelope_field("annotations"), None);
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused() {
+        let twice = KUBELET_PATCH.replace(r#""verb":"patch""#, r#""verb":"get","verb":"patch""#);
+        assert!(matches!(
+            decode(&twice),
+            Err(DecodeError::Syntax {
+                what: "duplicate field",
+                ..
+            })
+        ));
+        let nested = KUBELET_PATCH.replace(r#""code":200"#, r#""code":200,"code":201"#);
+        assert!(decode(&nested).is_err());
+        // Unknown fields may repeat: they are not read.
+        let unknown = KUBELET_PATCH.replace(r#""sourceIPs""#, r#""x":1,"x":2,"sourceIPs""#);
+        assert!(decode(&unknown).is_ok());
     }
 
     #[test]

@@ -81,6 +81,28 @@ pub(crate) struct Fail;
 
 pub(crate) type Scan<T> = Result<T, Fail>;
 
+/// The known fields of one object seen so far: a field given twice is refused, as serde's
+/// derive did (kube-apiserver never repeats one, and "last wins" would let a broken first
+/// copy pass unread).
+#[derive(Default)]
+pub(crate) struct Seen(u32);
+
+impl Seen {
+    /// Marks field `index` (below 32); fails if it was already there.
+    pub fn first(&mut self, scan: &mut Scanner<'_>, index: usize) -> Scan<()> {
+        let bit = 1 << index;
+        if self.0 & bit != 0 {
+            return scan.fail("duplicate field");
+        }
+        self.0 |= bit;
+        Ok(())
+    }
+
+    pub fn has(&self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+}
+
 /// A position in one JSON text.
 pub(crate) struct Scanner<'a> {
     text: &'a str,

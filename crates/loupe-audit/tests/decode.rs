@@ -77,6 +77,13 @@ fn corrupt(text: &str) {
     }
 }
 
+/// Found by the fuzz target: a field given twice, the first copy of the wrong type.
+#[test]
+fn agrees_with_the_oracle_on_a_repeated_field() {
+    oracle::check(include_str!("duplicate-verb.json"));
+    assert!(loupe_audit::decode(include_str!("duplicate-verb.json")).is_err());
+}
+
 #[test]
 fn agrees_with_the_oracle_on_corruptions() {
     corrupt(KUBELET_PATCH);
