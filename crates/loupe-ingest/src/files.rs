@@ -122,12 +122,16 @@ pub fn read_records(reader: &mut dyn BufRead, mut sink: impl FnMut(Item<'_>)) ->
 /// One line (with its `\n`, unless it is the file's unterminated last one).
 fn one_line(line: u64, bytes: &[u8], sink: &mut impl FnMut(Item<'_>)) {
     let complete = bytes.last() == Some(&b'\n');
-    let text = match std::str::from_utf8(bytes) {
+    // SIMD validation: std's took 2 % of a replay. std again only to say where it fails.
+    let text = match simdutf8::basic::from_utf8(bytes) {
         Ok(t) => t.trim(),
-        Err(e) => {
+        Err(_) => {
+            let error = std::str::from_utf8(bytes)
+                .err()
+                .map_or_else(|| "invalid byte sequence".to_string(), |e| e.to_string());
             sink(Item::Error {
                 line,
-                error: format!("not UTF-8: {e}"),
+                error: format!("not UTF-8: {error}"),
             });
             return;
         }

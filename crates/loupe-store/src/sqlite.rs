@@ -1,4 +1,5 @@
-use std::collections::HashMap;
+// foldhash (hashbrown's default): the per-commit maps are keyed by UIDs and audit IDs.
+use hashbrown::HashMap;
 use std::path::{Path, PathBuf};
 
 use loupe_facts::{Fact, FactRecord, PodState};
@@ -583,7 +584,7 @@ impl SqliteStore {
             hits
         };
         for id in candidates {
-            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(id) {
+            if let hashbrown::hash_map::Entry::Vacant(slot) = cache.entry(id) {
                 slot.insert(self.load_chunk(id)?);
             }
             if let Some(e) = chunk::entries(id, &cache[&id])?
