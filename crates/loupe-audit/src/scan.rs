@@ -225,6 +225,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string value; borrowed unless it holds escapes.
+    #[inline]
     pub fn string(&mut self) -> Scan<Cow<'a, str>> {
         self.ws();
         if self.peek() != Some(b'"') {
