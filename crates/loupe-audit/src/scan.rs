@@ -231,28 +231,39 @@ impl<'a> Scanner<'a> {
         if self.peek() != Some(b'"') {
             return self.fail("expected a string");
         }
-        let start = self.at;
-        let escaped = self.skip_string()?;
-        let literal = self.slice(start, self.at);
-        if escaped {
-            match serde_json::from_str(literal) {
-                Ok(text) => Ok(Cow::Owned(text)),
-                Err(_) => {
-                    self.at = start;
-                    self.fail("invalid escape in a string (a lone surrogate?)")
-                }
-            }
-        } else {
-            Ok(Cow::Borrowed(self.slice(start + 1, self.at - 1)))
+        self.string_here()
+    }
+
+    /// A string, or `None` for `null` (one look at the next byte decides).
+    pub fn opt_string(&mut self) -> Scan<Option<Cow<'a, str>>> {
+        self.ws();
+        match self.peek() {
+            Some(b'"') => self.string_here().map(Some),
+            Some(b'n') => self.literal(b"null").map(|()| None),
+            _ => self.fail("expected a string"),
         }
     }
 
-    /// A string, or `None` for `null`.
-    pub fn opt_string(&mut self) -> Scan<Option<Cow<'a, str>>> {
-        if self.null()? {
-            return Ok(None);
+    /// The string whose opening quote is at the current position.
+    #[inline(always)]
+    fn string_here(&mut self) -> Scan<Cow<'a, str>> {
+        let start = self.at;
+        if self.skip_string()? {
+            return self.unescape(start);
         }
-        self.string().map(Some)
+        Ok(Cow::Borrowed(self.slice(start + 1, self.at - 1)))
+    }
+
+    /// The string literal from `start` to here, which holds escapes (rare in audit logs).
+    #[cold]
+    fn unescape(&mut self, start: usize) -> Scan<Cow<'a, str>> {
+        match serde_json::from_str(self.slice(start, self.at)) {
+            Ok(text) => Ok(Cow::Owned(text)),
+            Err(_) => {
+                self.at = start;
+                self.fail("invalid escape in a string (a lone surrogate?)")
+            }
+        }
     }
 
     /// An unsigned integer that fits `u16`; `null` is 0.
