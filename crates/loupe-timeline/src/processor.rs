@@ -221,6 +221,58 @@ fn event_key(namespace: &str, name: &str) -> u64 {
     Dedup::key(namespace, name)
 }
 
+/// Makes `namespace/name` resolve to `uid`; allocates only when that is news (it was
+/// three allocations on every applied event).
+fn name_pod(by_name: &mut HashMap<PodName, String>, namespace: &str, name: &str, uid: &str) {
+    if namespace.is_empty() || name.is_empty() {
+        return;
+    }
+    match by_name.get_mut(&PodNameRef(namespace, name)) {
+        Some(known) if known == uid => {}
+        Some(known) => *known = uid.to_string(),
+        None => {
+            by_name.insert(
+                PodName(namespace.to_string(), name.to_string()),
+                uid.to_string(),
+            );
+        }
+    }
+}
+
+/// Forgets `namespace/name` if it still names `uid` (not a newer pod of that name).
+fn unname_pod(by_name: &mut HashMap<PodName, String>, namespace: &str, name: &str, uid: &str) {
+    let key = PodNameRef(namespace, name);
+    if by_name.get(&key).is_some_and(|known| known == uid) {
+        by_name.remove(&key);
+    }
+}
+
+/// A pod's `namespace/name`, the key of `Processor::by_name`.
+#[derive(PartialEq, Eq)]
+struct PodName(String, String);
+
+/// The same key borrowed, to look a name up without allocating (it hashes the same).
+struct PodNameRef<'a>(&'a str, &'a str);
+
+impl std::hash::Hash for PodName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        PodNameRef(&self.0, &self.1).hash(state);
+    }
+}
+
+impl std::hash::Hash for PodNameRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<PodName> for PodNameRef<'_> {
+    fn equivalent(&self, key: &PodName) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 struct Pending {
     obs: Observation,
     pod_body: bool,
@@ -272,7 +324,7 @@ pub struct Processor {
     pending: BinaryHeap<Reverse<Pending>>,
     next_seq: u64,
     pods: HashMap<String, PodState>,
-    by_name: HashMap<(String, String), String>,
+    by_name: HashMap<PodName, String>,
     /// Hash of (namespace, event name) → what a repeat that carries no object lacks.
     events: HashMap<u64, EventTemplate, BuildHasherDefault<IdentityHasher>>,
     pod_events: HashMap<String, VecDeque<u64>>,
@@ -336,12 +388,7 @@ impl Processor {
             p.dedup.insert(Dedup::key(id, stage), *ts);
         }
         for state in recovery.pods {
-            if !state.namespace.is_empty() && !state.name.is_empty() {
-                p.by_name.insert(
-                    (state.namespace.clone(), state.name.clone()),
-                    state.uid.clone(),
-                );
-            }
+            name_pod(&mut p.by_name, &state.namespace, &state.name, &state.uid);
             p.pods.insert(state.uid.clone(), state);
         }
         for node in recovery.nodes {
@@ -570,23 +617,23 @@ impl Processor {
             scratch = PodState::new(&uid, "", "");
             &mut scratch
         } else {
-            let (namespace, name) = subject_name(&obs.subject);
-            self.pods
-                .entry(uid.clone())
-                .or_insert_with(|| PodState::new(&uid, &namespace, &name))
+            // `entry_ref`: the key is copied only for a new pod.
+            self.pods.entry_ref(uid.as_str()).or_insert_with(|| {
+                let (namespace, name) = subject_name(&obs.subject);
+                PodState::new(&uid, namespace, name)
+            })
         };
         if state.name.is_empty() {
             let (namespace, name) = subject_name(&obs.subject);
-            state.namespace = namespace;
-            state.name = name;
+            state.namespace = namespace.to_string();
+            state.name = name.to_string();
         }
         let was_gone = state.gone.is_some();
         let facts = state.apply(&obs);
         let gone_at = state.gone.filter(|_| !was_gone);
         let late = late || straggler;
-        if !state.name.is_empty() && !straggler {
-            self.by_name
-                .insert((state.namespace.clone(), state.name.clone()), uid.clone());
+        if !straggler {
+            name_pod(&mut self.by_name, &state.namespace, &state.name, &uid);
         }
         if let Some(at) = gone_at {
             self.gone_queue.insert((at, uid.clone()));
@@ -633,7 +680,7 @@ impl Processor {
                 uid: None,
                 namespace,
                 name: Some(name),
-            } => match self.by_name.get(&(namespace.clone(), name.clone())) {
+            } => match self.by_name.get(&PodNameRef(namespace, name)) {
                 Some(uid) => Some(uid.clone()),
                 None if self.idle_names.contains(&Dedup::key(namespace, name)) => {
                     self.loader.as_mut()?.find(namespace, name)
@@ -654,12 +701,7 @@ impl Processor {
         }
         if let Some(state) = self.loader.as_mut().and_then(|l| l.load(uid)) {
             self.idle_uids.remove(&Dedup::key(uid, ""));
-            if !state.namespace.is_empty() && !state.name.is_empty() {
-                self.by_name.insert(
-                    (state.namespace.clone(), state.name.clone()),
-                    uid.to_string(),
-                );
-            }
+            name_pod(&mut self.by_name, &state.namespace, &state.name, uid);
             self.out.stats.reloaded += 1;
             self.pods.insert(uid.to_string(), state);
         }
@@ -686,10 +728,7 @@ impl Processor {
                 self.idle_uids.insert(Dedup::key(&uid, ""));
                 self.idle_names
                     .insert(Dedup::key(&state.namespace, &state.name));
-                let key = (state.namespace, state.name);
-                if self.by_name.get(&key) == Some(&uid) {
-                    self.by_name.remove(&key);
-                }
+                unname_pod(&mut self.by_name, &state.namespace, &state.name, &uid);
             }
             for key in self.pod_events.remove(&uid).into_iter().flatten() {
                 self.events.remove(&key);
@@ -779,10 +818,7 @@ impl Processor {
                 if self.dirty_pods.remove(&uid) {
                     self.out.pods.push(state.clone());
                 }
-                let key = (state.namespace, state.name);
-                if self.by_name.get(&key) == Some(&uid) {
-                    self.by_name.remove(&key);
-                }
+                unname_pod(&mut self.by_name, &state.namespace, &state.name, &uid);
             }
             for key in self.pod_events.remove(&uid).into_iter().flatten() {
                 self.events.remove(&key);
@@ -862,12 +898,12 @@ fn has_pod_body(obs: &Observation) -> bool {
     )
 }
 
-fn subject_name(subject: &Subject) -> (String, String) {
+fn subject_name(subject: &Subject) -> (&str, &str) {
     match subject {
         Subject::Pod {
             namespace, name, ..
-        } => (namespace.clone(), name.clone().unwrap_or_default()),
-        Subject::RejectedCreate { namespace, name } => (namespace.clone(), name.clone()),
-        _ => (String::new(), String::new()),
+        } => (namespace, name.as_deref().unwrap_or("")),
+        Subject::RejectedCreate { namespace, name } => (namespace, name),
+        _ => ("", ""),
     }
 }
