@@ -15,6 +15,46 @@ pub fn parse_time_micros(s: &str) -> Option<Micros> {
 /// The apiserver's own form, `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, without a general parser:
 /// it is read twice per audit event. Anything else returns `None` for the full parser.
 fn parse_utc_fast(b: &[u8]) -> Option<Micros> {
+    // The second's part repeats from one event to the next: remembered, only the
+    // fraction is read (the full parse was 4 % of decoding an event).
+    if let Some((head, second)) = SECOND.get() {
+        if b.len() >= 20 && b[..19] == head && b.last() == Some(&b'Z') {
+            return Some(second + fraction_micros(&b[19..b.len() - 1])?);
+        }
+    }
+    let micros = parse_utc_full(b)?;
+    if let Some(head) = b.first_chunk::<19>() {
+        let fraction = micros.rem_euclid(1_000_000);
+        SECOND.set(Some((*head, micros - fraction)));
+    }
+    Some(micros)
+}
+
+thread_local! {
+    /// The last `YYYY-MM-DDTHH:MM:SS` parsed in full (so valid) and its second in µs.
+    static SECOND: std::cell::Cell<Option<([u8; 19], Micros)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// `.f{1,9}` (or nothing) as µs; `None` if malformed.
+fn fraction_micros(frac: &[u8]) -> Option<Micros> {
+    if frac.is_empty() {
+        return Some(0);
+    }
+    if frac[0] != b'.' || frac.len() < 2 || frac.len() > 10 {
+        return None;
+    }
+    let digits = &frac[1..];
+    let value = digits.iter().try_fold(0i64, |acc, c| {
+        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+    })?;
+    Some(match digits.len() {
+        n @ 1..=6 => value * 10i64.pow(6 - n as u32),
+        n => value / 10i64.pow(n as u32 - 6),
+    })
+}
+
+fn parse_utc_full(b: &[u8]) -> Option<Micros> {
     if b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
@@ -40,19 +80,7 @@ fn parse_utc_fast(b: &[u8]) -> Option<Micros> {
     {
         return None;
     }
-    let mut micros = 0i64;
-    if b.len() > 20 {
-        let frac = &b[19..b.len() - 1];
-        if frac.first() != Some(&b'.') || frac.len() < 2 || frac.len() > 10 {
-            return None;
-        }
-        let digits = &frac[1..];
-        let value = num(20..20 + digits.len())?;
-        micros = match digits.len() {
-            n @ 1..=6 => value * 10i64.pow(6 - n as u32),
-            n => value / 10i64.pow(n as u32 - 6),
-        };
-    }
+    let micros = fraction_micros(&b[19..b.len() - 1])?;
     let days = days_from_civil(year, month, day);
     Some(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
 }
@@ -194,5 +222,46 @@ mod tests {
             assert_eq!(parse_utc_fast(text.as_bytes()), Some(slow), "{text}");
             t += 86_399_999_937;
         }
+    }
+
+    #[test]
+    fn the_remembered_second_gives_the_same_answers() {
+        let chrono = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.timestamp_micros())
+        };
+        // The same second with every kind of fraction, then cases the memo must not take.
+        for text in [
+            "2026-01-01T00:00:00.015245Z",
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00.5Z",
+            "2026-01-01T00:00:00.123456789Z",
+            "2026-01-01T00:00:00.9999999Z",
+            "1969-12-31T23:59:59.25Z",
+            "1969-12-31T23:59:59Z",
+            "1969-12-31T23:59:59.75Z",
+        ] {
+            assert_eq!(parse_time_micros(text), chrono(text), "{text}");
+        }
+        for bad in [
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T00:00:00.12x4Z",
+            "2026-01-01T00:00:00.12345678901Z",
+            "2026-01-01T00:00:00,5Z",
+        ] {
+            assert_eq!(
+                parse_time_micros("2026-01-01T00:00:00.1Z"),
+                chrono("2026-01-01T00:00:00.1Z")
+            );
+            assert_eq!(parse_time_micros(bad), chrono(bad), "{bad}");
+        }
+        // Before anything is remembered, nothing that merely looks alike passes.
+        std::thread::spawn(|| {
+            let zeros = format!("{}Z", "\0".repeat(19));
+            assert_eq!(parse_time_micros(&zeros), None);
+        })
+        .join()
+        .unwrap();
     }
 }
