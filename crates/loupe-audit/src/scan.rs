@@ -165,10 +165,8 @@ impl<'a> Scanner<'a> {
         None
     }
 
-    pub fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.at += 1;
-        }
+    fn ws(&mut self) {
+        self.ws_peek();
     }
 
     fn eat(&mut self, byte: u8, what: &'static str) -> Scan<()> {
