@@ -38,6 +38,7 @@ fn usage() -> ! {
 
 fn main() -> Result<()> {
     loupe_ingest::process::disable_transparent_huge_pages();
+    loupe_ingest::process::return_freed_memory_at_once();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");

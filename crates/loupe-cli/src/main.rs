@@ -186,6 +186,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() {
     loupe_ingest::process::disable_transparent_huge_pages();
+    loupe_ingest::process::return_freed_memory_at_once();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOUPE_LOG")

@@ -13,3 +13,36 @@ pub fn disable_transparent_huge_pages() {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }
+
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_t` (the Rust bindings name no
+/// constant for it); a test checks the index by the option's default of 1000 ms.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory the allocator frees goes back to the OS at once, not after its default second.
+/// With the delay, a fast replay reached its next peak before the last one was returned:
+/// the 100 000 in-flight pods peaked at 510–518 MiB, 468 MiB without it. The CPU time of
+/// a replay did not rise (its page faults did, from 130 k to 191 k).
+pub fn return_freed_memory_at_once() {
+    // SAFETY: mi_option_set takes an option index and a value; it touches no Rust memory.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        // SAFETY: as above; mi_option_get only reads the option.
+        let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(
+                before, 1000,
+                "index {MI_OPTION_PURGE_DELAY} is not purge_delay"
+            );
+        }
+        return_freed_memory_at_once();
+        let after = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(after, 0);
+    }
+}
