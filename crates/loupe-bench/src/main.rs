@@ -38,7 +38,6 @@ fn usage() -> ! {
 
 fn main() -> Result<()> {
     loupe_ingest::process::disable_transparent_huge_pages();
-    loupe_ingest::process::return_freed_memory_at_once();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
@@ -415,6 +414,7 @@ fn parse_only(pods: usize) -> Result<()> {
 /// Where the time goes: each stage of the path timed on its own over the same file,
 /// streamed line by line (so the peak RSS printed is the stage's own).
 fn phases(log: &str, only: Option<&str>) -> Result<()> {
+    loupe_ingest::process::return_freed_memory_at_once();
     use std::io::BufRead;
     let each_line = |f: &mut dyn FnMut(u64, &str)| -> Result<u64> {
         let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(log)?);
@@ -563,6 +563,8 @@ fn print_report(r: &ChildReport, events: u64, bytes: u64) {
 }
 
 fn child(log: &str, data: &str, idle_seconds: usize) -> Result<()> {
+    // As `loupe replay` and `loupe serve` run (not the simulator: see `loupe`'s main).
+    loupe_ingest::process::return_freed_memory_at_once();
     let store = SqliteStore::open(Path::new(data))?;
     let config = PipelineConfig {
         idle_us: idle_seconds as i64 * 1_000_000,
