@@ -8,9 +8,7 @@ use loupe_audit::{decode, AuditEvent};
 use loupe_facts::{observe, EventObs, FactRecord, Observation, ObservedBody, PodState, Subject};
 use serde::{Deserialize, Serialize};
 
-use std::hash::BuildHasherDefault;
-
-use crate::dedup::{Dedup, HashedSet, IdentityHasher};
+use crate::dedup::{Dedup, HashedSet};
 use crate::stats::Stats;
 
 /// How the processor trades latency for order.
@@ -326,7 +324,7 @@ pub struct Processor {
     pods: HashMap<String, PodState>,
     by_name: HashMap<PodName, String>,
     /// Hash of (namespace, event name) → what a repeat that carries no object lacks.
-    events: HashMap<u64, EventTemplate, BuildHasherDefault<IdentityHasher>>,
+    events: HashMap<u64, EventTemplate>,
     pod_events: HashMap<String, VecDeque<u64>>,
     /// Hashes of the UIDs of pods that left memory (they are in the store).
     closed: HashedSet,
@@ -334,8 +332,11 @@ pub struct Processor {
     gone_queue: BTreeSet<(i64, String)>,
     /// Hashes of the UIDs, and of the names, of pods in the store but not in memory: the
     /// loader is asked only about these (a query for every new pod cost 3 % of a replay).
+    /// UIDs are the apiserver's, so their hashes index the set as they are; names are the
+    /// users', and FNV of chosen names could crowd one bucket, so they are hashed again
+    /// (seeded), as are the Event keys in `events`.
     idle_uids: HashedSet,
-    idle_names: HashedSet,
+    idle_names: hashbrown::HashSet<u64>,
     nodes: HashMap<String, NodeRecord>,
     pvcs: HashMap<(String, String), PvcRecord>,
     dirty_pods: BTreeSet<String>,
@@ -360,13 +361,13 @@ impl Processor {
             next_seq: 0,
             pods: HashMap::new(),
             by_name: HashMap::new(),
-            events: HashMap::default(),
+            events: HashMap::new(),
             pod_events: HashMap::new(),
             closed: HashedSet::default(),
             closed_order: VecDeque::new(),
             gone_queue: BTreeSet::new(),
             idle_uids: HashedSet::default(),
-            idle_names: HashedSet::default(),
+            idle_names: hashbrown::HashSet::new(),
             nodes: HashMap::new(),
             pvcs: HashMap::new(),
             dirty_pods: BTreeSet::new(),
