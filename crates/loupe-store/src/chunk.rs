@@ -7,6 +7,7 @@ use loupe_timeline::Output;
 use crate::{Result, StoreError};
 
 const LEVEL: i32 = 1;
+const HASH_LOG: u32 = 12;
 
 /// Packs and compresses events; `scratch` and `compressor` are reused across calls so
 /// commits do not allocate (and fault in) a fresh multi-megabyte buffer each time.
@@ -61,8 +62,13 @@ pub fn id_list_contains(list: &[u8], hash: u64) -> bool {
     false
 }
 
+/// Level 1 with a smaller match table than the level's own (2^12 entries, not 2^13): on
+/// audit JSON it compresses 15–25 % faster for a 6 % larger chunk (24.4× → 23.0×, `zstd
+/// -b1 --zstd=hlog=12` on pod events). Decompression needs nothing different.
 pub fn compressor() -> Result<zstd::bulk::Compressor<'static>> {
-    Ok(zstd::bulk::Compressor::new(LEVEL)?)
+    let mut compressor = zstd::bulk::Compressor::new(LEVEL)?;
+    compressor.set_parameter(zstd::zstd_safe::CParameter::HashLog(HASH_LOG))?;
+    Ok(compressor)
 }
 
 /// One decoded entry of a chunk.

@@ -272,15 +272,18 @@ impl hashbrown::Equivalent<PodName> for PodNameRef<'_> {
 }
 
 struct Pending {
-    obs: Observation,
-    pod_body: bool,
+    /// Kept beside the box: the heap compares times without following it.
+    ts: i64,
     /// Arrival order: the last tie-break, for identical (ts, auditID) from two clusters' logs.
     seq: u64,
+    pod_body: bool,
+    /// Boxed: the heap moves ~30 bytes per sift instead of the whole observation.
+    obs: Box<Observation>,
 }
 
 impl Pending {
     fn key(&self) -> (i64, &str, u64) {
-        (self.obs.ts, &self.obs.audit_id, self.seq)
+        (self.ts, &self.obs.audit_id, self.seq)
     }
 }
 
@@ -502,9 +505,9 @@ impl Processor {
             return;
         }
         self.watermark = to;
-        while self.pending.peek().is_some_and(|p| p.0.obs.ts <= to) {
+        while self.pending.peek().is_some_and(|p| p.0.ts <= to) {
             if let Some(Reverse(p)) = self.pending.pop() {
-                self.apply(p.obs, p.pod_body, false);
+                self.apply(*p.obs, p.pod_body, false);
             }
         }
         self.dedup.expire(self.max_seen);
@@ -586,7 +589,12 @@ impl Processor {
     fn enqueue(&mut self, obs: Observation, pod_body: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.pending.push(Reverse(Pending { obs, pod_body, seq }));
+        self.pending.push(Reverse(Pending {
+            ts: obs.ts,
+            seq,
+            pod_body,
+            obs: Box::new(obs),
+        }));
     }
 
     fn apply(&mut self, mut obs: Observation, pod_body: bool, late: bool) {
