@@ -62,9 +62,9 @@ pub fn id_list_contains(list: &[u8], hash: u64) -> bool {
     false
 }
 
-/// Level 1 with a smaller match table than the level's own (2^12 entries, not 2^13): on
-/// audit JSON it compresses 15–25 % faster for a 6 % larger chunk (24.4× → 23.0×, `zstd
-/// -b1 --zstd=hlog=12` on pod events). Decompression needs nothing different.
+/// Level 1 with a match table of 2^12 entries: on 8 MB of pod events `zstd -b1` compressed
+/// at 2 040 MB/s (24.4×), with `--zstd=hlog=12` at 2 530 MB/s (23.0×). Decompression needs
+/// nothing different.
 pub fn compressor() -> Result<zstd::bulk::Compressor<'static>> {
     let mut compressor = zstd::bulk::Compressor::new(LEVEL)?;
     compressor.set_parameter(zstd::zstd_safe::CParameter::HashLog(HASH_LOG))?;

@@ -277,7 +277,7 @@ struct Pending {
     /// Arrival order: the last tie-break, for identical (ts, auditID) from two clusters' logs.
     seq: u64,
     pod_body: bool,
-    /// Boxed: the heap moves ~30 bytes per sift instead of the whole observation.
+    /// Boxed: the heap moves 32 bytes per sift instead of the whole observation.
     obs: Box<Observation>,
 }
 
