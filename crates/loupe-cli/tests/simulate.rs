@@ -103,6 +103,69 @@ fn simulate_writes_a_log_and_its_ground_truth_deterministically() {
 }
 
 #[test]
+fn simulate_compresses_by_file_name_and_replay_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, _) = simulate_to(dir.path(), "plain", "7");
+    let args = |out: &str| {
+        let out = dir.path().join(out);
+        ok(&[
+            "simulate",
+            "--profile",
+            "dev",
+            "--pods",
+            "40",
+            "--seed",
+            "7",
+            "--every-fault",
+            "0.01",
+            "--cluster",
+            "sim",
+            "-O",
+            out.to_str().unwrap(),
+        ]);
+        std::fs::read(out).unwrap()
+    };
+    let zst = args("log.zst");
+    let gz = args("log.gz");
+    assert!(zst.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) && zst.len() * 4 < plain.len());
+    assert_eq!(
+        zstd::decode_all(&zst[..]).unwrap(),
+        plain,
+        "zstd holds the same bytes"
+    );
+    let mut unzipped = Vec::new();
+    flate2::read::MultiGzDecoder::new(&gz[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain, "gzip holds the same bytes");
+    // A replay of the compressed log stores what a replay of the plain one does.
+    let stats = |log: &str| {
+        let data = dir.path().join(format!("data-{log}"));
+        let data = data.to_str().unwrap();
+        let log = dir.path().join(log);
+        ok(&[
+            "--data",
+            data,
+            "--cluster",
+            "sim",
+            "replay",
+            log.to_str().unwrap(),
+        ]);
+        let status = ok(&["--data", data, "status", "-o", "json"]);
+        let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+        status["clusters"][0]["stats"].clone()
+    };
+    let from_plain = stats("plain.log");
+    assert_eq!(from_plain["malformed"], 0, "{from_plain}");
+    assert!(
+        from_plain["records"].as_u64().is_some_and(|n| n > 1000),
+        "{from_plain}"
+    );
+    assert_eq!(stats("log.zst"), from_plain);
+    assert_eq!(stats("log.gz"), from_plain);
+}
+
+#[test]
 fn simulate_explains_bad_arguments() {
     let out = loupe(&["simulate", "--faults", "NoSuchCode=0.1"]);
     assert!(!out.status.success());

@@ -1,5 +1,6 @@
-//! Audit log files: JSON lines as kube-apiserver writes them, plain or gzip (also
-//! concatenated gzip members), and directories of rotated files taken in time order.
+//! Audit log files: JSON lines as kube-apiserver writes them, plain, gzip (also
+//! concatenated gzip members) or zstd (also concatenated frames), and directories of
+//! rotated files taken in time order.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -28,16 +29,26 @@ pub enum Item<'a> {
     },
 }
 
-/// Opens a file, decompressing it if it starts with the gzip magic.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Opens a file, decompressing it if it starts with the gzip or the zstd magic (whatever
+/// its name says).
 pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
     let mut file = File::open(path)?;
-    let mut magic = [0u8; 2];
+    let mut magic = [0u8; 4];
     let n = read_fully(&mut file, &mut magic)?;
     let file = File::open(path)?;
-    if n == 2 && magic == [0x1f, 0x8b] {
+    if n >= 2 && magic[..2] == GZIP_MAGIC {
         Ok(Box::new(BufReader::with_capacity(
             1 << 20,
             MultiGzDecoder::new(file),
+        )))
+    } else if n == 4 && magic == ZSTD_MAGIC {
+        // The decoder reads frame after frame, as `zstd -d` does.
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            zstd::stream::read::Decoder::new(file)?,
         )))
     } else {
         Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
@@ -329,5 +340,43 @@ mod tests {
             .collect();
         assert!(!errors.is_empty(), "truncation must be reported");
         assert!(items.len() > 100, "records before the cut are kept");
+    }
+
+    #[test]
+    fn reads_concatenated_zstd_frames_and_reports_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log.zst");
+        let text = |from: usize, to: usize| {
+            (from..to)
+                .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "y".repeat(i % 89)))
+                .collect::<String>()
+        };
+        let mut full = zstd::encode_all(text(0, 1500).as_bytes(), 1).unwrap();
+        full.extend(zstd::encode_all(text(1500, 3000).as_bytes(), 1).unwrap());
+        std::fs::write(&path, &full).unwrap();
+        let mut items = Vec::new();
+        read_records(&mut *open(&path).unwrap(), |i| items.push(i.into_owned()));
+        assert_eq!(items.len(), 3000, "both frames are read");
+        assert!(items.iter().all(|i| matches!(i, Item::Record { .. })));
+        assert!(
+            matches!(&items[2999], Item::Record { json, .. } if json.starts_with("{\"n\":2999,"))
+        );
+
+        std::fs::write(&path, &full[..full.len() * 3 / 4]).unwrap();
+        let mut items = Vec::new();
+        read_records(&mut *open(&path).unwrap(), |i| items.push(i.into_owned()));
+        let records = items
+            .iter()
+            .filter(|i| matches!(i, Item::Record { .. }))
+            .count();
+        assert!(
+            matches!(items.last(), Some(Item::Error { error, .. }) if error.contains("truncated")),
+            "truncation must be reported: {:?}",
+            items.last()
+        );
+        assert!(
+            records >= 1500,
+            "records before the cut are kept: {records}"
+        );
     }
 }

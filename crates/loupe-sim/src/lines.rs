@@ -40,6 +40,12 @@ impl<W: Write> LineWriter<W> {
         self.out.flush()
     }
 
+    /// Writes what is held and hands `W` back (to finish a compressed stream, say).
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.flush()?;
+        Ok(self.out)
+    }
+
     fn write_batch(&mut self) -> io::Result<()> {
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * self.lines.len());
         for line in &self.lines {
