@@ -118,6 +118,20 @@ impl<'a> Body<'a> {
     }
 }
 
+impl<'a> Body<'a> {
+    /// A value's text as the scanner found it (so valid JSON).
+    pub(crate) fn scanned(text: &'a str) -> Body<'a> {
+        Body(text)
+    }
+}
+
+/// A nested value kept as text, as `&RawValue` would be (serde_json checks it).
+impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Body<'a>, D::Error> {
+        <&'a RawValue>::deserialize(d).map(Body::from)
+    }
+}
+
 impl<'a> From<&'a RawValue> for Body<'a> {
     fn from(raw: &'a RawValue) -> Body<'a> {
         Body(raw.get())

@@ -12,6 +12,7 @@
 
 mod event;
 pub mod objects;
+mod pod_scan;
 pub mod scan;
 mod target;
 mod time;

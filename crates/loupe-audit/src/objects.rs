@@ -9,7 +9,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
+
+use crate::event::Body;
 
 pub type Str<'a> = Cow<'a, str>;
 /// Integers as JSON numbers, or as strings (Cloud Logging renders int64 that way).
@@ -89,9 +90,9 @@ pub struct ObjectMeta<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct Lifecycle<'a> {
     #[serde(borrow, default)]
-    pub post_start: Option<&'a RawValue>,
+    pub post_start: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub pre_stop: Option<&'a RawValue>,
+    pub pre_stop: Option<Body<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,16 +110,16 @@ pub struct Container<'a> {
     #[serde(borrow, default)]
     pub lifecycle: Option<Lifecycle<'a>>,
     #[serde(borrow, default)]
-    pub startup_probe: Option<&'a RawValue>,
+    pub startup_probe: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub readiness_probe: Option<&'a RawValue>,
+    pub readiness_probe: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub liveness_probe: Option<&'a RawValue>,
+    pub liveness_probe: Option<Body<'a>>,
     #[serde(default)]
     pub security_context: Option<SecurityContext>,
     /// Kept raw: read only when a pod's creation is normalized.
     #[serde(borrow, default)]
-    pub resources: Option<&'a RawValue>,
+    pub resources: Option<Body<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,21 +143,21 @@ pub struct Volume<'a> {
     #[serde(borrow, default)]
     pub persistent_volume_claim: Option<ClaimRef<'a>>,
     #[serde(borrow, default)]
-    pub secret: Option<&'a RawValue>,
+    pub secret: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub config_map: Option<&'a RawValue>,
+    pub config_map: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub empty_dir: Option<&'a RawValue>,
+    pub empty_dir: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub host_path: Option<&'a RawValue>,
+    pub host_path: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub projected: Option<&'a RawValue>,
+    pub projected: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub csi: Option<&'a RawValue>,
+    pub csi: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub ephemeral: Option<&'a RawValue>,
+    pub ephemeral: Option<Body<'a>>,
     #[serde(borrow, default, rename = "downwardAPI")]
-    pub downward_api: Option<&'a RawValue>,
+    pub downward_api: Option<Body<'a>>,
 }
 
 impl Volume<'_> {
@@ -224,11 +225,11 @@ pub struct PodSpec<'a> {
     pub runtime_class_name: Option<Str<'a>>,
     /// Placement constraints, kept raw: only their presence is read.
     #[serde(borrow, default)]
-    pub node_selector: Option<&'a RawValue>,
+    pub node_selector: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub affinity: Option<&'a RawValue>,
+    pub affinity: Option<Body<'a>>,
     #[serde(borrow, default)]
-    pub topology_spread_constraints: Option<&'a RawValue>,
+    pub topology_spread_constraints: Option<Body<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -306,7 +307,8 @@ pub struct ContainerStatus<'a> {
     pub restart_count: Option<i32>,
     #[serde(borrow, default)]
     pub image: Option<Str<'a>>,
-    #[serde(borrow, default)]
+    /// `imageID`, as the kubelet writes it (camelCase would say `imageId`).
+    #[serde(borrow, default, rename = "imageID")]
     pub image_id: Option<Str<'a>>,
 }
 

@@ -207,7 +207,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// Walks an object, handing each key to `field`, which must consume the value.
+    #[inline]
     pub fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Scan<()>) -> Scan<()> {
+        self.map(|scan, key| field(scan, &key))
+    }
+
+    /// Walks an object whose keys are kept (a label map): `entry` gets each key as text of
+    /// the input and must consume the value.
+    pub fn map(&mut self, mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Scan<()>) -> Scan<()> {
         self.eat(b'{', "expected an object")?;
         if self.ws_peek() == Some(b'}') {
             self.at += 1;
@@ -219,7 +226,7 @@ impl<'a> Scanner<'a> {
             }
             let key = self.string_here()?;
             self.eat(b':', "expected ':'")?;
-            field(self, &key)?;
+            entry(self, key)?;
             match self.ws_peek() {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
@@ -229,6 +236,60 @@ impl<'a> Scanner<'a> {
                 _ => return self.fail("expected ',' or '}'"),
             }
         }
+    }
+
+    /// Walks an array, reading each element with `item`.
+    pub fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Scan<T>) -> Scan<Vec<T>> {
+        self.eat(b'[', "expected an array")?;
+        let mut out = Vec::new();
+        if self.ws_peek() == Some(b']') {
+            self.at += 1;
+            return Ok(out);
+        }
+        loop {
+            out.push(item(self)?);
+            match self.ws_peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(out);
+                }
+                _ => return self.fail("expected ',' or ']'"),
+            }
+        }
+    }
+
+    /// `true` or `false`, or `None` for `null`.
+    pub fn opt_bool(&mut self) -> Scan<Option<bool>> {
+        match self.ws_peek() {
+            Some(b't') => self.literal(b"true").map(|()| Some(true)),
+            Some(b'f') => self.literal(b"false").map(|()| Some(false)),
+            Some(b'n') => self.literal(b"null").map(|()| None),
+            _ => self.fail("expected a boolean"),
+        }
+    }
+
+    /// An integer written as a JSON number that fits `T`. As serde_json, `-0`, fractions
+    /// and exponents are floats, not integers.
+    pub fn integer<T: std::str::FromStr>(&mut self) -> Scan<T> {
+        if !matches!(self.ws_peek(), Some(b'-' | b'0'..=b'9')) {
+            return self.fail("expected an integer");
+        }
+        let start = self.at;
+        self.skip_number()?;
+        let text = self.slice(start, self.at);
+        match text.parse() {
+            Ok(n) if text != "-0" => Ok(n),
+            _ => {
+                self.at = start;
+                self.fail("expected an integer in range")
+            }
+        }
+    }
+
+    /// The next byte that is not whitespace, if any (the kind of value that starts there).
+    pub fn next_byte(&mut self) -> Option<u8> {
+        self.ws_peek()
     }
 
     /// A string value; borrowed unless it holds escapes.

@@ -53,6 +53,30 @@ fn agrees_with_the_oracle_on_the_corpus() {
     assert!(decoded >= 130, "only {decoded} corpus lines decoded");
 }
 
+/// Every pod body of the corpus is read by the scanner as serde reads it.
+#[test]
+fn reads_every_corpus_pod_body_as_serde_does() {
+    let Some(lines) = corpus_lines() else { return };
+    let mut pods = 0;
+    for line in &lines {
+        let Ok(event) = loupe_audit::decode(line) else {
+            continue;
+        };
+        if event.target().resource != loupe_audit::Resource::Pod {
+            continue;
+        }
+        for body in [event.request_object, event.response_object]
+            .into_iter()
+            .flatten()
+        {
+            let serde_reads = serde_json::from_str::<loupe_audit::objects::Pod>(body.get()).is_ok();
+            assert_eq!(oracle::check_pod(body.get()), serde_reads, "{}", body.get());
+            pods += 1;
+        }
+    }
+    assert!(pods >= 20, "only {pods} pod bodies in the corpus");
+}
+
 /// Every prefix, every one-byte deletion, and each byte replaced by JSON's structural
 /// characters: the scanner refuses exactly what the oracle refuses.
 fn corrupt(text: &str) {

@@ -5,7 +5,7 @@ use loupe_audit::objects::{
     ApiEvent, Binding, ContainerState, ContainerStatus, CoreEvent, DeleteOptions, InvolvedObject,
     Node, ObjectMeta, Pod, PodSpec, Pvc,
 };
-use loupe_audit::{AuditEvent, Micros, Resource};
+use loupe_audit::{AuditEvent, Body, Micros, Resource};
 use serde::{Deserialize, Serialize};
 
 use crate::fact::{Actor, ContainerSpec, Fact, Owner, VolumeSpec};
@@ -186,7 +186,38 @@ pub struct Observation {
 }
 
 /// Why a body could not be read: the event is kept raw and counted as malformed.
-pub type ObserveError = serde_json::Error;
+#[derive(Debug)]
+pub enum ObserveError {
+    Json(serde_json::Error),
+    /// A pod body refused by [`Pod::from_json`].
+    Pod(loupe_audit::DecodeError),
+}
+
+impl std::fmt::Display for ObserveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ObserveError::Json(e) => e.fmt(f),
+            ObserveError::Pod(loupe_audit::DecodeError::Syntax { what, at }) => {
+                write!(f, "pod body: {what} at byte {at}")
+            }
+            ObserveError::Pod(e) => write!(f, "pod body: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ObserveError {}
+
+impl From<serde_json::Error> for ObserveError {
+    fn from(e: serde_json::Error) -> ObserveError {
+        ObserveError::Json(e)
+    }
+}
+
+impl From<loupe_audit::DecodeError> for ObserveError {
+    fn from(e: loupe_audit::DecodeError) -> ObserveError {
+        ObserveError::Pod(e)
+    }
+}
 
 /// Reads one relevant audit event. `Ok(None)` for events Loupe does not analyse.
 pub fn observe(event: &AuditEvent<'_>) -> Result<Option<Observation>, ObserveError> {
@@ -317,13 +348,17 @@ fn best_pod_body<'a>(event: &AuditEvent<'a>) -> Result<(Option<Pod<'a>>, bool), 
         // The apiserver writes `kind` first: a `Status` (the answer to a binding, some
         // deletes) is told from a Pod without a second pass over the body.
         if !is_status(raw.get()) {
-            let pod: Pod = serde_json::from_str(raw.get())?;
+            let pod = Pod::from_json(raw.get())?;
             if pod.kind.as_deref().is_none_or(|k| k == "Pod") {
                 return Ok((Some(pod), true));
             }
         }
     }
-    Ok((event.request().transpose()?, false))
+    Ok((request_pod(event).transpose()?, false))
+}
+
+fn request_pod<'a>(event: &AuditEvent<'a>) -> Option<Result<Pod<'a>, loupe_audit::DecodeError>> {
+    event.request_object.map(|raw| Pod::from_json(raw.get()))
 }
 
 fn is_status(body: &str) -> bool {
@@ -356,7 +391,7 @@ fn pod_write(event: &AuditEvent<'_>, is_put: bool) -> Result<(PodSnapshot, PodMe
     };
     if meta.uid.is_none() && from_response {
         // The uid precondition of a kubelet patch, when only the response was decoded.
-        if let Some(Ok(req)) = event.request::<Pod>() {
+        if let Some(Ok(req)) = request_pod(event) {
             meta.uid = req.metadata.uid.as_deref().and_then(non_empty);
         }
     }
@@ -367,8 +402,7 @@ fn pod_write(event: &AuditEvent<'_>, is_put: bool) -> Result<(PodSnapshot, PodMe
     // always has a spec): a `patch` of the pod itself whose body has one.
     snapshot.touches_spec = event.verb == "patch"
         && event.target().resource == Resource::Pod
-        && event
-            .request::<Pod>()
+        && request_pod(event)
             .and_then(Result::ok)
             .is_some_and(|r| r.spec.is_some());
     Ok((snapshot, meta))
@@ -578,7 +612,7 @@ fn observe_create(
 
 /// A container's requests, or its limits where no request is given (the apiserver's
 /// default); quantities as written, numbers as their JSON text.
-fn requests(raw: &serde_json::value::RawValue) -> BTreeMap<String, String> {
+fn requests(raw: Body<'_>) -> BTreeMap<String, String> {
     #[derive(serde::Deserialize, Default)]
     struct Resources {
         #[serde(default)]
@@ -599,7 +633,7 @@ fn requests(raw: &serde_json::value::RawValue) -> BTreeMap<String, String> {
 
 /// Which placement constraints a spec declares.
 fn placement(spec: &PodSpec<'_>) -> Vec<String> {
-    let present = |raw: Option<&serde_json::value::RawValue>| {
+    let present = |raw: Option<Body<'_>>| {
         raw.is_some_and(|r| !matches!(r.get().trim(), "null" | "{}" | "[]"))
     };
     let mut out = Vec::new();
@@ -611,11 +645,11 @@ fn placement(spec: &PodSpec<'_>) -> Vec<String> {
         #[serde(rename_all = "camelCase")]
         struct Affinity<'a> {
             #[serde(borrow, default)]
-            node_affinity: Option<&'a serde_json::value::RawValue>,
+            node_affinity: Option<Body<'a>>,
             #[serde(borrow, default)]
-            pod_affinity: Option<&'a serde_json::value::RawValue>,
+            pod_affinity: Option<Body<'a>>,
             #[serde(borrow, default)]
-            pod_anti_affinity: Option<&'a serde_json::value::RawValue>,
+            pod_anti_affinity: Option<Body<'a>>,
         }
         let a: Affinity = serde_json::from_str(affinity.get()).unwrap_or_default();
         for (name, raw) in [

@@ -341,3 +341,29 @@ fn profiles_are_named_presets_of_size_and_churn() {
     assert!(dev.nodes <= 3 && dev.apiservers == 1);
     assert!(profile("nope").is_none());
 }
+
+/// Every pod body the simulator writes (creates, status patches, deletes, bindings' pods,
+/// with every fault) is read by the scanner as serde's derive reads it.
+#[test]
+fn the_pod_body_scanner_reads_every_simulated_body_as_serde_does() {
+    use loupe_audit::objects::Pod;
+    let mut config = small(400, FaultMix::every_code(0.01));
+    config.upgrade_share = 0.3;
+    let (lines, _) = simulate(&config);
+    let mut bodies = 0;
+    for line in &lines {
+        let event = loupe_audit::decode(line).unwrap();
+        if event.target().resource != loupe_audit::Resource::Pod {
+            continue;
+        }
+        for body in [event.request_object, event.response_object].into_iter().flatten() {
+            let Ok(theirs) = serde_json::from_str::<Pod>(body.get()) else {
+                continue;
+            };
+            let ours = Pod::from_json(body.get()).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{line}");
+            bodies += 1;
+        }
+    }
+    assert!(bodies > 1500, "only {bodies} pod bodies");
+}

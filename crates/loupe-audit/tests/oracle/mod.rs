@@ -5,9 +5,32 @@
 use loupe_audit::{decode, parse_time_micros, AuditEvent, Level, Stage};
 use serde_json::Value;
 
-/// Decodes `text` both ways and panics where they disagree.
+/// A pod body read by the scanner (`Pod::from_json`) against serde's derive: whatever the
+/// scanner accepts, serde reads the same. Returns whether the scanner accepted it.
+pub fn check_pod(body: &str) -> bool {
+    use loupe_audit::objects::Pod;
+    let Ok(ours) = Pod::from_json(body) else {
+        return false;
+    };
+    match serde_json::from_str::<Pod>(body) {
+        Ok(theirs) => assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{body}"),
+        Err(e) => panic!("accepted a pod body serde refuses ({e}): {body:?}"),
+    }
+    true
+}
+
+/// Decodes `text` both ways and panics where they disagree; its bodies are also read as
+/// pods both ways.
 pub fn check(text: &str) {
     let decoded = decode(text);
+    if let Ok(event) = &decoded {
+        for body in [event.request_object, event.response_object]
+            .into_iter()
+            .flatten()
+        {
+            check_pod(body.get());
+        }
+    }
     if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
         assert!(decoded.is_err(), "accepted invalid JSON: {text:?}");
         return;
