@@ -156,6 +156,12 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     fn ws_peek(&mut self) -> Option<u8> {
         let bytes = self.bytes();
+        // Compact JSON has no whitespace: every byte above the space is the answer.
+        if let Some(&b) = bytes.get(self.at) {
+            if b > b' ' {
+                return Some(b);
+            }
+        }
         while let Some(&b) = bytes.get(self.at) {
             if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
                 return Some(b);
