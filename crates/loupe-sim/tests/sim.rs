@@ -356,7 +356,10 @@ fn the_pod_body_scanner_reads_every_simulated_body_as_serde_does() {
         if event.target().resource != loupe_audit::Resource::Pod {
             continue;
         }
-        for body in [event.request_object, event.response_object].into_iter().flatten() {
+        for body in [event.request_object, event.response_object]
+            .into_iter()
+            .flatten()
+        {
             let Ok(theirs) = serde_json::from_str::<Pod>(body.get()) else {
                 continue;
             };

@@ -9,26 +9,10 @@ use crate::{Result, StoreError};
 const LEVEL: i32 = 1;
 const HASH_LOG: u32 = 12;
 
-/// Packs and compresses events; `scratch` and `compressor` are reused across calls so
-/// commits do not allocate (and fault in) a fresh multi-megabyte buffer each time.
-pub fn encode(
-    out: &Output,
-    scratch: &mut Vec<u8>,
-    compressor: &mut zstd::bulk::Compressor<'static>,
-) -> Result<Vec<u8>> {
-    scratch.clear();
-    for (e, json) in out.raw_events() {
-        let id = e.audit_id.as_bytes();
-        let id = &id[..id.len().min(u16::MAX as usize)];
-        scratch.extend_from_slice(&(id.len() as u16).to_le_bytes());
-        scratch.extend_from_slice(id);
-        scratch.push(e.stage.len() as u8);
-        scratch.extend_from_slice(e.stage.as_bytes());
-        scratch.extend_from_slice(&e.ts.to_le_bytes());
-        scratch.extend_from_slice(&(json.len() as u32).to_le_bytes());
-        scratch.extend_from_slice(json.as_bytes());
-    }
-    Ok(compressor.compress(scratch)?)
+/// Compresses the output's raw events, which the processor already packed in this
+/// layout ([`Output::raw_packed`]); `compressor` is reused across calls.
+pub fn encode(out: &Output, compressor: &mut zstd::bulk::Compressor<'static>) -> Result<Vec<u8>> {
+    Ok(compressor.compress(out.raw_packed())?)
 }
 
 /// A stable 64-bit hash of an audit ID (FNV-1a): what a chunk's ID list holds.
@@ -129,9 +113,8 @@ mod tests {
             p.push(&format!(r#"{{"level":"Request","auditID":"id-{i}","stage":"ResponseComplete","verb":"patch","objectRef":{{"resource":"pods","namespace":"n","name":"p"}},"requestObject":{{"status":{{"phase":"Running"}}}},"stageTimestamp":"2024-01-01T00:00:0{i}Z"}}"#), "t", i);
         }
         let out = p.take_output();
-        let mut scratch = Vec::new();
-        let packed = encode(&out, &mut scratch, &mut compressor().unwrap()).unwrap();
-        let buf = decompress(1, &packed, scratch.len()).unwrap();
+        let packed = encode(&out, &mut compressor().unwrap()).unwrap();
+        let buf = decompress(1, &packed, out.raw_packed().len()).unwrap();
         let got = entries(1, &buf).unwrap();
         assert_eq!(got.len(), 3);
         assert_eq!(

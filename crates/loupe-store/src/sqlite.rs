@@ -67,7 +67,6 @@ CREATE TABLE IF NOT EXISTS malformed(
 pub struct SqliteStore {
     pub(crate) conn: Connection,
     path: PathBuf,
-    scratch: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
 }
 
@@ -145,7 +144,6 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             path,
-            scratch: Vec::new(),
             compressor: chunk::compressor()?,
         })
     }
@@ -251,9 +249,9 @@ impl Store for SqliteStore {
         let data = if out.raw.is_empty() {
             Vec::new()
         } else {
-            chunk::encode(out, &mut self.scratch, &mut self.compressor)?
+            chunk::encode(out, &mut self.compressor)?
         };
-        let raw_bytes = self.scratch.len();
+        let raw_bytes = out.raw_packed().len();
         // IMMEDIATE: take the write lock up front (waiting out readers' busy time) instead
         // of upgrading a read transaction, which fails at once if the snapshot is stale.
         let tx = self
@@ -267,7 +265,7 @@ impl Store for SqliteStore {
                 params![cluster, min_ts, max_ts, out.raw.len() as i64, raw_bytes as i64, data],
             )?;
             let chunk_id = tx.last_insert_rowid();
-            let ids = chunk::id_list(out.raw.iter().map(|e| e.audit_id.as_str()));
+            let ids = chunk::id_list(out.raw.iter().map(|e| out.raw_audit_id(e)));
             tx.execute(
                 "INSERT INTO chunk_ids(chunk, ids) VALUES(?1, ?2)",
                 params![chunk_id, ids],

@@ -53,12 +53,13 @@ pub struct Malformed {
     pub error: String,
 }
 
-/// An analysed audit event to keep verbatim; its text is [`Output::raw_json`].
+/// An analysed audit event to keep verbatim; its ID and text are in [`Output::raw_packed`]
+/// ([`Output::raw_audit_id`], [`Output::raw_json`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEvent {
-    pub audit_id: String,
     pub stage: &'static str,
     pub ts: i64,
+    audit_id: std::ops::Range<usize>,
     json: std::ops::Range<usize>,
 }
 
@@ -98,8 +99,11 @@ pub struct PvcRecord {
 #[derive(Debug, Default)]
 pub struct Output {
     pub raw: Vec<RawEvent>,
-    /// The text of every raw event, back to back: one buffer, reused across outputs.
-    raw_text: String,
+    /// Every raw event, packed as the store keeps them in a chunk, so that it compresses
+    /// this buffer as it is: per event `u16 id_len, id, u8 stage_len, stage, i64 ts,
+    /// u32 json_len, json` (little endian). Written only from `&str`s, so each text range
+    /// is UTF-8. One buffer, reused across outputs.
+    raw_packed: Vec<u8>,
     pub facts: Vec<(String, FactRecord)>,
     pub versions: Vec<VersionRef>,
     pub pods: Vec<PodState>,
@@ -114,18 +118,27 @@ pub struct Output {
 impl Output {
     /// The verbatim text of a raw event of this output.
     pub fn raw_json(&self, e: &RawEvent) -> &str {
-        &self.raw_text[e.json.clone()]
+        self.packed_text(e.json.clone())
     }
 
-    /// Raw events with their text.
-    pub fn raw_events(&self) -> impl Iterator<Item = (&RawEvent, &str)> {
-        self.raw.iter().map(|e| (e, self.raw_json(e)))
+    /// The audit ID of a raw event of this output (cut at 65 535 bytes, as stored).
+    pub fn raw_audit_id(&self, e: &RawEvent) -> &str {
+        self.packed_text(e.audit_id.clone())
+    }
+
+    /// The raw events in the store's chunk layout (see the field).
+    pub fn raw_packed(&self) -> &[u8] {
+        &self.raw_packed
+    }
+
+    fn packed_text(&self, range: std::ops::Range<usize>) -> &str {
+        std::str::from_utf8(&self.raw_packed[range]).expect("packed from whole &strs")
     }
 
     /// Empties the output but keeps its buffers' capacity.
     fn clear(&mut self) {
         self.raw.clear();
-        self.raw_text.clear();
+        self.raw_packed.clear();
         self.facts.clear();
         self.versions.clear();
         self.pods.clear();
@@ -575,14 +588,28 @@ impl Processor {
         });
     }
 
+    /// Appends the event to [`Output::raw_packed`]: its text is copied once, into the
+    /// buffer the store compresses.
     fn keep_raw(&mut self, event: &AuditEvent<'_>, ts: i64, json: &str) {
-        let start = self.out.raw_text.len();
-        self.out.raw_text.push_str(json);
+        let buf = &mut self.out.raw_packed;
+        let id = cut_at_char(&event.audit_id, u16::MAX as usize);
+        let stage = event.stage.as_str();
+        buf.reserve(2 + id.len() + 1 + stage.len() + 8 + 4 + json.len());
+        buf.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        let audit_id = buf.len()..buf.len() + id.len();
+        buf.extend_from_slice(id.as_bytes());
+        buf.push(stage.len() as u8);
+        buf.extend_from_slice(stage.as_bytes());
+        buf.extend_from_slice(&ts.to_le_bytes());
+        let json = cut_at_char(json, u32::MAX as usize);
+        buf.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        let text = buf.len()..buf.len() + json.len();
+        buf.extend_from_slice(json.as_bytes());
         self.out.raw.push(RawEvent {
-            audit_id: event.audit_id.to_string(),
-            stage: event.stage.as_str(),
+            stage,
             ts,
-            json: start..self.out.raw_text.len(),
+            audit_id,
+            json: text,
         });
     }
 
@@ -914,5 +941,49 @@ fn subject_name(subject: &Subject) -> (&str, &str) {
         } => (namespace, name.as_deref().unwrap_or("")),
         Subject::RejectedCreate { namespace, name } => (namespace, name),
         _ => ("", ""),
+    }
+}
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn cut_at_char(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_only_on_character_boundaries() {
+        assert_eq!(cut_at_char("abc", 5), "abc");
+        assert_eq!(cut_at_char("abc", 2), "ab");
+        // `é` is two bytes: a cut inside it goes back before it.
+        assert_eq!(cut_at_char("aé", 2), "a");
+        assert_eq!(cut_at_char("aé", 3), "aé");
+    }
+
+    #[test]
+    fn packs_raw_events_in_the_chunk_layout() {
+        let mut p = Processor::new(Config::new("t"));
+        let line = r#"{"level":"Request","auditID":"id-1","stage":"ResponseComplete","verb":"patch","objectRef":{"resource":"pods","namespace":"n","name":"p"},"requestObject":{"status":{"phase":"Running"}},"stageTimestamp":"2024-01-01T00:00:01Z"}"#;
+        p.push(line, "t", 1);
+        let out = p.take_output();
+        let e = &out.raw[0];
+        assert_eq!((out.raw_audit_id(e), out.raw_json(e)), ("id-1", line));
+        let mut want = Vec::new();
+        want.extend_from_slice(&4u16.to_le_bytes());
+        want.extend_from_slice(b"id-1");
+        want.push(16);
+        want.extend_from_slice(b"ResponseComplete");
+        want.extend_from_slice(&1_704_067_201_000_000i64.to_le_bytes());
+        want.extend_from_slice(&(line.len() as u32).to_le_bytes());
+        want.extend_from_slice(line.as_bytes());
+        assert_eq!(out.raw_packed(), &want[..]);
     }
 }
