@@ -10,9 +10,9 @@
 //!
 //! [`objects`] holds the borrowed subsets of the Kubernetes objects the analyses read.
 
+mod body_scan;
 mod event;
 pub mod objects;
-mod pod_scan;
 pub mod scan;
 mod target;
 mod time;

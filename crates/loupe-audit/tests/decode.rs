@@ -53,16 +53,36 @@ fn agrees_with_the_oracle_on_the_corpus() {
     assert!(decoded >= 130, "only {decoded} corpus lines decoded");
 }
 
-/// Every pod body of the corpus is read by the scanner as serde reads it.
+/// Every pod and Event body of the corpus is read by the scanner as serde reads it.
 #[test]
-fn reads_every_corpus_pod_body_as_serde_does() {
+fn reads_every_corpus_pod_and_event_body_as_serde_does() {
     let Some(lines) = corpus_lines() else { return };
-    let mut pods = 0;
+    let (mut pods, mut events) = (0, 0);
     for line in &lines {
         let Ok(event) = loupe_audit::decode(line) else {
             continue;
         };
-        if event.target().resource != loupe_audit::Resource::Pod {
+        let resource = event.target().resource;
+        if matches!(
+            resource,
+            loupe_audit::Resource::CoreEvent | loupe_audit::Resource::EventsApiEvent
+        ) {
+            for body in [event.request_object, event.response_object]
+                .into_iter()
+                .flatten()
+            {
+                let core = serde_json::from_str::<loupe_audit::objects::CoreEvent>(body.get());
+                let api = serde_json::from_str::<loupe_audit::objects::ApiEvent>(body.get());
+                assert_eq!(
+                    oracle::check_events(body.get()),
+                    (core.is_ok(), api.is_ok()),
+                    "{}",
+                    body.get()
+                );
+                events += 1;
+            }
+        }
+        if resource != loupe_audit::Resource::Pod {
             continue;
         }
         for body in [event.request_object, event.response_object]
@@ -75,6 +95,9 @@ fn reads_every_corpus_pod_body_as_serde_does() {
         }
     }
     assert!(pods >= 20, "only {pods} pod bodies in the corpus");
+    // The audit corpus records Events at Metadata level (no bodies): the simulator's
+    // test (`loupe-sim/tests/sim.rs`) holds Event bodies to serde.
+    eprintln!("{pods} pod bodies, {events} Event bodies");
 }
 
 /// Every prefix, every one-byte deletion, and each byte replaced by JSON's structural

@@ -189,7 +189,7 @@ pub struct Observation {
 #[derive(Debug)]
 pub enum ObserveError {
     Json(serde_json::Error),
-    /// A pod body refused by [`Pod::from_json`].
+    /// A pod or Event body refused by the scanner ([`Pod::from_json`], …).
     Pod(loupe_audit::DecodeError),
 }
 
@@ -198,9 +198,9 @@ impl std::fmt::Display for ObserveError {
         match self {
             ObserveError::Json(e) => e.fmt(f),
             ObserveError::Pod(loupe_audit::DecodeError::Syntax { what, at }) => {
-                write!(f, "pod body: {what} at byte {at}")
+                write!(f, "{what} at byte {at} of the body")
             }
-            ObserveError::Pod(e) => write!(f, "pod body: {e}"),
+            ObserveError::Pod(e) => e.fmt(f),
         }
     }
 }
@@ -878,7 +878,7 @@ fn observe_event(event: &AuditEvent<'_>, core: bool, verb: &str) -> Result<Event
     };
     let Some(raw) = raw else { return Ok(obs) };
     if core {
-        let e: CoreEvent = serde_json::from_str(raw.get())?;
+        let e = CoreEvent::from_json(raw.get())?;
         if let Some(name) = e.metadata.name.as_deref().filter(|n| !n.is_empty()) {
             obs.name = name.to_string();
         }
@@ -896,7 +896,7 @@ fn observe_event(event: &AuditEvent<'_>, core: bool, verb: &str) -> Result<Event
         obs.count = e.count.or(e.series.as_ref().and_then(|s| s.count));
         obs.repeat |= obs.count.is_some_and(|c| c > 1) || e.series.is_some();
     } else {
-        let e: ApiEvent = serde_json::from_str(raw.get())?;
+        let e = ApiEvent::from_json(raw.get())?;
         if let Some(name) = e.metadata.name.as_deref().filter(|n| !n.is_empty()) {
             obs.name = name.to_string();
         }

@@ -342,18 +342,38 @@ fn profiles_are_named_presets_of_size_and_churn() {
     assert!(profile("nope").is_none());
 }
 
-/// Every pod body the simulator writes (creates, status patches, deletes, bindings' pods,
-/// with every fault) is read by the scanner as serde's derive reads it.
+/// Every pod and Event body the simulator writes (creates, status patches, deletes, Events
+/// and their repeats, with every fault) is read by the scanner as serde's derive reads it.
 #[test]
-fn the_pod_body_scanner_reads_every_simulated_body_as_serde_does() {
-    use loupe_audit::objects::Pod;
+fn the_body_scanner_reads_every_simulated_body_as_serde_does() {
+    use loupe_audit::objects::{ApiEvent, CoreEvent, Pod};
+    use loupe_audit::Resource;
     let mut config = small(400, FaultMix::every_code(0.01));
     config.upgrade_share = 0.3;
     let (lines, _) = simulate(&config);
-    let mut bodies = 0;
+    let (mut bodies, mut events) = (0, 0);
     for line in &lines {
         let event = loupe_audit::decode(line).unwrap();
-        if event.target().resource != loupe_audit::Resource::Pod {
+        let resource = event.target().resource;
+        if matches!(resource, Resource::CoreEvent | Resource::EventsApiEvent) {
+            for body in [event.request_object, event.response_object]
+                .into_iter()
+                .flatten()
+            {
+                let text = body.get();
+                if resource == Resource::CoreEvent {
+                    let theirs = serde_json::from_str::<CoreEvent>(text).unwrap();
+                    let ours = CoreEvent::from_json(text).unwrap_or_else(|e| panic!("{e}: {line}"));
+                    assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{line}");
+                } else {
+                    let theirs = serde_json::from_str::<ApiEvent>(text).unwrap();
+                    let ours = ApiEvent::from_json(text).unwrap_or_else(|e| panic!("{e}: {line}"));
+                    assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{line}");
+                }
+                events += 1;
+            }
+        }
+        if resource != Resource::Pod {
             continue;
         }
         for body in [event.request_object, event.response_object]
@@ -369,4 +389,5 @@ fn the_pod_body_scanner_reads_every_simulated_body_as_serde_does() {
         }
     }
     assert!(bodies > 1500, "only {bodies} pod bodies");
+    assert!(events > 1000, "only {events} Event bodies");
 }

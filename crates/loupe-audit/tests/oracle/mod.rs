@@ -9,12 +9,41 @@ use serde_json::Value;
 /// scanner accepts, serde reads the same. Returns whether the scanner accepted it.
 pub fn check_pod(body: &str) -> bool {
     use loupe_audit::objects::Pod;
-    let Ok(ours) = Pod::from_json(body) else {
+    agrees(
+        body,
+        Pod::from_json(body),
+        serde_json::from_str::<Pod>(body),
+    )
+}
+
+/// The same for Event bodies, core `v1` and `events.k8s.io/v1`.
+pub fn check_events(body: &str) -> (bool, bool) {
+    use loupe_audit::objects::{ApiEvent, CoreEvent};
+    (
+        agrees(
+            body,
+            CoreEvent::from_json(body),
+            serde_json::from_str::<CoreEvent>(body),
+        ),
+        agrees(
+            body,
+            ApiEvent::from_json(body),
+            serde_json::from_str::<ApiEvent>(body),
+        ),
+    )
+}
+
+fn agrees<T: std::fmt::Debug, E: std::fmt::Display>(
+    body: &str,
+    ours: Result<T, loupe_audit::DecodeError>,
+    theirs: Result<T, E>,
+) -> bool {
+    let Ok(ours) = ours else {
         return false;
     };
-    match serde_json::from_str::<Pod>(body) {
+    match theirs {
         Ok(theirs) => assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{body}"),
-        Err(e) => panic!("accepted a pod body serde refuses ({e}): {body:?}"),
+        Err(e) => panic!("accepted a body serde refuses ({e}): {body:?}"),
     }
     true
 }
@@ -29,6 +58,7 @@ pub fn check(text: &str) {
             .flatten()
         {
             check_pod(body.get());
+            check_events(body.get());
         }
     }
     if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {

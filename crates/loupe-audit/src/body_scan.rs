@@ -1,7 +1,8 @@
-//! Pod bodies read by the scanner instead of serde's derive.
+//! Pod and Event bodies read by the scanner instead of serde's derive.
 //!
 //! A pod event's body is the bulk of its line (16 KB with a large `env`), and serde spent a
-//! seventh of a replay walking it through its visitors. This reads the same [`Pod`] as the
+//! seventh of a replay walking it through its visitors (Events, smaller, another 2.5 %).
+//! This reads the same [`Pod`], [`CoreEvent`] and [`ApiEvent`] as the
 //! derive does, field for field: the same names, `null` as absent where the derive has an
 //! `Option`, an error for a field given twice, integers as numbers (or as strings where the
 //! derive takes both), unknown fields skipped (still checked). Only stricter in one way: an
@@ -19,11 +20,32 @@ use crate::scan::{Scan, Scanner, Seen};
 impl<'a> Pod<'a> {
     /// Decodes a Pod, or a patch to one, borrowing from `text`.
     pub fn from_json(text: &'a str) -> Result<Pod<'a>, DecodeError> {
-        let mut scan = Scanner::new(text);
-        match pod(&mut scan).and_then(|p| scan.end().map(|()| p)) {
-            Ok(p) => Ok(p),
-            Err(_) => Err(scan.error()),
-        }
+        whole(Scanner::new(text), pod)
+    }
+}
+
+impl<'a> CoreEvent<'a> {
+    /// Decodes a core `v1` Event, or a patch to one, as serde's derive does.
+    pub fn from_json(text: &'a str) -> Result<CoreEvent<'a>, DecodeError> {
+        whole(Scanner::new(text), core_event)
+    }
+}
+
+impl<'a> ApiEvent<'a> {
+    /// Decodes an `events.k8s.io/v1` Event, or a patch to one, as serde's derive does.
+    pub fn from_json(text: &'a str) -> Result<ApiEvent<'a>, DecodeError> {
+        whole(Scanner::new(text), api_event)
+    }
+}
+
+/// Reads one value with `read`, and nothing after it.
+fn whole<'a, T>(
+    mut scan: Scanner<'a>,
+    read: impl FnOnce(&mut Scanner<'a>) -> Scan<T>,
+) -> Result<T, DecodeError> {
+    match read(&mut scan).and_then(|v| scan.end().map(|()| v)) {
+        Ok(v) => Ok(v),
+        Err(_) => Err(scan.error()),
     }
 }
 
@@ -287,6 +309,65 @@ fn terminated<'a>(scan: &mut Scanner<'a>) -> Scan<StateTerminated<'a>> {
     })
 }
 
+fn core_event<'a>(scan: &mut Scanner<'a>) -> Scan<CoreEvent<'a>> {
+    object!(scan, out: CoreEvent<'a> {
+        "metadata" => out.metadata = meta(scan)?,
+        "involvedObject" => out.involved_object = opt(scan, involved)?,
+        "reason" => out.reason = scan.opt_string()?,
+        "message" => out.message = scan.opt_string()?,
+        "type" => out.type_ = scan.opt_string()?,
+        "source" => out.source = opt(scan, source)?,
+        "reportingComponent" => out.reporting_component = scan.opt_string()?,
+        "count" => out.count = int(scan)?,
+        "firstTimestamp" => out.first_timestamp = scan.opt_string()?,
+        "lastTimestamp" => out.last_timestamp = scan.opt_string()?,
+        "eventTime" => out.event_time = scan.opt_string()?,
+        "series" => out.series = opt(scan, series)?,
+        "action" => out.action = scan.opt_string()?,
+    })
+}
+
+fn api_event<'a>(scan: &mut Scanner<'a>) -> Scan<ApiEvent<'a>> {
+    object!(scan, out: ApiEvent<'a> {
+        "metadata" => out.metadata = meta(scan)?,
+        "regarding" => out.regarding = opt(scan, involved)?,
+        "reason" => out.reason = scan.opt_string()?,
+        "note" => out.note = scan.opt_string()?,
+        "type" => out.type_ = scan.opt_string()?,
+        "reportingController" => out.reporting_controller = scan.opt_string()?,
+        "reportingInstance" => out.reporting_instance = scan.opt_string()?,
+        "eventTime" => out.event_time = scan.opt_string()?,
+        "series" => out.series = opt(scan, series)?,
+        "action" => out.action = scan.opt_string()?,
+        "deprecatedSource" => out.deprecated_source = opt(scan, source)?,
+        "deprecatedCount" => out.deprecated_count = opt_integer(scan)?,
+    })
+}
+
+fn involved<'a>(scan: &mut Scanner<'a>) -> Scan<InvolvedObject<'a>> {
+    object!(scan, out: InvolvedObject<'a> {
+        "kind" => out.kind = scan.string()?,
+        "namespace" => out.namespace = scan.string()?,
+        "name" => out.name = scan.string()?,
+        "uid" => out.uid = scan.string()?,
+        "fieldPath" => out.field_path = scan.opt_string()?,
+    })
+}
+
+fn source<'a>(scan: &mut Scanner<'a>) -> Scan<EventSource<'a>> {
+    object!(scan, out: EventSource<'a> {
+        "component" => out.component = scan.opt_string()?,
+        "host" => out.host = scan.opt_string()?,
+    })
+}
+
+fn series<'a>(scan: &mut Scanner<'a>) -> Scan<EventSeries<'a>> {
+    object!(scan, out: EventSeries<'a> {
+        "count" => out.count = int(scan)?,
+        "lastObservedTime" => out.last_observed_time = scan.opt_string()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +396,33 @@ mod tests {
             agree(text);
             assert!(Pod::from_json(text).is_ok(), "{text}");
         }
+    }
+
+    #[test]
+    fn reads_events_as_serde_does() {
+        let core = [
+            r#"{"metadata":{"name":"web.17f","namespace":"shop"},"involvedObject":{"kind":"Pod","namespace":"shop","name":"web","uid":"u1","fieldPath":"spec.containers{app}"},"reason":"BackOff","message":"Back-off pulling image \"x\"","type":"Warning","source":{"component":"kubelet","host":"node-a"},"count":"3","firstTimestamp":"2024-01-01T00:00:00Z","lastTimestamp":null,"series":{"count":4,"lastObservedTime":"2024-01-01T00:01:00.000000Z"}}"#,
+            r#"{"count":5,"lastTimestamp":"2024-01-01T00:02:00Z","metadata":{"resourceVersion":"9"}}"#,
+            r#"{"involvedObject":{"kind":null}}"#,
+            r#"{"count":1.5}"#,
+            r#"{"reason":"a","reason":"b"}"#,
+        ];
+        for text in core {
+            let ours = CoreEvent::from_json(text).map(|e| format!("{e:?}"));
+            let serde = serde_json::from_str::<CoreEvent>(text).map(|e| format!("{e:?}"));
+            assert_eq!(ours.ok(), serde.ok(), "{text}");
+        }
+        let api = [
+            r#"{"metadata":{"name":"p.18a"},"regarding":{"kind":"Pod","namespace":"n","name":"p","uid":"u"},"reason":"FailedScheduling","note":"0/3 nodes are available","type":"Warning","reportingController":"default-scheduler","reportingInstance":"default-scheduler-cp","eventTime":"2024-01-01T00:00:00.000000Z","action":"Scheduling","deprecatedSource":{"component":"default-scheduler"},"deprecatedCount":2}"#,
+            r#"{"series":{"count":"7","lastObservedTime":"2024-01-01T00:00:09.000000Z"}}"#,
+            r#"{"deprecatedCount":"2"}"#,
+        ];
+        for text in api {
+            let ours = ApiEvent::from_json(text).map(|e| format!("{e:?}"));
+            let serde = serde_json::from_str::<ApiEvent>(text).map(|e| format!("{e:?}"));
+            assert_eq!(ours.ok(), serde.ok(), "{text}");
+        }
+        assert!(CoreEvent::from_json(core[0]).is_ok() && ApiEvent::from_json(api[0]).is_ok());
     }
 
     #[test]
