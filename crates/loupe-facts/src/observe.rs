@@ -190,17 +190,17 @@ pub struct Observation {
 pub enum ObserveError {
     Json(serde_json::Error),
     /// A pod or Event body refused by the scanner ([`Pod::from_json`], …).
-    Pod(loupe_audit::DecodeError),
+    Body(loupe_audit::DecodeError),
 }
 
 impl std::fmt::Display for ObserveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ObserveError::Json(e) => e.fmt(f),
-            ObserveError::Pod(loupe_audit::DecodeError::Syntax { what, at }) => {
+            ObserveError::Body(loupe_audit::DecodeError::Syntax { what, at }) => {
                 write!(f, "{what} at byte {at} of the body")
             }
-            ObserveError::Pod(e) => e.fmt(f),
+            ObserveError::Body(e) => e.fmt(f),
         }
     }
 }
@@ -215,7 +215,7 @@ impl From<serde_json::Error> for ObserveError {
 
 impl From<loupe_audit::DecodeError> for ObserveError {
     fn from(e: loupe_audit::DecodeError) -> ObserveError {
-        ObserveError::Pod(e)
+        ObserveError::Body(e)
     }
 }
 
