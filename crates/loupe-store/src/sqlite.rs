@@ -1,9 +1,10 @@
 // foldhash (hashbrown's default): the per-commit maps are keyed by UIDs and audit IDs.
 use hashbrown::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use loupe_facts::{Fact, FactRecord, PodState};
-use loupe_timeline::{NodeRecord, Output, PvcRecord, Recovery, Stats};
+use loupe_timeline::{NodeRecord, Output, PodBody, PvcRecord, Recovery, Stats};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::chunk;
@@ -283,17 +284,17 @@ impl Store for SqliteStore {
                 "INSERT OR IGNORE INTO entries(pod, ts, audit_id, late, body, n, facts) \
                  VALUES(?1,?2,?3,?4,?5,?6,?7)",
             )?;
-            for e in entries(out) {
-                let pod = match seqs.get(e.uid) {
+            for e in &out.entries {
+                let pod = match seqs.get(e.uid.as_str()) {
                     Some(&seq) => seq,
-                    None => stored_pod_seq(&tx, cluster, e.uid, e.ts)?,
+                    None => stored_pod_seq(&tx, cluster, &e.uid, e.ts)?,
                 };
                 st.execute(params![
                     pod,
                     e.ts,
                     e.audit_id,
                     e.late as i64,
-                    e.body,
+                    body_code(e.body),
                     e.facts.len() as i64,
                     json_text(json, &e.facts)?
                 ])?;
@@ -656,60 +657,20 @@ impl loupe_timeline::StateLoader for SqliteLoader {
     }
 }
 
-/// One `entries` row in the making.
-struct EntryRow<'a> {
-    uid: &'a str,
-    ts: i64,
-    audit_id: &'a str,
-    late: bool,
-    body: i64,
-    facts: Vec<&'a Fact>,
-}
-
-/// Groups an output's facts and body references by (pod, audit event), in output order.
-fn entries(out: &Output) -> Vec<EntryRow<'_>> {
-    let mut rows: Vec<EntryRow<'_>> = Vec::new();
-    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
-    for (uid, f) in &out.facts {
-        let i = *index
-            .entry((uid.as_str(), f.audit_id.as_str()))
-            .or_insert_with(|| {
-                rows.push(EntryRow {
-                    uid,
-                    ts: f.ts,
-                    audit_id: &f.audit_id,
-                    late: f.late,
-                    body: BODY_NONE,
-                    facts: Vec::new(),
-                });
-                rows.len() - 1
-            });
-        rows[i].facts.push(&f.fact);
+/// `entries.body` of an entry.
+fn body_code(body: PodBody) -> i64 {
+    match body {
+        PodBody::None => BODY_NONE,
+        PodBody::Full => BODY_FULL,
+        PodBody::Patch => BODY_PATCH,
     }
-    for v in &out.versions {
-        let i = *index
-            .entry((v.uid.as_str(), v.audit_id.as_str()))
-            .or_insert_with(|| {
-                rows.push(EntryRow {
-                    uid: &v.uid,
-                    ts: v.ts,
-                    audit_id: &v.audit_id,
-                    late: false,
-                    body: BODY_NONE,
-                    facts: Vec::new(),
-                });
-                rows.len() - 1
-            });
-        rows[i].body = if v.full { BODY_FULL } else { BODY_PATCH };
-    }
-    rows
 }
 
 /// Writes the states of the pods an output touched; returns each pod's `seq`.
 fn upsert_pods<'a>(
     tx: &rusqlite::Transaction<'_>,
     cluster: &str,
-    pods: &'a [PodState],
+    pods: &'a [Arc<PodState>],
     json: &mut Vec<u8>,
 ) -> Result<HashMap<&'a str, i64>> {
     let mut seqs = HashMap::with_capacity(pods.len());

@@ -16,8 +16,8 @@ mod stats;
 pub use dedup::Dedup;
 pub use memory::{TimelineBuilder, Timelines};
 pub use processor::{
-    Config, Malformed, NodeRecord, Output, Processor, PvcRecord, RawEvent, Recovery, StateLoader,
-    VersionRef,
+    Config, Entry, Malformed, NodeRecord, Output, PodBody, Processor, PvcRecord, RawEvent,
+    Recovery, StateLoader,
 };
 pub use stats::Stats;
 

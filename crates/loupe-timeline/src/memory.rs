@@ -43,8 +43,9 @@ impl TimelineBuilder {
     }
 
     fn drain(&mut self) {
-        for (uid, f) in self.processor.take_output().facts {
-            self.facts.entry(uid).or_default().push(f);
+        for entry in self.processor.take_output().entries {
+            let list = self.facts.entry(entry.uid.clone()).or_default();
+            list.extend(entry.records());
         }
     }
 

@@ -5,7 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use hashbrown::HashMap;
 
 use loupe_audit::{decode, AuditEvent};
-use loupe_facts::{observe, EventObs, FactRecord, Observation, ObservedBody, PodState, Subject};
+use std::sync::Arc;
+
+use loupe_facts::{
+    observe, EventObs, Fact, FactRecord, Observation, ObservedBody, PodState, Subject,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::dedup::{Dedup, HashedSet};
@@ -63,13 +67,40 @@ pub struct RawEvent {
     json: std::ops::Range<usize>,
 }
 
-/// A pod body in the raw store: the object after a request (`full`) or a patch to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionRef {
+/// What an audit event's raw text holds of the pod it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PodBody {
+    None,
+    /// The whole object after the request: a version of the pod.
+    Full,
+    /// A patch to it.
+    Patch,
+}
+
+/// One audit event on one pod's timeline: the facts it revealed, in order, and what its
+/// raw text holds of the pod. The store keeps one row per entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
     pub uid: String,
     pub ts: i64,
     pub audit_id: String,
-    pub full: bool,
+    /// Applied after the watermark had passed its time.
+    pub late: bool,
+    pub body: PodBody,
+    pub facts: Vec<Fact>,
+}
+
+impl Entry {
+    /// The entry's facts with their places on the timeline.
+    pub fn records(&self) -> impl Iterator<Item = FactRecord> + '_ {
+        self.facts.iter().enumerate().map(|(seq, fact)| FactRecord {
+            ts: self.ts,
+            audit_id: self.audit_id.clone(),
+            seq: seq as u32,
+            late: self.late,
+            fact: fact.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,9 +135,11 @@ pub struct Output {
     /// u32 json_len, json` (little endian). Written only from `&str`s, so each text range
     /// is UTF-8. One buffer, reused across outputs.
     raw_packed: Vec<u8>,
-    pub facts: Vec<(String, FactRecord)>,
-    pub versions: Vec<VersionRef>,
-    pub pods: Vec<PodState>,
+    /// The pod entries applied, in the order they were applied.
+    pub entries: Vec<Entry>,
+    /// The states of the pods the entries changed. Shared with the processor, which
+    /// copies a state on its next change only if this output still holds it.
+    pub pods: Vec<Arc<PodState>>,
     pub nodes: Vec<NodeRecord>,
     pub pvcs: Vec<PvcRecord>,
     pub malformed: Vec<Malformed>,
@@ -139,8 +172,7 @@ impl Output {
     fn clear(&mut self) {
         self.raw.clear();
         self.raw_packed.clear();
-        self.facts.clear();
-        self.versions.clear();
+        self.entries.clear();
         self.pods.clear();
         self.nodes.clear();
         self.pvcs.clear();
@@ -149,9 +181,16 @@ impl Output {
         self.watermark = 0;
     }
 
+    /// Every fact of the output with its pod's UID, in the order applied.
+    pub fn fact_records(&self) -> impl Iterator<Item = (&str, FactRecord)> + '_ {
+        self.entries
+            .iter()
+            .flat_map(|e| e.records().map(move |r| (e.uid.as_str(), r)))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
-            && self.facts.is_empty()
+            && self.entries.is_empty()
             && self.pods.is_empty()
             && self.malformed.is_empty()
     }
@@ -337,7 +376,7 @@ pub struct Processor {
     /// Observations waiting for the watermark, earliest (ts, auditID) first.
     pending: BinaryHeap<Reverse<Pending>>,
     next_seq: u64,
-    pods: HashMap<String, PodState>,
+    pods: HashMap<String, Arc<PodState>>,
     by_name: HashMap<PodName, String>,
     /// Hash of (namespace, event name) → what a repeat that carries no object lacks.
     events: HashMap<u64, EventTemplate>,
@@ -406,7 +445,7 @@ impl Processor {
         }
         for state in recovery.pods {
             name_pod(&mut p.by_name, &state.namespace, &state.name, &state.uid);
-            p.pods.insert(state.uid.clone(), state);
+            p.pods.insert(state.uid.clone(), Arc::new(state));
         }
         for node in recovery.nodes {
             p.nodes.insert(node.name.clone(), node);
@@ -534,7 +573,7 @@ impl Processor {
         let mut out = std::mem::replace(&mut self.out, fresh);
         for uid in std::mem::take(&mut self.dirty_pods) {
             if let Some(state) = self.pods.get(&uid) {
-                out.pods.push(state.clone());
+                out.pods.push(Arc::clone(state));
             }
         }
         for name in std::mem::take(&mut self.dirty_nodes) {
@@ -653,11 +692,12 @@ impl Processor {
             scratch = PodState::new(&uid, "", "");
             &mut scratch
         } else {
-            // `entry_ref`: the key is copied only for a new pod.
-            self.pods.entry_ref(uid.as_str()).or_insert_with(|| {
+            // `entry_ref`: the key is copied only for a new pod. `make_mut` copies the
+            // state only if an output not yet committed still holds it.
+            Arc::make_mut(self.pods.entry_ref(uid.as_str()).or_insert_with(|| {
                 let (namespace, name) = subject_name(&obs.subject);
-                PodState::new(&uid, namespace, name)
-            })
+                Arc::new(PodState::new(&uid, namespace, name))
+            }))
         };
         if state.name.is_empty() {
             let (namespace, name) = subject_name(&obs.subject);
@@ -674,35 +714,31 @@ impl Processor {
         if let Some(at) = gone_at {
             self.gone_queue.insert((at, uid.clone()));
         }
-        if pod_body {
-            let full = match &obs.body {
-                ObservedBody::PodCreated { snapshot, .. } | ObservedBody::PodWrite(snapshot) => {
-                    snapshot.full
-                }
-                ObservedBody::DeleteRequested { snapshot, .. } => {
-                    snapshot.as_ref().is_some_and(|s| s.full)
-                }
-                _ => false,
-            };
-            self.out.versions.push(VersionRef {
+        let body = if !pod_body {
+            PodBody::None
+        } else if match &obs.body {
+            ObservedBody::PodCreated { snapshot, .. } | ObservedBody::PodWrite(snapshot) => {
+                snapshot.full
+            }
+            ObservedBody::DeleteRequested { snapshot, .. } => {
+                snapshot.as_ref().is_some_and(|s| s.full)
+            }
+            _ => false,
+        } {
+            PodBody::Full
+        } else {
+            PodBody::Patch
+        };
+        self.out.stats.facts += facts.len() as u64;
+        if !facts.is_empty() || body != PodBody::None {
+            self.out.entries.push(Entry {
                 uid: uid.clone(),
                 ts: obs.ts,
-                audit_id: obs.audit_id.clone(),
-                full,
+                audit_id: std::mem::take(&mut obs.audit_id),
+                late,
+                body,
+                facts,
             });
-        }
-        self.out.stats.facts += facts.len() as u64;
-        for (seq, fact) in facts.into_iter().enumerate() {
-            self.out.facts.push((
-                uid.clone(),
-                FactRecord {
-                    ts: obs.ts,
-                    audit_id: obs.audit_id.clone(),
-                    seq: seq as u32,
-                    late,
-                    fact,
-                },
-            ));
         }
         if !straggler {
             self.dirty_pods.insert(uid);
@@ -739,7 +775,7 @@ impl Processor {
             self.idle_uids.remove(&Dedup::key(uid, ""));
             name_pod(&mut self.by_name, &state.namespace, &state.name, uid);
             self.out.stats.reloaded += 1;
-            self.pods.insert(uid.to_string(), state);
+            self.pods.insert(uid.to_string(), Arc::new(state));
         }
     }
 
@@ -850,11 +886,11 @@ impl Processor {
             }
             self.gone_queue.pop_first();
             if let Some(state) = self.pods.remove(&uid) {
+                unname_pod(&mut self.by_name, &state.namespace, &state.name, &uid);
                 // Its last changes must still reach the store.
                 if self.dirty_pods.remove(&uid) {
-                    self.out.pods.push(state.clone());
+                    self.out.pods.push(state);
                 }
-                unname_pod(&mut self.by_name, &state.namespace, &state.name, &uid);
             }
             for key in self.pod_events.remove(&uid).into_iter().flatten() {
                 self.events.remove(&key);
@@ -918,7 +954,7 @@ impl Processor {
 
     /// The pods currently followed, in UID order (for tests and inspection).
     pub fn pods(&self) -> BTreeMap<&str, &PodState> {
-        self.pods.iter().map(|(k, v)| (k.as_str(), v)).collect()
+        self.pods.iter().map(|(k, v)| (k.as_str(), &**v)).collect()
     }
 }
 

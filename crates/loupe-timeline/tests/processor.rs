@@ -43,7 +43,13 @@ fn ready(id: &str, ts: i64, status: &str) -> String {
 }
 
 fn facts(p: &mut Processor) -> Vec<(String, FactRecord)> {
-    p.take_output().facts
+    records(&p.take_output())
+}
+
+fn records(out: &loupe_timeline::Output) -> Vec<(String, FactRecord)> {
+    out.fact_records()
+        .map(|(uid, f)| (uid.to_string(), f))
+        .collect()
 }
 
 #[test]
@@ -80,11 +86,10 @@ fn events_behind_the_watermark_are_applied_and_counted_late() {
     p.flush();
     let out = p.take_output();
     assert_eq!(out.stats.late, 1);
-    let late: Vec<_> = out
-        .facts
-        .iter()
+    let late: Vec<_> = records(&out)
+        .into_iter()
         .filter(|(_, f)| f.late)
-        .map(|(_, f)| f.audit_id.as_str())
+        .map(|(_, f)| f.audit_id)
         .collect();
     assert_eq!(late, ["r1"]);
     assert_eq!(out.raw.len(), 3, "late events are stored like the others");
@@ -282,8 +287,7 @@ fn resolves_requests_that_name_the_pod_without_its_uid() {
     );
     p.flush();
     let out = p.take_output();
-    assert!(out
-        .facts
+    assert!(records(&out)
         .iter()
         .any(|(uid, f)| uid == UID && matches!(f.fact, Fact::EvictionRequested { .. })));
     assert_eq!(out.stats.unlinked, 1);
@@ -341,13 +345,13 @@ fn run_sample(split: impl Fn(usize) -> bool) -> (Vec<(String, FactRecord)>, loup
         if split(i) {
             let out = p.take_output();
             stats.add(&out.stats);
-            all.extend(out.facts);
+            all.extend(records(&out));
         }
     }
     p.flush();
     let out = p.take_output();
     stats.add(&out.stats);
-    all.extend(out.facts);
+    all.extend(records(&out));
     all.sort_by(|a, b| {
         (&a.0, a.1.ts, &a.1.audit_id, a.1.seq).cmp(&(&b.0, b.1.ts, &b.1.audit_id, b.1.seq))
     });
@@ -461,7 +465,7 @@ fn quiet_pods_leave_memory_and_come_back_with_their_state() {
     let save = |p: &mut Processor| {
         let out = p.take_output();
         for s in &out.pods {
-            store.0.lock().unwrap().insert(s.uid.clone(), s.clone());
+            store.0.lock().unwrap().insert(s.uid.clone(), (**s).clone());
         }
         out
     };
@@ -505,8 +509,8 @@ fn quiet_pods_leave_memory_and_come_back_with_their_state() {
     );
     p.flush();
     let out = p.take_output();
-    let kinds: Vec<(&str, &str)> = out
-        .facts
+    let facts = records(&out);
+    let kinds: Vec<(&str, &str)> = facts
         .iter()
         .map(|(_, f)| (f.audit_id.as_str(), f.fact.type_name()))
         .collect();
@@ -545,7 +549,7 @@ fn the_store_is_asked_only_about_pods_it_holds() {
     p.flush();
     assert_eq!(store.asked.load(Relaxed), 0, "a new pod is not looked up");
     let out = p.take_output();
-    let state = out.pods[0].clone();
+    let state = (*out.pods[0]).clone();
     store
         .inner
         .0
@@ -573,6 +577,26 @@ fn the_store_is_asked_only_about_pods_it_holds() {
         out.stats.reloaded, 1,
         "the idle pod came back from the store"
     );
-    assert_eq!(out.facts.len(), 1);
+    assert_eq!(records(&out).len(), 1);
     assert_eq!(store.asked.load(Relaxed), 1);
+}
+
+#[test]
+fn an_output_keeps_the_states_it_was_taken_with() {
+    let mut p = processor();
+    p.push(&ready("r1", T0, "False"), "t", 1);
+    p.flush();
+    let held = p.take_output();
+    // The processor shares the state with `held`; changing it must not change `held`.
+    p.push(&ready("r2", T0 + 2 * S, "True"), "t", 2);
+    p.flush();
+    let next = p.take_output();
+    let status =
+        |out: &loupe_timeline::Output| out.pods[0].conditions.get("Ready").map(|(s, _)| s.clone());
+    assert_eq!(status(&held).as_deref(), Some("False"));
+    assert_eq!(status(&next).as_deref(), Some("True"));
+    assert_eq!(
+        p.pods()[UID].conditions.get("Ready").map(|c| c.0.as_str()),
+        Some("True")
+    );
 }
