@@ -1,12 +1,11 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::sync::Arc;
 
 // foldhash (hashbrown's default) for maps keyed by UIDs and names: SipHash cost 1 % of a replay.
 use hashbrown::HashMap;
 
 use loupe_audit::{decode, AuditEvent};
-use std::sync::Arc;
-
 use loupe_facts::{
     observe, EventObs, Fact, FactRecord, Observation, ObservedBody, PodState, Subject,
 };
