@@ -706,10 +706,10 @@ fn upsert_pod(
          owner_kind=excluded.owner_kind, owner_name=excluded.owner_name, created=excluded.created, \
          deletion_requested=excluded.deletion_requested, gone=excluded.gone, \
          first_seen=min(first_seen, excluded.first_seen), last_seen=excluded.last_seen, \
-         state=excluded.state RETURNING seq, namespace, name",
+         state=excluded.state RETURNING seq, namespace = ?3 AND name = ?4",
     )?;
     let state = json_text(json, p)?;
-    let (seq, namespace, name): (i64, String, String) = upsert.query_row(
+    let (seq, same_name): (i64, bool) = upsert.query_row(
         params![
             cluster,
             p.uid,
@@ -726,9 +726,10 @@ fn upsert_pod(
             p.last_ts,
             state
         ],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if namespace != p.namespace || name != p.name {
+    // RETURNING sees the stored name (not updated above): only a rename costs a query.
+    if !same_name {
         tx.prepare_cached("UPDATE pods SET namespace = ?2, name = ?3 WHERE seq = ?1")?
             .execute(params![seq, p.namespace, p.name])?;
     }

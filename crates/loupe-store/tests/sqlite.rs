@@ -325,3 +325,33 @@ fn the_slo_ledger_records_each_verdict_once_and_survives_reopening() {
         "the first verdict of b stands"
     );
 }
+
+#[test]
+fn a_pod_first_stored_bare_gets_its_name_when_its_state_comes() {
+    use loupe_timeline::{Entry, Output, PodBody, PodState};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    // An entry for a pod the output has no state for: the store keeps it on a bare row.
+    let mut out = Output::default();
+    out.entries.push(Entry {
+        uid: "u-1".into(),
+        ts: 1_000,
+        audit_id: "a1".into(),
+        late: true,
+        body: PodBody::None,
+        facts: Vec::new(),
+    });
+    store.commit("prod", &out, &[]).unwrap();
+    let names = |store: &SqliteStore| -> Vec<(String, String)> {
+        let rows = store.pods(&PodFilter::default()).unwrap();
+        rows.into_iter().map(|r| (r.namespace, r.name)).collect()
+    };
+    assert_eq!(names(&store), [(String::new(), String::new())]);
+    let mut state = PodState::new("u-1", "shop", "web-1");
+    state.first_ts = 1_000;
+    state.last_ts = 2_000;
+    let mut out = Output::default();
+    out.pods.push(std::sync::Arc::new(state));
+    store.commit("prod", &out, &[]).unwrap();
+    assert_eq!(names(&store), [("shop".to_string(), "web-1".to_string())]);
+}
