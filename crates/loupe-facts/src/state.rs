@@ -38,7 +38,7 @@ pub struct PodState {
     pub conditions: SmallMap<(String, i64)>,
     /// Condition type → a hash of its last reason: a new reason under the same status
     /// (Ready False: ContainersNotReady → ReadinessGatesNotReady) is a fact too.
-    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    #[serde(default)]
     pub condition_reasons: SmallMap<u64>,
     pub containers: SmallMap<ContainerRecord>,
     pub labels: SmallMap<String>,

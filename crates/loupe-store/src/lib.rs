@@ -28,6 +28,8 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("store data: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("stored pod state: {0}")]
+    State(#[from] postcard::Error),
     #[error("corrupt raw chunk {0}")]
     CorruptChunk(i64),
     #[error(

@@ -14,7 +14,7 @@ use crate::{
     Store, StoreError, StoreReader,
 };
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// `entries.body`: what the raw event holds of the pod.
 const BODY_NONE: i64 = 0;
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS pods(
   seq INTEGER PRIMARY KEY, cluster TEXT NOT NULL, uid TEXT NOT NULL, namespace TEXT NOT NULL,
   name TEXT NOT NULL, node TEXT, phase TEXT, owner_kind TEXT, owner_name TEXT, created INTEGER,
   deletion_requested INTEGER, gone INTEGER, first_seen INTEGER NOT NULL,
-  last_seen INTEGER NOT NULL, state TEXT NOT NULL, UNIQUE(cluster, uid));
+  last_seen INTEGER NOT NULL, state BLOB NOT NULL, UNIQUE(cluster, uid));
 CREATE INDEX IF NOT EXISTS pods_by_name ON pods(name, namespace);
 -- One row per (pod, audit event), appended in commit order; the unique index keeps
 -- replays idempotent and serves timelines.
@@ -398,11 +398,11 @@ impl Store for SqliteStore {
              ((gone IS NULL AND last_seen >= ?3) OR gone > ?2)",
         )?;
         for state in st.query_map(params![cluster, keep_gone, active], |r| {
-            r.get::<_, String>(0)
+            r.get::<_, Vec<u8>>(0)
         })? {
             recovery
                 .pods
-                .push(serde_json::from_str::<PodState>(&state?)?);
+                .push(postcard::from_bytes::<PodState>(&state?)?);
         }
         let mut st = self.conn.prepare(
             "SELECT uid, namespace, name FROM pods WHERE cluster = ?1 AND gone IS NULL \
@@ -641,11 +641,11 @@ impl SqliteLoader {
 
 impl loupe_timeline::StateLoader for SqliteLoader {
     fn load(&mut self, uid: &str) -> Option<PodState> {
-        let state: String = self.lookup(
+        let state: Vec<u8> = self.lookup(
             "SELECT state FROM pods WHERE cluster = ?1 AND uid = ?2 AND gone IS NULL",
             params![self.cluster, uid],
         )?;
-        serde_json::from_str(&state).ok()
+        postcard::from_bytes(&state).ok()
     }
 
     fn find(&mut self, namespace: &str, name: &str) -> Option<String> {
@@ -680,6 +680,15 @@ fn upsert_pods<'a>(
     Ok(seqs)
 }
 
+/// A pod state in the store's binary form (postcard), in `buf` (cleared first). Only
+/// Loupe reads it back (recovery, reloads); as JSON it was 4.6 % of a replay's CPU and
+/// twice the bytes.
+fn state_bytes<'b>(buf: &'b mut Vec<u8>, state: &PodState) -> Result<&'b [u8]> {
+    buf.clear();
+    postcard::to_io(state, &mut *buf)?;
+    Ok(buf)
+}
+
 /// `value` as JSON text in `buf` (cleared first).
 fn json_text<'b>(buf: &'b mut Vec<u8>, value: &impl serde::Serialize) -> Result<&'b str> {
     buf.clear();
@@ -708,7 +717,7 @@ fn upsert_pod(
          first_seen=min(first_seen, excluded.first_seen), last_seen=excluded.last_seen, \
          state=excluded.state RETURNING seq, namespace = ?3 AND name = ?4",
     )?;
-    let state = json_text(json, p)?;
+    let state = state_bytes(json, p)?;
     let (seq, same_name): (i64, bool) = upsert.query_row(
         params![
             cluster,

@@ -355,3 +355,40 @@ fn a_pod_first_stored_bare_gets_its_name_when_its_state_comes() {
     store.commit("prod", &out, &[]).unwrap();
     assert_eq!(names(&store), [("shop".to_string(), "web-1".to_string())]);
 }
+
+#[test]
+fn pod_states_come_back_from_the_store_exactly_as_they_were() {
+    use loupe_timeline::StateLoader;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let mut p = Processor::new(Config::new("c"));
+    for (i, line) in sample(60, 4).iter().enumerate() {
+        p.push(line, "s", i as u64);
+    }
+    store.commit("c", &p.take_output(), &[]).unwrap();
+    let in_memory: Vec<_> = p.pods().into_values().cloned().collect();
+    // Conditions, containers, labels, annotations, owners: every field is exercised.
+    assert!(in_memory
+        .iter()
+        .any(|s| !s.containers.is_empty() && s.owner.is_some()));
+    let mut recovered = store
+        .recovery("c", &RecoveryLimits::of(&Config::new("c")))
+        .unwrap()
+        .pods;
+    recovered.sort_by(|a, b| a.uid.cmp(&b.uid));
+    let live: Vec<_> = in_memory.iter().filter(|s| s.gone.is_none()).collect();
+    assert!(!live.is_empty());
+    for state in &live {
+        let back = recovered.iter().find(|r| r.uid == state.uid);
+        assert_eq!(back, Some(*state), "recovery of {}", state.uid);
+    }
+    let mut loader = store.loader("c").unwrap();
+    for state in &live {
+        assert_eq!(
+            loader.load(&state.uid).as_ref(),
+            Some(*state),
+            "load of {}",
+            state.uid
+        );
+    }
+}
