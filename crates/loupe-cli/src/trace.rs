@@ -448,10 +448,10 @@ fn otel_parts(
     facts: &[loupe_facts::FactRecord],
 ) -> (loupe_otel::PodResource, Option<loupe_otel::RemoteParent>) {
     let parent = facts.iter().find_map(|f| match &f.fact {
-        loupe_facts::Fact::PodCreated {
-            traceparent: Some(tp),
-            ..
-        } => loupe_otel::parse_traceparent(tp),
+        loupe_facts::Fact::PodCreated(c) => c
+            .traceparent
+            .as_deref()
+            .and_then(loupe_otel::parse_traceparent),
         _ => None,
     });
     let resource = loupe_otel::PodResource {

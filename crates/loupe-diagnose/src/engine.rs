@@ -296,7 +296,7 @@ fn windows(records: &[FactRecord]) -> Vec<Window> {
     let mut out = Vec::new();
     let created = records
         .iter()
-        .position(|r| matches!(r.fact, Fact::PodCreated { .. }));
+        .position(|r| matches!(r.fact, Fact::PodCreated(_)));
     match created {
         Some(start) => {
             let end = (start + 1..records.len()).find(|&i| {
@@ -847,10 +847,7 @@ fn grace_seconds(facts: &Facts<'_>, w: Window) -> i64 {
         _ => None,
     });
     let spec = records.iter().find_map(|r| match &r.fact {
-        Fact::PodCreated {
-            termination_grace_seconds,
-            ..
-        } => *termination_grace_seconds,
+        Fact::PodCreated(c) => c.termination_grace_seconds,
         _ => None,
     });
     requested.or(spec).unwrap_or(30)

@@ -13,7 +13,7 @@ mod observe;
 mod small_map;
 mod state;
 
-pub use fact::{Actor, ContainerSpec, Fact, FactRecord, Field, Owner, VolumeSpec};
+pub use fact::{Actor, ContainerSpec, Fact, FactRecord, Field, Owner, PodCreated, VolumeSpec};
 pub use observe::{
     observe, ContainerObs, EventObs, InvolvedRef, NodeObs, Observation, ObservedBody, PodSnapshot,
     PvcObs, RunState, Subject,

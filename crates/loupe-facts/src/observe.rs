@@ -8,7 +8,7 @@ use loupe_audit::objects::{
 use loupe_audit::{AuditEvent, Body, Micros, Resource};
 use serde::{Deserialize, Serialize};
 
-use crate::fact::{Actor, ContainerSpec, Fact, Owner, VolumeSpec};
+use crate::fact::{Actor, ContainerSpec, Owner, PodCreated, VolumeSpec};
 
 /// What an observation is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,9 +135,9 @@ pub struct PvcObs {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ObservedBody {
-    /// `created` is a [`Fact::PodCreated`].
+    /// What becomes the pod's [`Fact::PodCreated`](crate::Fact::PodCreated).
     PodCreated {
-        created: Box<Fact>,
+        created: Box<PodCreated>,
         snapshot: Box<PodSnapshot>,
     },
     CreateRejected {
@@ -674,7 +674,7 @@ fn created_fact(
     meta: &ObjectMeta<'_>,
     spec: Option<&PodSpec<'_>>,
     actor: &Actor,
-) -> Fact {
+) -> PodCreated {
     let owner = meta.owner_references.as_ref().and_then(|owners| {
         owners
             .iter()
@@ -733,7 +733,7 @@ fn created_fact(
             .map(|g| g.condition_type.to_string())
             .collect();
     }
-    Fact::PodCreated {
+    PodCreated {
         namespace: namespace.to_string(),
         name: name.to_string(),
         generate_name: meta.generate_name.as_deref().map(str::to_string),

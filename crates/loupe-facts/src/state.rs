@@ -75,13 +75,11 @@ impl PodState {
             ObservedBody::PodCreated { created, snapshot } => {
                 if self.created.is_none() {
                     self.created = Some(obs.ts);
-                    if let Fact::PodCreated { owner, name, .. } = created.as_ref() {
-                        self.owner = owner.clone();
-                        if self.name.is_empty() {
-                            self.name = name.clone();
-                        }
+                    self.owner = created.owner.clone();
+                    if self.name.is_empty() {
+                        self.name = created.name.clone();
                     }
-                    facts.push(created.as_ref().clone());
+                    facts.push(Fact::PodCreated(created.clone()));
                     self.apply_snapshot(snapshot, obs.ts, by, true, &mut facts);
                 }
             }

@@ -94,7 +94,10 @@ fn a_create_names_the_spec_owner_and_scheduler() {
     let mut s = PodState::new(UID, "shop", "web-1");
     let facts = s.apply(&o);
     assert_eq!(types(&facts), ["pod_created", "phase"]);
-    let Fact::PodCreated {
+    let Fact::PodCreated(created) = &facts[0] else {
+        panic!()
+    };
+    let loupe_facts::PodCreated {
         owner,
         scheduler,
         containers,
@@ -103,10 +106,7 @@ fn a_create_names_the_spec_owner_and_scheduler() {
         priority,
         by,
         ..
-    } = &facts[0]
-    else {
-        panic!()
-    };
+    } = &**created;
     assert_eq!(owner.as_ref().unwrap().name, "web-7d");
     assert_eq!(scheduler, "default-scheduler");
     assert_eq!(*priority, Some(1000));
@@ -726,15 +726,15 @@ fn a_create_names_requests_runtime_class_and_placement() {
         Some(pod(json!({}), spec, json!({"phase": "Pending"}))),
     );
     let facts = PodState::new(UID, "shop", "web-1").apply(&obs(&line));
-    let Fact::PodCreated {
+    let Fact::PodCreated(created) = &facts[0] else {
+        panic!("{facts:?}")
+    };
+    let loupe_facts::PodCreated {
         containers,
         runtime_class,
         placement,
         ..
-    } = &facts[0]
-    else {
-        panic!("{facts:?}")
-    };
+    } = &**created;
     let requests = |name: &str| {
         containers
             .iter()

@@ -67,7 +67,7 @@ fn falco_traces_all_read_and_the_malformed_one_is_located() {
     for pod in &pods {
         let t = p.store().timeline(&pod.cluster, &pod.uid).unwrap();
         let created = t.iter().find_map(|f| match &f.fact {
-            Fact::PodCreated { containers, .. } => Some(containers.len()),
+            Fact::PodCreated(c) => Some(c.containers.len()),
             _ => None,
         });
         assert!(
@@ -82,14 +82,9 @@ fn falco_traces_all_read_and_the_malformed_one_is_located() {
     let (mut privileged, mut host_network) = (0, 0);
     for pod in &pods {
         for f in p.store().timeline(&pod.cluster, &pod.uid).unwrap() {
-            if let Fact::PodCreated {
-                containers,
-                host_network: h,
-                ..
-            } = f.fact
-            {
-                privileged += containers.iter().filter(|c| c.privileged).count();
-                host_network += h as usize;
+            if let Fact::PodCreated(created) = f.fact {
+                privileged += created.containers.iter().filter(|c| c.privileged).count();
+                host_network += created.host_network as usize;
             }
         }
     }
@@ -156,7 +151,7 @@ fn gke_cloud_logging_entries_give_real_container_states() {
         .find(|p| p.name == "nginx-deployment-surge-8655b4b8c5-xf5f4")
         .expect("the pod");
     let t = p.store().timeline(&pod.cluster, &pod.uid).unwrap();
-    assert!(t.iter().any(|f| matches!(&f.fact, Fact::PodCreated { .. })));
+    assert!(t.iter().any(|f| matches!(&f.fact, Fact::PodCreated(_))));
     assert!(t
         .iter()
         .any(|f| matches!(&f.fact, Fact::ContainerRunning { .. })));

@@ -208,7 +208,10 @@ pub struct PodShape {
 impl PodShape {
     /// From the pod's creation fact; `None` for any other fact.
     pub fn of(fact: &Fact) -> Option<PodShape> {
-        let Fact::PodCreated {
+        let Fact::PodCreated(created) = fact else {
+            return None;
+        };
+        let loupe_facts::PodCreated {
             namespace,
             containers,
             volumes,
@@ -221,10 +224,7 @@ impl PodShape {
             owner,
             by,
             ..
-        } = fact
-        else {
-            return None;
-        };
+        } = &**created;
         let (mut cpu, mut mem, mut init_cpu, mut init_mem) = (0.0, 0.0, 0.0f64, 0.0f64);
         let mut devices = Vec::new();
         for c in containers {

@@ -42,11 +42,7 @@ fn platform_time_is_the_wall_time_less_user_work() {
         assert_eq!(sig.wall_us, started - created, "{}", label.name);
         assert_eq!(delivery.wall_us, ready - created, "{}", label.name);
         let spec = facts.iter().find_map(|f| match &f.fact {
-            Fact::PodCreated {
-                containers,
-                readiness_gates,
-                ..
-            } => Some((containers, readiness_gates)),
+            Fact::PodCreated(c) => Some((&c.containers, &c.readiness_gates)),
             _ => None,
         });
         let Some((containers, gates)) = spec else {
@@ -176,7 +172,7 @@ fn platform_time_matches_the_simulators_truth() {
         checked += 1;
         // The SLI's population: schedulable at once, stateless (no PVC), delivered.
         let stateless = facts.iter().any(|f| {
-            matches!(&f.fact, Fact::PodCreated { volumes, .. } if volumes.iter().all(|v| v.claim.is_none()))
+            matches!(&f.fact, Fact::PodCreated(c) if c.volumes.iter().all(|v| v.claim.is_none()))
         });
         let schedulable = !facts
             .iter()

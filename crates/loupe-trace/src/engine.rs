@@ -124,14 +124,14 @@ fn instances(per: Per, facts: &Facts<'_>, until: usize) -> Vec<Instance<'static>
             attrs: facts
                 .records
                 .iter()
-                .position(|r| matches!(r.fact, Fact::PodCreated { .. }))
+                .position(|r| matches!(r.fact, Fact::PodCreated(_)))
                 .map_or(std::borrow::Cow::Owned(Value::Null), |i| {
                     std::borrow::Cow::Owned(facts.json(i).clone())
                 }),
         }),
         Per::Container | Per::MainContainer | Per::InitContainer => {
             let Some(containers) = records.iter().find_map(|r| match &r.fact {
-                Fact::PodCreated { containers, .. } => Some(containers.clone()),
+                Fact::PodCreated(c) => Some(c.containers.clone()),
                 _ => None,
             }) else {
                 return out;
@@ -157,7 +157,7 @@ fn instances(per: Per, facts: &Facts<'_>, until: usize) -> Vec<Instance<'static>
         }
         Per::Volume => {
             if let Some(volumes) = records.iter().find_map(|r| match &r.fact {
-                Fact::PodCreated { volumes, .. } => Some(volumes.clone()),
+                Fact::PodCreated(c) => Some(c.volumes.clone()),
                 _ => None,
             }) {
                 for v in volumes {
