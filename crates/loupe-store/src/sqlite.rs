@@ -72,6 +72,35 @@ pub struct SqliteStore {
     /// The JSON of the row being written, reused: fresh strings for every pod state and
     /// entry made each commit fault in megabytes of pages that were just returned.
     json: Vec<u8>,
+    /// The row (`seq`) of each pod this store wrote that is not gone yet, by cluster and
+    /// UID: a pod's later states are updated by row, without the insert that finds the
+    /// conflict on `(cluster, uid)` and builds the whole row once for nothing.
+    pod_rows: PodRows,
+}
+
+#[derive(Default)]
+struct PodRows {
+    by_cluster: HashMap<String, HashMap<String, i64>>,
+}
+
+impl PodRows {
+    fn get(&self, cluster: &str, uid: &str) -> Option<i64> {
+        self.by_cluster.get(cluster)?.get(uid).copied()
+    }
+
+    fn remember(&mut self, cluster: &str, uid: &str, seq: i64) {
+        let pods = match self.by_cluster.get_mut(cluster) {
+            Some(pods) => pods,
+            None => self.by_cluster.entry(cluster.to_string()).or_default(),
+        };
+        pods.insert(uid.to_string(), seq);
+    }
+
+    fn forget(&mut self, cluster: &str, uid: &str) {
+        if let Some(pods) = self.by_cluster.get_mut(cluster) {
+            pods.remove(uid);
+        }
+    }
 }
 
 /// How long an opener waits for another to finish switching a new store to WAL.
@@ -150,6 +179,7 @@ impl SqliteStore {
             path,
             compressor: chunk::compressor()?,
             json: Vec::new(),
+            pod_rows: PodRows::default(),
         })
     }
 
@@ -278,7 +308,7 @@ impl Store for SqliteStore {
         }
         {
             let json = &mut self.json;
-            let seqs = upsert_pods(&tx, cluster, &out.pods, json)?;
+            let seqs = upsert_pods(&tx, cluster, &out.pods, json, &mut self.pod_rows)?;
             // One row per (pod, audit event): its facts and whether it holds a body.
             let mut st = tx.prepare_cached(
                 "INSERT OR IGNORE INTO entries(pod, ts, audit_id, late, body, n, facts) \
@@ -672,12 +702,82 @@ fn upsert_pods<'a>(
     cluster: &str,
     pods: &'a [Arc<PodState>],
     json: &mut Vec<u8>,
+    rows: &mut PodRows,
 ) -> Result<HashMap<&'a str, i64>> {
     let mut seqs = HashMap::with_capacity(pods.len());
     for p in pods {
-        seqs.insert(p.uid.as_str(), upsert_pod(tx, cluster, p, json)?);
+        let known = match rows.get(cluster, &p.uid) {
+            Some(seq) => update_pod(tx, cluster, seq, p, json)?,
+            None => None,
+        };
+        let seq = match known {
+            Some(seq) => seq,
+            None => upsert_pod(tx, cluster, p, json)?,
+        };
+        // A gone pod's state rarely changes again; the few that do take the upsert.
+        if p.gone.is_some() {
+            rows.forget(cluster, &p.uid);
+        } else {
+            rows.remember(cluster, &p.uid, seq);
+        }
+        seqs.insert(p.uid.as_str(), seq);
     }
     Ok(seqs)
+}
+
+/// Updates the pod stored in row `seq`; `None` if that row no longer holds this pod
+/// (retention deleted it, and SQLite may give a deleted last row's number to a new pod).
+fn update_pod(
+    tx: &rusqlite::Transaction<'_>,
+    cluster: &str,
+    seq: i64,
+    p: &PodState,
+    json: &mut Vec<u8>,
+) -> Result<Option<i64>> {
+    let mut update = tx.prepare_cached(
+        "UPDATE pods SET node=?4, phase=?5, owner_kind=?6, owner_name=?7, created=?8, \
+         deletion_requested=?9, gone=?10, first_seen=min(first_seen, ?11), last_seen=?12, \
+         state=?13 WHERE seq = ?1 AND cluster = ?2 AND uid = ?3 \
+         RETURNING namespace = ?14 AND name = ?15",
+    )?;
+    let state = state_bytes(json, p)?;
+    let same_name: Option<bool> = update
+        .query_row(
+            params![
+                seq,
+                cluster,
+                p.uid,
+                p.node,
+                p.phase,
+                p.owner.as_ref().map(|o| &o.kind),
+                p.owner.as_ref().map(|o| &o.name),
+                p.created,
+                p.deletion_requested,
+                p.gone,
+                p.first_ts,
+                p.last_ts,
+                state,
+                p.namespace,
+                p.name
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match same_name {
+        None => Ok(None),
+        Some(same_name) => {
+            if !same_name {
+                rename_pod(tx, seq, p)?;
+            }
+            Ok(Some(seq))
+        }
+    }
+}
+
+fn rename_pod(tx: &rusqlite::Transaction<'_>, seq: i64, p: &PodState) -> Result<()> {
+    tx.prepare_cached("UPDATE pods SET namespace = ?2, name = ?3 WHERE seq = ?1")?
+        .execute(params![seq, p.namespace, p.name])?;
+    Ok(())
 }
 
 /// A pod state in the store's binary form (postcard), in `buf` (cleared first). Only
@@ -685,7 +785,9 @@ fn upsert_pods<'a>(
 /// twice the bytes.
 fn state_bytes<'b>(buf: &'b mut Vec<u8>, state: &PodState) -> Result<&'b [u8]> {
     buf.clear();
-    postcard::to_io(state, &mut *buf)?;
+    // `to_extend` pushes bytes; `to_io` made a `write_all` (a memcpy call) of each field.
+    let mut out = postcard::to_extend(state, std::mem::take(buf))?;
+    std::mem::swap(buf, &mut out);
     Ok(buf)
 }
 
@@ -739,8 +841,7 @@ fn upsert_pod(
     )?;
     // RETURNING sees the stored name (not updated above): only a rename costs a query.
     if !same_name {
-        tx.prepare_cached("UPDATE pods SET namespace = ?2, name = ?3 WHERE seq = ?1")?
-            .execute(params![seq, p.namespace, p.name])?;
+        rename_pod(tx, seq, p)?;
     }
     Ok(seq)
 }

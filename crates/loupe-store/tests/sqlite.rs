@@ -392,3 +392,71 @@ fn pod_states_come_back_from_the_store_exactly_as_they_were() {
         );
     }
 }
+
+#[test]
+fn a_pod_updated_after_retention_never_overwrites_the_pod_that_took_its_row() {
+    use loupe_store::Retention;
+    use loupe_timeline::{Output, PodState};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    let commit = |store: &mut SqliteStore, uid: &str, name: &str, ts: i64| {
+        let mut state = PodState::new(uid, "shop", name);
+        state.first_ts = ts;
+        state.last_ts = ts;
+        let mut out = Output::default();
+        out.pods.push(std::sync::Arc::new(state));
+        out.watermark = 100_000_000;
+        store.commit("prod", &out, &[]).unwrap();
+    };
+    commit(&mut store, "u-a", "a", 1_000);
+    // `a` is the last row: once deleted, SQLite hands its number to the next pod.
+    let r = store
+        .retain(Retention {
+            max_age_us: Some(1_000_000),
+            max_bytes: None,
+        })
+        .unwrap();
+    assert_eq!(r.pods, 1);
+    commit(&mut store, "u-b", "b", 99_500_000);
+    commit(&mut store, "u-a", "a-renamed", 99_600_000);
+    let mut pods: Vec<(String, String)> = store
+        .pods(&PodFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.uid, p.name))
+        .collect();
+    pods.sort();
+    assert_eq!(
+        pods,
+        [
+            ("u-a".to_string(), "a-renamed".to_string()),
+            ("u-b".to_string(), "b".to_string())
+        ]
+    );
+}
+
+#[test]
+fn a_renamed_pod_keeps_its_row_and_takes_the_new_name() {
+    use loupe_timeline::{Output, PodState};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(dir.path()).unwrap();
+    for name in ["web-1", "web-2"] {
+        let mut state = PodState::new("u-1", "shop", name);
+        state.first_ts = 1_000;
+        state.last_ts = 2_000;
+        let mut out = Output::default();
+        out.pods.push(std::sync::Arc::new(state));
+        store.commit("prod", &out, &[]).unwrap();
+    }
+    let rows = store.pods(&PodFilter::default()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].name, "web-2");
+    assert!(store
+        .find_pods(Some("prod"), "shop/web-1")
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.find_pods(Some("prod"), "shop/web-2").unwrap().len(),
+        1
+    );
+}
