@@ -78,9 +78,23 @@ pub struct SqliteStore {
     pod_rows: PodRows,
 }
 
-#[derive(Default)]
+/// Pods whose deletion the audit log never showed would otherwise stay remembered
+/// forever; past this many (about 100 bytes each) a cluster's rows are forgotten at once
+/// and found again by upsert.
+const POD_ROWS_KEPT: usize = 200_000;
+
 struct PodRows {
     by_cluster: HashMap<String, HashMap<String, i64>>,
+    limit: usize,
+}
+
+impl Default for PodRows {
+    fn default() -> Self {
+        PodRows {
+            by_cluster: HashMap::new(),
+            limit: POD_ROWS_KEPT,
+        }
+    }
 }
 
 impl PodRows {
@@ -93,6 +107,9 @@ impl PodRows {
             Some(pods) => pods,
             None => self.by_cluster.entry(cluster.to_string()).or_default(),
         };
+        if pods.len() >= self.limit && !pods.contains_key(uid) {
+            pods.clear();
+        }
         pods.insert(uid.to_string(), seq);
     }
 
@@ -1078,5 +1095,33 @@ impl StoreReader for SqliteStore {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PodRows;
+
+    #[test]
+    fn remembered_pod_rows_stay_bounded_and_apart_by_cluster() {
+        let mut rows = PodRows {
+            limit: 3,
+            ..PodRows::default()
+        };
+        for (i, uid) in ["a", "b", "c"].iter().enumerate() {
+            rows.remember("prod", uid, i as i64);
+        }
+        rows.remember("dev", "a", 9);
+        assert_eq!(rows.get("prod", "a"), Some(0));
+        assert_eq!(rows.get("dev", "a"), Some(9));
+        // Updating a remembered pod never clears; a fourth one does.
+        rows.remember("prod", "c", 7);
+        assert_eq!(rows.get("prod", "b"), Some(1));
+        rows.remember("prod", "d", 3);
+        assert_eq!(rows.get("prod", "a"), None);
+        assert_eq!(rows.get("prod", "d"), Some(3));
+        assert_eq!(rows.get("dev", "a"), Some(9));
+        rows.forget("prod", "d");
+        assert_eq!(rows.get("prod", "d"), None);
     }
 }
