@@ -752,34 +752,15 @@ fn update_pod(
     json: &mut Vec<u8>,
 ) -> Result<Option<i64>> {
     let mut update = tx.prepare_cached(
-        "UPDATE pods SET node=?4, phase=?5, owner_kind=?6, owner_name=?7, created=?8, \
-         deletion_requested=?9, gone=?10, first_seen=min(first_seen, ?11), last_seen=?12, \
-         state=?13 WHERE seq = ?1 AND cluster = ?2 AND uid = ?3 \
-         RETURNING namespace = ?14 AND name = ?15",
+        "UPDATE pods SET node=?5, phase=?6, owner_kind=?7, owner_name=?8, created=?9, \
+         deletion_requested=?10, gone=?11, first_seen=min(first_seen, ?12), last_seen=?13, \
+         state=?14 WHERE seq = ?15 AND cluster = ?1 AND uid = ?2 \
+         RETURNING namespace = ?3 AND name = ?4",
     )?;
     let state = state_bytes(json, p)?;
-    let same_name: Option<bool> = update
-        .query_row(
-            params![
-                seq,
-                cluster,
-                p.uid,
-                p.node,
-                p.phase,
-                p.owner.as_ref().map(|o| &o.kind),
-                p.owner.as_ref().map(|o| &o.name),
-                p.created,
-                p.deletion_requested,
-                p.gone,
-                p.first_ts,
-                p.last_ts,
-                state,
-                p.namespace,
-                p.name
-            ],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let same_name: Option<bool> = with_pod_columns(cluster, p, state, seq, |columns| {
+        update.query_row(columns, |r| r.get(0)).optional()
+    })?;
     match same_name {
         None => Ok(None),
         Some(same_name) => {
@@ -789,6 +770,37 @@ fn update_pod(
             Ok(Some(seq))
         }
     }
+}
+
+/// Calls `f` with a pod row's columns in the order both pod statements number them:
+/// cluster, uid, namespace, name, node, phase, owner kind and name, created, deletion
+/// requested, gone, first and last seen, state, then `seq`.
+fn with_pod_columns<T>(
+    cluster: &str,
+    p: &PodState,
+    state: &[u8],
+    seq: i64,
+    f: impl FnOnce(&[&dyn rusqlite::ToSql]) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let owner_kind = p.owner.as_ref().map(|o| &o.kind);
+    let owner_name = p.owner.as_ref().map(|o| &o.name);
+    f(params![
+        cluster,
+        p.uid,
+        p.namespace,
+        p.name,
+        p.node,
+        p.phase,
+        owner_kind,
+        owner_name,
+        p.created,
+        p.deletion_requested,
+        p.gone,
+        p.first_ts,
+        p.last_ts,
+        state,
+        seq
+    ])
 }
 
 fn rename_pod(tx: &rusqlite::Transaction<'_>, seq: i64, p: &PodState) -> Result<()> {
@@ -837,25 +849,10 @@ fn upsert_pod(
          state=excluded.state RETURNING seq, namespace = ?3 AND name = ?4",
     )?;
     let state = state_bytes(json, p)?;
-    let (seq, same_name): (i64, bool) = upsert.query_row(
-        params![
-            cluster,
-            p.uid,
-            p.namespace,
-            p.name,
-            p.node,
-            p.phase,
-            p.owner.as_ref().map(|o| &o.kind),
-            p.owner.as_ref().map(|o| &o.name),
-            p.created,
-            p.deletion_requested,
-            p.gone,
-            p.first_ts,
-            p.last_ts,
-            state
-        ],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    // The upsert's statement has no `seq` parameter: the columns but the last.
+    let (seq, same_name): (i64, bool) = with_pod_columns(cluster, p, state, 0, |columns| {
+        upsert.query_row(&columns[..14], |r| Ok((r.get(0)?, r.get(1)?)))
+    })?;
     // RETURNING sees the stored name (not updated above): only a rename costs a query.
     if !same_name {
         rename_pod(tx, seq, p)?;
