@@ -136,7 +136,7 @@ fn write_sample(path: &Path, config: &SampleConfig) -> Result<Written> {
 const INGEST_TARGET_PER_CPU_SECOND: f64 = 200_000.0;
 
 /// Replays the mix `rounds` times into fresh stores. This VM's speed drifts by half
-/// within an hour, so each round prints the yardstick taken just before it, and the
+/// within an hour, so each round prints the yardsticks taken just before it, and the
 /// summary gives the median and the best round.
 fn ingest(pods: usize, rounds: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -171,7 +171,7 @@ fn ingest(pods: usize, rounds: usize) -> Result<()> {
     println!(
         "ingest over {} rounds: median {median:.0}, best {best:.0} events per CPU-second \
          (target {INGEST_TARGET_PER_CPU_SECOND:.0}: {})",
-        rates.len(),
+        n,
         if median >= INGEST_TARGET_PER_CPU_SECOND {
             "met at the median"
         } else if best >= INGEST_TARGET_PER_CPU_SECOND {

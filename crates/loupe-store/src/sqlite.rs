@@ -69,8 +69,9 @@ pub struct SqliteStore {
     pub(crate) conn: Connection,
     path: PathBuf,
     compressor: zstd::bulk::Compressor<'static>,
-    /// The JSON of the row being written, reused: fresh strings for every pod state and
-    /// entry made each commit fault in megabytes of pages that were just returned.
+    /// The encoded column being written (a pod state's postcard, an entry's facts JSON),
+    /// reused: fresh buffers for every one made each commit fault in megabytes of pages
+    /// that were just returned.
     json: Vec<u8>,
     /// The row (`seq`) of each pod this store wrote that is not gone yet, by cluster and
     /// UID: a pod's later states are updated by row, without the insert that finds the
